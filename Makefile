@@ -1,0 +1,37 @@
+# spikeport needs Python 3.10 (lava-nc 0.10.0 fails on 3.11). Override with: make PYTHON=/path/to/python3.10
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTHON ?= $(shell \
+  for c in python3.10 "$$(command -v pyenv >/dev/null 2>&1 && pyenv root)/versions/3.10"*/bin/python3.10; do \
+    if [ -n "$$c" ] && "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; then echo "$$c"; break; fi; \
+  done)
+
+.PHONY: demo test test-slow venv clean bench
+
+$(VENV)/.installed: pyproject.toml
+	@if [ ! -x "$(PY)" ]; then \
+	  if [ -z "$(PYTHON)" ]; then \
+	    echo "spikeport needs Python 3.10 (lava-nc 0.10.0 does not run on 3.11+)."; \
+	    echo "Install it (e.g. 'pyenv install 3.10.13' or 'apt-get install python3.10 python3.10-venv')"; \
+	    echo "or point to it: make PYTHON=/path/to/python3.10 $(MAKECMDGOALS)"; exit 2; fi; \
+	  echo "creating $(VENV) with $(PYTHON)"; "$(PYTHON)" -m venv $(VENV); fi
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/spikeport demo --out runs/demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -m 'not slow'
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -m slow
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/lava_vs_emulator.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

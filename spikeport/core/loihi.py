@@ -1,0 +1,179 @@
+"""Loihi's integer neuron and synapse arithmetic, exactly as Lava's ``fixed_pt`` models compute it.
+
+This module is the single source of these constants and equations. The training modules'
+deploy-mode forward, the batched emulator and the Lava mapping all call it; nothing else in
+spikeport repeats a shift, a bit width or a rounding rule.
+
+One CUBA-LIF step per neuron (Lava ``PyLifModelBitAcc`` / ``PyLifResetModelBitAcc``), integers::
+
+    u = wrap24(tz(u * (4096 - (du + 1))) + (a_in << 6))        # synaptic current
+    v = clip24(tz(v * (4096 - dv)) + u + (bias_mant << bias_exp))
+    s = v > (vth << 6)                                          # strict ">"
+    v[s] = 0                                                    # reset to zero; u keeps its value
+
+with ``tz(p) = sign(p) * (|p| >> 12)`` (rounds toward zero), ``wrap24`` Lava's single conditional
+wrap into (-2**23, 2**23] and ``clip24`` a clip to [-(2**23 - 1), 2**23 - 1]. Lava keeps u, v and
+the synaptic input in int32 arrays, so sums wrap at 32 bits first; that is modelled too.
+
+Works on numpy integer arrays and on torch integer tensors alike (the operations used exist on
+both); inputs are promoted to int64.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# --- constants (named once) --------------------------------------------------------------------
+DECAY_BITS = 12  # du, dv are 12-bit; decays are (4096 - d) / 4096
+DECAY_UNITY = 1 << DECAY_BITS  # 4096
+DU_OFFSET = 1  # Loihi's ds_offset: the current decays by (du + 1)
+DV_OFFSET = 0  # Loihi's dm_offset
+DECAY_MAX = DECAY_UNITY - 1  # 4095
+ACT_SHIFT = 6  # synaptic input is left-shifted by 6 before it is added to u
+VTH_SHIFT = 6  # threshold is left-shifted by 6
+STATE_BITS = 24
+STATE_MAX = 1 << (STATE_BITS - 1)  # 2**23
+V_LIMIT = STATE_MAX - 1  # v is clipped to +-(2**23 - 1)
+WEIGHT_BITS = 8  # synaptic weights are 8-bit
+WEIGHT_MIN, WEIGHT_MAX = -(1 << (WEIGHT_BITS - 1)) + 1, (1 << (WEIGHT_BITS - 1)) - 1  # symmetric int8
+VTH_BITS = 17  # threshold mantissa range in Lava's LIF (0 .. 131071)
+VTH_MAX = (1 << VTH_BITS) - 1
+BIAS_MANT_BITS = 13  # signed 13-bit bias mantissa (-4096 .. 4095)
+BIAS_MANT_MIN, BIAS_MANT_MAX = -(1 << (BIAS_MANT_BITS - 1)), (1 << (BIAS_MANT_BITS - 1)) - 1
+BIAS_EXP_MAX = 7  # unsigned 3-bit exponent
+CONV_OUT_LIMIT = STATE_MAX - 1  # Lava's Conv clamps its output to signed 24 bits
+INT32_SPAN = 1 << 32
+
+# Dense/Sparse weights: an int8 matrix q is given to Lava as 2*q with weight_exp = -1. With mixed
+# signs Lava drops the lowest weight bit, so this is the encoding that keeps every int8 value exact.
+DENSE_WEIGHT_FACTOR = 2
+DENSE_WEIGHT_EXP = -1
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    """Integer parameters of one Loihi LIF population (one Lava LIF process).
+
+    du, dv, vth are one value per process (Lava caches vth at the first step); bias_mant may differ
+    per neuron (array [N] or scalar). Units: Loihi integers, not floats.
+    """
+
+    du: int
+    dv: int
+    vth: int
+    bias_mant: Any = 0
+    bias_exp: int = 0
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("du", 0, DECAY_MAX), ("dv", 0, DECAY_MAX), ("vth", 0, VTH_MAX),
+                             ("bias_exp", 0, BIAS_EXP_MAX)):
+            val = getattr(self, name)
+            if not (isinstance(val, (int, np.integer)) and lo <= int(val) <= hi):
+                raise ValueError(f"LIF {name}={val!r} is outside Loihi's range [{lo}, {hi}]")
+        b = np.asarray(self.bias_mant)
+        if b.size and (b.min() < BIAS_MANT_MIN or b.max() > BIAS_MANT_MAX):
+            raise ValueError(f"LIF bias_mant outside the signed {BIAS_MANT_BITS}-bit range")
+
+    def effective_bias(self) -> np.ndarray:
+        """bias_mant << bias_exp as int64 (Lava: left shift for exp >= 0)."""
+        return np.asarray(self.bias_mant, dtype=np.int64) << int(self.bias_exp)
+
+    @property
+    def threshold(self) -> int:
+        """The value v is compared with: vth << 6."""
+        return int(self.vth) << VTH_SHIFT
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _where(cond, a, b):
+    if _is_torch(cond):
+        import torch
+
+        return torch.where(cond, a, b)
+    return np.where(cond, a, b)
+
+
+def _i64(x):
+    if _is_torch(x):
+        import torch
+
+        return x.to(torch.int64)
+    return np.asarray(x, dtype=np.int64)
+
+
+def wrap_int32(x):
+    """Two's-complement wrap of an int64 value into int32 (what Lava's int32 arrays do on overflow)."""
+    return ((x + (INT32_SPAN >> 1)) % INT32_SPAN) - (INT32_SPAN >> 1)
+
+
+def decay(x, d: int, offset: int):
+    """tz(x * (4096 - (d + offset))): multiply by the decay factor, shift by 12 toward zero."""
+    p = x * (DECAY_UNITY - (int(d) + offset))
+    mag = abs(p) >> DECAY_BITS
+    return _where(p < 0, -mag, mag)
+
+
+def wrap24(x):
+    """Lava's one conditional wrap of the current: x > 2**23 -> x - 2**24; x <= -2**23 -> x + 2**24."""
+    x = _where(x > STATE_MAX, x - 2 * STATE_MAX, x)
+    return _where(x <= -STATE_MAX, x + 2 * STATE_MAX, x)
+
+
+def lif_step(u, v, a_in, params: LIFParams, bias=None):
+    """One Loihi CUBA-LIF step. Shapes: u, v, a_in [..., N] integer; returns (s, u, v), s bool.
+
+    ``a_in`` is the summed synaptic input of this step (after the connection's weight exponent).
+    ``bias`` is the effective bias (``params.effective_bias()`` by default), broadcast over [..., N].
+    """
+    u, v, a_in = _i64(u), _i64(v), _i64(a_in)
+    if bias is None:
+        bias = params.effective_bias()
+    if _is_torch(u) and not _is_torch(bias):
+        import torch
+
+        bias = torch.as_tensor(bias, dtype=torch.int64, device=u.device)
+    u = wrap24(wrap_int32(decay(u, params.du, DU_OFFSET) + wrap_int32(a_in << ACT_SHIFT)))
+    v_new = wrap_int32(decay(v, params.dv, DV_OFFSET) + u + bias)
+    v_new = v_new.clip(-V_LIMIT, V_LIMIT)
+    s = v_new > params.threshold
+    v_new = _where(s, v_new * 0, v_new)
+    return s, u, v_new
+
+
+# --- connections ---------------------------------------------------------------------------------
+def dense_weights_for_lava(q: np.ndarray) -> tuple[np.ndarray, int]:
+    """An int8 weight matrix q [out, in] as Lava Dense/Sparse arguments: (2*q as int32, weight_exp=-1)."""
+    q = np.asarray(q)
+    if q.size and (q.min() < WEIGHT_MIN or q.max() > WEIGHT_MAX):
+        raise ValueError(f"weights must lie in [{WEIGHT_MIN}, {WEIGHT_MAX}] (symmetric int8)")
+    return (q.astype(np.int32) * DENSE_WEIGHT_FACTOR), DENSE_WEIGHT_EXP
+
+
+def lava_effective_weights(w: np.ndarray, weight_exp: int = 0) -> tuple[np.ndarray, int]:
+    """What Lava's fixed_pt Dense does to a weight matrix before use: clip to 8 bits by sign mode,
+    drop the lowest bit when signs are mixed. Returns (int64 weights, weight_exp) unchanged in meaning:
+    the connection output is ``shift(weights @ s, weight_exp)``."""
+    w = np.asarray(w).astype(np.int64)
+    if w.size == 0:
+        return w, weight_exp
+    if w.min() >= 0:  # excitatory
+        w = np.clip(w, 0, (1 << WEIGHT_BITS) - 1)
+    elif w.max() <= 0:  # inhibitory
+        w = -np.clip(-w, 0, (1 << WEIGHT_BITS) - 1)
+    else:  # mixed: clip to [-256, 255], then drop the lowest bit
+        w = np.clip(w, -(1 << WEIGHT_BITS), (1 << WEIGHT_BITS) - 1)
+        w = (w >> 1) << 1
+    return w, weight_exp
+
+
+def shift_exp(acc, weight_exp: int):
+    """Apply a connection's weight exponent to a summed input: left shift, or arithmetic right shift
+    (floor) for a negative exponent."""
+    acc = _i64(acc)
+    return acc << weight_exp if weight_exp > 0 else acc >> (-weight_exp)
+

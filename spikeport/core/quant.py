@@ -1,0 +1,130 @@
+"""Float <-> Loihi integer mapping for weights, leaks, thresholds and biases (one place).
+
+Units. A layer's float state (current u, voltage v, threshold theta) is measured in "float input
+units". Its Loihi state is the same quantity divided by the layer's *state scale*
+
+    s = weight_scale * input_unit * 2**(-weight_exp)          (float units per synaptic-input unit)
+
+and shifted left by 6 (``loihi.ACT_SHIFT``), so ``v_int = v_float / s * 64``. ``input_unit`` is
+1 for binary spikes and ``1 / INPUT_LEVELS`` for direct-encoded (graded) input.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikeport.core import loihi
+
+
+def du_from_decay(beta_syn: float) -> int:
+    """Current decay factor beta_syn (u <- beta_syn * u + input) to Loihi ``du``.
+
+    Loihi decays u by (4096 - (du + 1)) / 4096, so du = round(4096 * (1 - beta_syn)) - 1, clipped
+    to [0, 4095]. beta_syn = 0 (du = 4095) makes a plain, current-free LIF.
+    """
+    return int(np.clip(round(loihi.DECAY_UNITY * (1.0 - float(beta_syn))) - loihi.DU_OFFSET, 0, loihi.DECAY_MAX))
+
+
+def dv_from_decay(beta_mem: float) -> int:
+    """Voltage decay factor beta_mem to Loihi ``dv`` = round(4096 * (1 - beta_mem)), in [0, 4095]."""
+    return int(np.clip(round(loihi.DECAY_UNITY * (1.0 - float(beta_mem))) - loihi.DV_OFFSET, 0, loihi.DECAY_MAX))
+
+
+def decay_from_du(du: int) -> float:
+    """The float factor Loihi applies to u for a given du: (4096 - du - 1) / 4096."""
+    return (loihi.DECAY_UNITY - int(du) - loihi.DU_OFFSET) / loihi.DECAY_UNITY
+
+
+def decay_from_dv(dv: int) -> float:
+    return (loihi.DECAY_UNITY - int(dv) - loihi.DV_OFFSET) / loihi.DECAY_UNITY
+
+
+def weight_scale(weight: np.ndarray) -> float:
+    """Symmetric per-layer int8 scale: max|w| / 127 (1.0 for an all-zero matrix)."""
+    m = float(np.max(np.abs(weight))) if np.size(weight) else 0.0
+    return m / loihi.WEIGHT_MAX if m > 0 else 1.0
+
+
+def quantize_weight(weight: np.ndarray, scale: float) -> np.ndarray:
+    """round(w / scale) clipped to the symmetric int8 range, as int8."""
+    q = np.clip(np.rint(np.asarray(weight, dtype=np.float64) / scale), loihi.WEIGHT_MIN, loihi.WEIGHT_MAX)
+    return q.astype(np.int8)
+
+
+# Largest threshold mantissa the quantizer aims for: (vth << 6) * 128 = 2**23, so u and v can reach
+# 128 thresholds before Loihi's 24-bit current wraps. A larger vth buys resolution nobody needs.
+VTH_TARGET_MAX = 1 << 10
+
+
+def choose_weight_exp(theta: float, s0: float) -> int:
+    """Smallest right shift k (weight_exp = -k) that brings vth = round(theta / (s0 * 2**k)) down to
+    ``VTH_TARGET_MAX``. ``s0`` is weight_scale * input_unit."""
+    for k in range(0, 24):
+        if round(theta / (s0 * 2**k)) <= VTH_TARGET_MAX:
+            return -k
+    raise ValueError(f"threshold {theta} cannot be expressed with weight scale {s0}")
+
+
+def threshold_int(theta: float, state_scale: float) -> int:
+    """Loihi vth for a float threshold (v spikes when v_int > vth << 6, i.e. v_float > vth * s)."""
+    vth = int(round(float(theta) / state_scale))
+    if not 0 <= vth <= loihi.VTH_MAX:
+        raise ValueError(f"threshold {theta} / scale {state_scale} = {vth} is outside [0, {loihi.VTH_MAX}]")
+    return vth
+
+
+def bias_int(bias: np.ndarray, state_scale: float) -> tuple[np.ndarray, int]:
+    """A float per-neuron voltage bias (added to v every step) as Loihi (bias_mant, bias_exp).
+
+    The exact integer is b * 64 / s; the smallest exponent that fits the 13-bit mantissa is used.
+    """
+    b = np.rint(np.asarray(bias, dtype=np.float64) * (1 << loihi.ACT_SHIFT) / state_scale)
+    peak = float(np.max(np.abs(b))) if b.size else 0.0
+    exp = 0
+    while peak / 2**exp > loihi.BIAS_MANT_MAX and exp < loihi.BIAS_EXP_MAX:
+        exp += 1
+    mant = np.clip(np.rint(b / 2**exp), loihi.BIAS_MANT_MIN, loihi.BIAS_MANT_MAX).astype(np.int64)
+    return mant, exp
+
+
+@dataclass(frozen=True)
+class LayerQuant:
+    """The integer form of one float layer and the float values it stands for.
+
+    weight: int8 [out, in]; weight_exp: applied to the summed input (a = shift(q @ x, weight_exp));
+    state_scale s: float units of one synaptic-input unit; lif: the Loihi LIF parameters.
+    """
+
+    weight: np.ndarray
+    weight_scale: float
+    weight_exp: int
+    state_scale: float
+    lif: loihi.LIFParams
+
+    def dequantized_weight(self) -> np.ndarray:
+        return self.weight.astype(np.float64) * self.weight_scale
+
+    def float_threshold(self) -> float:
+        return self.lif.vth * self.state_scale
+
+    def float_bias(self) -> np.ndarray:
+        eff = self.lif.effective_bias().astype(np.float64)
+        return eff * self.state_scale / (1 << loihi.ACT_SHIFT)
+
+
+def quantize_layer(weight: np.ndarray, *, beta_syn: float, beta_mem: float, theta: float,
+                   input_unit: float, bias: np.ndarray | None = None) -> LayerQuant:
+    """Quantize one CUBA-LIF layer (float weight [out, in], shared leaks and threshold)."""
+    ws = weight_scale(weight)
+    q = quantize_weight(weight, ws)
+    wexp = choose_weight_exp(theta, ws * input_unit)
+    s = ws * input_unit * 2.0 ** (-wexp)
+    n_out = q.shape[0]
+    mant, bexp = bias_int(bias if bias is not None else np.zeros(n_out), s)
+    params = loihi.LIFParams(du=du_from_decay(beta_syn), dv=dv_from_decay(beta_mem),
+                             vth=threshold_int(theta, s), bias_mant=mant, bias_exp=bexp)
+    if not math.isfinite(s) or s <= 0:
+        raise ValueError("state scale must be positive and finite")
+    return LayerQuant(weight=q, weight_scale=ws, weight_exp=wexp, state_scale=s, lif=params)

@@ -1,0 +1,89 @@
+"""Surrogate-gradient BPTT training with quantization-aware forward, and evaluation."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spikeport import fileio
+from spikeport.data import encode, float_view
+from spikeport.train import checkpoint
+from spikeport.train.config import TrainConfig
+from spikeport.train.model import SpikingMLP
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def _encode_batch(x: np.ndarray, cfg: TrainConfig, seed: int) -> np.ndarray:
+    """Integer input [T, B, ...] (what Loihi receives)."""
+    return encode(x, cfg.time_steps, cfg.encoder, seed=seed)
+
+
+def evaluate(model: SpikingMLP, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, integer: bool,
+             qat: bool = False, batch_size: int = 256, seed: int = 10_000) -> dict:
+    """Accuracy of the float forward (``qat``: with quantized parameters) or of the Loihi-integer
+    forward on (x, y)."""
+    correct, total = 0, 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            enc = _encode_batch(x[i:i + batch_size], cfg, seed + i)
+            if integer:
+                counts = model.forward_int(torch.from_numpy(enc.astype(np.int64)))[-1].sum(0)
+            else:
+                xf = torch.from_numpy(float_view(enc, cfg.encoder))
+                counts = model(xf, qat=qat)[-1].sum(0)
+            correct += int((counts.argmax(1).numpy() == y[i:i + batch_size]).sum())
+            total += len(enc[0])
+    return {"accuracy": correct / max(total, 1), "samples": total}
+
+
+def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None) -> dict:
+    """Train, write model.safetensors + config.json + metrics.json into ``out``; return the metrics."""
+    cfg.validate()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    ds = checkpoint.dataset_for(cfg)
+    n_in = int(np.prod(ds.input_shape))
+    model = checkpoint.build_model(cfg, n_in, ds.n_classes)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    n = len(ds.x_train)
+    steps = (n + cfg.batch_size - 1) // cfg.batch_size
+    history, t0 = [], time.time()
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(n)
+        losses = []
+        for b in range(steps):
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            enc = _encode_batch(ds.x_train[idx], cfg, seed=cfg.seed * 7919 + epoch * steps + b)
+            xf = torch.from_numpy(float_view(enc, cfg.encoder))
+            counts = model(xf, qat=cfg.qat)[-1].sum(0)
+            loss = F.cross_entropy(counts, torch.from_numpy(np.asarray(ds.y_train[idx], dtype=np.int64)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+            if progress:
+                progress("train", epoch * steps + b + 1, cfg.epochs * steps)
+        sched.step()
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
+    train_time = time.time() - t0
+    model.eval()
+    float_acc = evaluate(model, ds.x_test, ds.y_test, cfg, integer=False)
+    qat_acc = evaluate(model, ds.x_test, ds.y_test, cfg, integer=False, qat=True)
+    int_acc = evaluate(model, ds.x_test, ds.y_test, cfg, integer=True)
+    metrics = {
+        "float_accuracy": float_acc["accuracy"], "qat_accuracy": qat_acc["accuracy"],
+        "quantized_accuracy": int_acc["accuracy"],
+        "test_samples": float_acc["samples"], "train_samples": n, "train_seconds": round(train_time, 2),
+        "train_samples_per_s": round(n * cfg.epochs / max(train_time, 1e-9), 1), "history": history,
+    }
+    out = Path(out)
+    checkpoint.save(out, model, cfg, n_in, ds.n_classes, tuple(ds.input_shape))
+    fileio.write_json(out / "metrics.json", metrics)
+    return metrics

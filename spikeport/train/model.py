@@ -1,0 +1,132 @@
+"""Spiking networks for training (float / quantization-aware) and their exact Loihi-integer forward.
+
+A layer is a weight matrix followed by a CUBA-LIF population with one shared leak pair and
+threshold per layer (Loihi has one du, dv, vth per LIF process). Three forwards:
+
+- float: ``core.neuron.cuba_lif_step`` with a surrogate spike function (BPTT);
+- QAT (``qat=True``): the same float dynamics on the values Loihi will use: int8 fake-quantized
+  weights (straight-through), leaks rounded to 12-bit du/dv, threshold and bias rounded to the
+  layer's integer grid (``core.quant``);
+- deploy (``forward_int``): integers through ``core.loihi.lif_step``, bit for bit what Lava runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from spikeport.core import loihi, neuron, quant
+from spikeport.train.surrogate import fast_sigmoid
+
+
+@dataclass
+class LayerSpec:
+    """Hyper-parameters of one spiking layer (floats; ``beta_*`` are per-step decay factors)."""
+
+    n_in: int
+    n_out: int
+    beta_syn: float = 0.5
+    beta_mem: float = 0.9
+    theta: float = 1.0
+    bias: bool = False
+    recurrent: bool = False
+
+
+class LIFDense(nn.Module):
+    """Dense connection + CUBA-LIF. ``input_unit``: float value of one integer input unit
+    (1 for spikes, 1/INPUT_LEVELS for direct-encoded pixels)."""
+
+    def __init__(self, spec: LayerSpec, input_unit: float = 1.0, surrogate_slope: float = 10.0):
+        super().__init__()
+        self.spec = spec
+        self.input_unit = float(input_unit)
+        self.weight = nn.Parameter(torch.empty(spec.n_out, spec.n_in))
+        bound = 1.0 / np.sqrt(spec.n_in) / self.input_unit ** 0 * 2.0
+        nn.init.uniform_(self.weight, -bound, bound)
+        self.bias = nn.Parameter(torch.zeros(spec.n_out)) if spec.bias else None
+        self.spike_fn = fast_sigmoid(surrogate_slope)
+
+    # --- integer form ---------------------------------------------------------------------------
+    def quant(self) -> quant.LayerQuant:
+        """This layer's Loihi integers for the current float parameters."""
+        w = self.weight.detach().cpu().double().numpy()
+        b = None if self.bias is None else self.bias.detach().cpu().double().numpy()
+        return quant.quantize_layer(w, beta_syn=self.spec.beta_syn, beta_mem=self.spec.beta_mem,
+                                    theta=self.spec.theta, input_unit=self.input_unit, bias=b)
+
+    # --- float / QAT forward --------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
+        """x [T, B, n_in] float -> spikes [T, B, n_out] float (0/1, surrogate gradient)."""
+        w, bias = self.weight, self.bias
+        beta_syn, beta_mem, theta = self.spec.beta_syn, self.spec.beta_mem, self.spec.theta
+        if qat:
+            lq = self.quant()
+            scale = lq.weight_scale
+            w = w + (torch.clamp(torch.round(w / scale), loihi.WEIGHT_MIN, loihi.WEIGHT_MAX) * scale - w).detach()
+            beta_syn, beta_mem = quant.decay_from_du(lq.lif.du), quant.decay_from_dv(lq.lif.dv)
+            theta = lq.float_threshold()
+            if bias is not None:
+                bias = bias + (torch.as_tensor(lq.float_bias(), dtype=bias.dtype) - bias).detach()
+        cur = x @ w.t()  # the input projection of all T steps in one GEMM
+        T, B = x.shape[:2]
+        u = cur.new_zeros(B, self.spec.n_out)
+        v = cur.new_zeros(B, self.spec.n_out)
+        b = 0.0 if bias is None else bias
+        out = []
+        spike = lambda z: self.spike_fn(z / theta)  # noqa: E731  (distance in units of threshold)
+        for t in range(T):
+            s, u, v = neuron.cuba_lif_step(cur[t], u, v, beta_syn=beta_syn, beta_mem=beta_mem,
+                                           theta=theta, bias=b, spike_fn=spike)
+            out.append(s)
+        return torch.stack(out)
+
+    # --- deploy-mode forward (Loihi integers) ---------------------------------------------------
+    @torch.no_grad()
+    def forward_int(self, x: torch.Tensor, lq: quant.LayerQuant | None = None) -> torch.Tensor:
+        """x [T, B, n_in] integer -> spikes [T, B, n_out] bool, exactly as Loihi computes them."""
+        lq = lq or self.quant()
+        q = torch.as_tensor(lq.weight, dtype=torch.float64)
+        acc = torch.round(x.to(torch.float64) @ q.t()).to(torch.int64)  # exact: integers < 2**53
+        a_all = loihi.shift_exp(acc, lq.weight_exp)
+        T, B = x.shape[:2]
+        u = torch.zeros(B, self.spec.n_out, dtype=torch.int64)
+        v = torch.zeros_like(u)
+        bias = torch.as_tensor(lq.lif.effective_bias(), dtype=torch.int64)
+        out = torch.zeros(T, B, self.spec.n_out, dtype=torch.bool)
+        for t in range(T):
+            out[t], u, v = loihi.lif_step(u, v, a_all[t], lq.lif, bias)
+        return out
+
+
+class SpikingMLP(nn.Module):
+    """Feed-forward CUBA-LIF MLP; the output layer's spike counts are the class scores."""
+
+    def __init__(self, specs: list[LayerSpec], graded_input: bool, input_levels: int, surrogate_slope: float = 10.0):
+        super().__init__()
+        units = [1.0 / input_levels if graded_input else 1.0] + [1.0] * (len(specs) - 1)
+        self.layers = nn.ModuleList(LIFDense(s, u, surrogate_slope) for s, u in zip(specs, units))
+
+    def forward(self, x: torch.Tensor, qat: bool = False) -> list[torch.Tensor]:
+        """x [T, B, ...] float -> spikes of every layer, each [T, B, N]."""
+        h = x.flatten(2)
+        outs = []
+        for layer in self.layers:
+            h = layer(h, qat=qat)
+            outs.append(h)
+        return outs
+
+    def quant(self) -> list[quant.LayerQuant]:
+        return [layer.quant() for layer in self.layers]
+
+    @torch.no_grad()
+    def forward_int(self, x_int: torch.Tensor) -> list[torch.Tensor]:
+        """x_int [T, B, ...] integers -> spikes of every layer, each [T, B, N] bool."""
+        h = x_int.flatten(2).to(torch.int64)
+        outs = []
+        for layer in self.layers:
+            h = layer.forward_int(h)
+            outs.append(h)
+            h = h.to(torch.int64)
+        return outs
