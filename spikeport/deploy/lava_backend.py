@@ -48,9 +48,10 @@ def _connection_process(conn: Connection, graded: bool, window: tuple[int, int] 
     return Dense(weights=w2, weight_exp=exp, num_message_bits=bits, name=conn.name)
 
 
-def run_network(net: LoihiNet, x: np.ndarray, record: str = "all") -> list[np.ndarray]:
+def run_network(net: LoihiNet, x: np.ndarray, record: str = "all", fault: str = "") -> list[np.ndarray]:
     """Run samples x [T, B, input_size] integers on Lava. Returns spikes per recorded population as
-    [T, B, N] bool (all populations for ``record="all"``, only the last for ``"output"``)."""
+    [T, B, N] bool (all populations for ``record="all"``, only the last for ``"output"``).
+    ``fault="model-raise"`` swaps in a process model that raises inside Lava (for tests)."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer as Sink

@@ -70,3 +70,38 @@ class LoihiNet:
     def describe(self) -> str:
         sizes = [str(self.input_size)] + [str(p.size) for p in self.populations]
         return "-".join(sizes)
+
+
+def save_arrays(net: LoihiNet) -> dict[str, np.ndarray]:
+    """The network as plain arrays (for a child process; read back with :func:`load_arrays`, no pickle)."""
+    import json
+
+    out: dict[str, np.ndarray] = {}
+    head = {"input_shape": list(net.input_shape), "time_steps": int(net.time_steps),
+            "graded_input": bool(net.graded_input), "populations": []}
+    for i, p in enumerate(net.populations):
+        head["populations"].append({
+            "name": p.name, "size": int(p.size), "du": int(p.lif.du), "dv": int(p.lif.dv), "vth": int(p.lif.vth),
+            "bias_exp": int(p.lif.bias_exp), "recurrent": p.recurrent is not None,
+            "conns": [{"name": c.name, "weight_exp": int(c.weight_exp), "sparse": bool(c.sparse)}
+                      for c in (p.input, p.recurrent) if c is not None]})
+        out[f"p{i}_bias"] = np.broadcast_to(np.asarray(p.lif.bias_mant, np.int64), (p.size,)).copy()
+        out[f"p{i}_w0"] = p.input.weight
+        if p.recurrent is not None:
+            out[f"p{i}_w1"] = p.recurrent.weight
+    out["header"] = np.frombuffer(json.dumps(head).encode(), dtype=np.uint8)
+    return out
+
+
+def load_arrays(arrays) -> LoihiNet:
+    import json
+
+    head = json.loads(bytes(np.asarray(arrays["header"], dtype=np.uint8)).decode())
+    pops = []
+    for i, p in enumerate(head["populations"]):
+        conns = [Connection(c["name"], np.asarray(arrays[f"p{i}_w{j}"]), c["weight_exp"], c["sparse"])
+                 for j, c in enumerate(p["conns"])]
+        lif = loihi.LIFParams(du=p["du"], dv=p["dv"], vth=p["vth"], bias_mant=np.asarray(arrays[f"p{i}_bias"]),
+                              bias_exp=p["bias_exp"])
+        pops.append(Population(p["name"], p["size"], lif, conns[0], conns[1] if p["recurrent"] else None))
+    return LoihiNet(tuple(head["input_shape"]), pops, head["time_steps"], head["graded_input"])
