@@ -65,6 +65,7 @@ class LIFParams:
     vth: int
     bias_mant: Any = 0
     bias_exp: int = 0
+    floor_v: bool = False  # KLIF: v = max(v, 0) after integration, before the threshold (custom Lava model)
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("du", 0, DECAY_MAX), ("dv", 0, DECAY_MAX), ("vth", 0, VTH_MAX),
@@ -140,6 +141,8 @@ def lif_step(u, v, a_in, params: LIFParams, bias=None):
     u = wrap24(wrap_int32(decay(u, params.du, DU_OFFSET) + wrap_int32(a_in << ACT_SHIFT)))
     v_new = wrap_int32(decay(v, params.dv, DV_OFFSET) + u + bias)
     v_new = v_new.clip(-V_LIMIT, V_LIMIT)
+    if params.floor_v:
+        v_new = v_new.clip(0, V_LIMIT)
     s = v_new > params.threshold
     v_new = _where(s, v_new * 0, v_new)
     return s, u, v_new
