@@ -67,7 +67,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None) -
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             if progress:
                 progress("train", epoch * steps + b + 1, cfg.epochs * steps)
         sched.step()

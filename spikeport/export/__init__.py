@@ -1,0 +1,1 @@
+"""Checkpoint -> NIR (and ONNX)."""

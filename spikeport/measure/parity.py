@@ -1,0 +1,59 @@
+"""Spike-by-spike comparison of two runs of the same network (numpy only).
+
+A run is a list of spike arrays, one per population, each [T, B, N] bool. Parity reports per-layer
+mismatch counts and the first divergence in (sample, layer, step, neuron) order: the earliest step
+at which any layer of that sample differs, lowest layer first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Divergence:
+    """Where two runs first differ. ``sample`` indexes the compared batch."""
+
+    layer: str
+    layer_index: int
+    sample: int
+    step: int
+    neuron: int
+    a_spike: bool
+    b_spike: bool
+
+    def to_dict(self) -> dict:
+        return {k: (bool(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in self.__dict__.items()}
+
+
+def compare(a: list[np.ndarray], b: list[np.ndarray], names: list[str]) -> dict:
+    """Per-layer mismatch counts between runs ``a`` and ``b`` and the first divergence (or None)."""
+    if len(a) != len(b) or len(a) != len(names):
+        raise ValueError("runs must have one spike array per layer")
+    per_layer, first = [], None
+    for idx, (sa, sb, name) in enumerate(zip(a, b, names)):
+        sa, sb = np.asarray(sa, bool), np.asarray(sb, bool)
+        if sa.shape != sb.shape:
+            raise ValueError(f"layer {name}: shapes differ {sa.shape} vs {sb.shape}")
+        diff = sa != sb
+        per_layer.append({"layer": name, "mismatches": int(diff.sum()), "spikes_a": int(sa.sum()),
+                          "spikes_b": int(sb.sum()), "neurons": int(sa.shape[2])})
+        if diff.any():
+            t, s, n = np.argwhere(diff.transpose(1, 0, 2))[0]  # sample-major, then step, then neuron
+            cand = Divergence(name, idx, int(t), int(s), int(n), bool(sa[s, t, n]), bool(sb[s, t, n]))
+            if first is None or (cand.sample, cand.step, cand.layer_index) < (first.sample, first.step, first.layer_index):
+                first = cand
+    return {"spike_mismatches": int(sum(p["mismatches"] for p in per_layer)), "per_layer": per_layer,
+            "first_divergence": first.to_dict() if first else None}
+
+
+def agreement(pred_a: np.ndarray, pred_b: np.ndarray) -> float:
+    """Fraction of samples with the same predicted class."""
+    pred_a, pred_b = np.asarray(pred_a), np.asarray(pred_b)
+    return float(np.mean(pred_a == pred_b)) if pred_a.size else 1.0
+
+
+def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
+    pred, labels = np.asarray(pred), np.asarray(labels)
+    return float(np.mean(pred == labels)) if pred.size else 0.0

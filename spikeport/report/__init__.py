@@ -1,0 +1,1 @@
+"""JSON / Markdown / HTML reports."""

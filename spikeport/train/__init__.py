@@ -1,0 +1,1 @@
+"""Torch modules, surrogate gradients, the training methods and the training loop."""

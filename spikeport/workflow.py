@@ -1,0 +1,238 @@
+"""The stages behind the CLI, as a Python API: deploy, parity, energy, demo.
+
+A *run folder* holds ``model.safetensors`` + ``config.json`` (from ``train``), ``model.nir``
+(from ``export``) and the JSON reports. The reference side of parity is the checkpoint's Loihi-integer
+torch forward; the backend side runs ``model.nir`` alone (emulator and/or Lava).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from spikeport import fileio
+from spikeport.data import encode, load_dataset
+from spikeport.deploy import emulator
+from spikeport.deploy.netdef import LoihiNet
+from spikeport.deploy.nir_load import load_nir, meta_value
+from spikeport.errors import ParityFailure, SpikeportError
+from spikeport.measure import parity as parity_mod
+from spikeport.measure.readout import predict
+
+BACKENDS = ("emulator", "lava")
+INPUT_SEED = 12345  # encoder seed for evaluation inputs (matters for rate coding only)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class BackendRun:
+    spikes: list[np.ndarray]
+    seconds: float
+
+    @property
+    def samples_per_s(self) -> float:
+        n = self.spikes[-1].shape[1]
+        return n / self.seconds if self.seconds > 0 else float("inf")
+
+
+def parse_backends(spec: str) -> list[str]:
+    names = [b.strip() for b in spec.split(",") if b.strip()]
+    bad = [b for b in names if b not in BACKENDS]
+    if not names or bad:
+        raise SpikeportError(f"--backend must be one or more of {', '.join(BACKENDS)} (comma-separated), got {spec!r}")
+    return list(dict.fromkeys(names))
+
+
+def check_samples(samples: int | None) -> None:
+    if samples is not None and samples < 1:
+        raise SpikeportError(f"--samples must be at least 1, got {samples}")
+
+
+def test_inputs(net: LoihiNet, data: str, data_dir: str | None, samples: int | None,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First ``samples`` test samples encoded as the graph says: (x_int [T,B,...], labels [B], x [B,...])."""
+    check_samples(samples)
+    ds = load_dataset(data, data_dir, seed=seed, n_bins=net.time_steps)
+    x, y = ds.x_test[:samples] if samples else ds.x_test, ds.y_test[:samples] if samples else ds.y_test
+    shape = tuple(int(s) for s in np.asarray(meta_value(net, "input_shape", ds.input_shape)).ravel())
+    if int(np.prod(ds.input_shape)) != net.input_size:
+        raise SpikeportError(f"dataset {data} has inputs of shape {ds.input_shape}, the graph expects {shape}")
+    enc = encode(np.asarray(x), net.time_steps, str(meta_value(net, "encoder", "direct")), seed=INPUT_SEED)
+    return enc, np.asarray(y), np.asarray(x)
+
+
+def run_backend(net: LoihiNet, x_int: np.ndarray, backend: str, *, record: str = "all",
+                timeout_s: float | None = None) -> BackendRun:
+    """Spikes of every population on ``backend`` for x_int [T, B, ...]."""
+    t0 = time.perf_counter()
+    if backend == "emulator":
+        spikes = emulator.run(net, x_int).spikes
+        if record == "output":
+            spikes = spikes[-1:]
+    elif backend == "lava":
+        from spikeport.deploy.supervise import DEFAULT_TIMEOUT_S, run_lava
+
+        spikes = run_lava(net, x_int, record=record, timeout_s=timeout_s or DEFAULT_TIMEOUT_S)
+    else:
+        raise SpikeportError(f"unknown backend {backend!r}")
+    return BackendRun(spikes=[np.asarray(s, bool) for s in spikes], seconds=time.perf_counter() - t0)
+
+
+def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, backend: str = "lava",
+           samples: int | None = None, out: str | Path | None = None, seed: int = 0) -> dict:
+    """Run ``model.nir`` alone on a backend over the test split; write deploy.json (+ spikes.npz)."""
+    net = load_nir(nir_path)
+    x_int, y, _ = test_inputs(net, data, data_dir, samples, seed)
+    run = run_backend(net, x_int, parse_backends(backend)[0], record="output")
+    pred = predict(run.spikes[-1], net.meta)
+    result = {"backend": backend, "graph": str(nir_path), "network": net.describe(), "samples": int(len(y)),
+              "accuracy": parity_mod.accuracy(pred, y), "samples_per_s": round(run.samples_per_s, 2),
+              "seconds": round(run.seconds, 3)}
+    if out:
+        out = Path(out)
+        fileio.write_json(out / "deploy.json", result)
+        fileio.write_with(out / "predictions.npz",
+                          lambda tmp: np.savez(open(tmp, "wb"), predictions=pred, labels=y,
+                                               output_counts=run.spikes[-1].sum(0)))
+    return result
+
+
+def _reference(run_dir: Path, x_int: np.ndarray, x: np.ndarray, net: LoihiNet):
+    """Quantized torch forward (integer spikes per layer) and float-model predictions."""
+    import torch
+
+    from spikeport.data import float_view
+    from spikeport.train import checkpoint
+
+    model, cfg, raw = checkpoint.load(run_dir)
+    with torch.no_grad():
+        ref = [s.numpy() for s in model.forward_int(torch.from_numpy(x_int.astype(np.int64)))]
+        xf = torch.from_numpy(float_view(x_int, cfg.encoder))
+        float_out = model(xf, qat=False)[-1].numpy() > 0
+    if [s.shape[2] for s in ref] != [p.size for p in net.populations]:
+        raise SpikeportError(f"{run_dir / 'model.nir'} does not match the checkpoint's layers; run `spikeport export` again")
+    return ref, float_out, cfg
+
+
+def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = None,
+           max_mismatches: int | None = 0, out: str | Path | None = None, timeout_s: float | None = None) -> dict:
+    """Compare the quantized torch reference with each backend on the test split; write parity.json.
+
+    Raises :class:`ParityFailure` (after writing the report) when mismatches exceed ``max_mismatches``.
+    """
+    run_dir = Path(run_dir)
+    backends = parse_backends(backend)
+    check_samples(samples)
+    nir_path = run_dir / "model.nir"
+    if not nir_path.exists():
+        raise SpikeportError(f"{nir_path}: file not found (run `spikeport export {run_dir}` first)")
+    net = load_nir(nir_path)
+    from spikeport.train import checkpoint
+
+    _, cfg, _ = checkpoint.load(run_dir)
+    x_int, y, x = test_inputs(net, cfg.data, cfg.data_dir, samples, cfg.seed)
+    ref, float_out, cfg = _reference(run_dir, x_int, x, net)
+    names = [p.name for p in net.populations]
+    ref_pred = predict(ref[-1], net.meta)
+    runs = {b: run_backend(net, x_int, b, timeout_s=timeout_s) for b in backends}
+    result = {
+        "backend": ",".join(backends), "samples": int(len(y)), "network": net.describe(),
+        "time_steps": net.time_steps, "dataset": cfg.data,
+        "float_accuracy": parity_mod.accuracy(predict(float_out, net.meta), y),
+        "reference_accuracy": parity_mod.accuracy(ref_pred, y),
+    }
+    comparisons = []
+    for b, run in runs.items():
+        cmp = parity_mod.compare(ref, run.spikes, names)
+        pred = predict(run.spikes[-1], net.meta)
+        comparisons.append({"pair": f"reference-{b}", "backend": b, "backend_accuracy": parity_mod.accuracy(pred, y),
+                            "prediction_agreement": parity_mod.agreement(ref_pred, pred),
+                            "samples_per_s": round(run.samples_per_s, 2), **cmp})
+    if len(runs) > 1:
+        (ba, ra), (bb, rb) = list(runs.items())[:2]
+        cmp = parity_mod.compare(ra.spikes, rb.spikes, names)
+        comparisons.append({"pair": f"{ba}-{bb}", "prediction_agreement": parity_mod.agreement(
+            predict(ra.spikes[-1], net.meta), predict(rb.spikes[-1], net.meta)), **cmp})
+    main = comparisons[0]
+    result.update({
+        "backend_accuracy": main["backend_accuracy"], "prediction_agreement": main["prediction_agreement"],
+        "spike_mismatches": int(sum(c["spike_mismatches"] for c in comparisons)),
+        "per_layer": main["per_layer"], "first_divergence": next(
+            ({"pair": c["pair"], **c["first_divergence"]} for c in comparisons if c["first_divergence"]), None),
+        "samples_per_s": {c["backend"]: c["samples_per_s"] for c in comparisons if "backend" in c},
+        "comparisons": comparisons, "max_mismatches": max_mismatches,
+    })
+    if result["first_divergence"]:
+        result["first_divergence"]["emulator_state"] = _emulator_state(net, x_int, result["first_divergence"])
+    result["passed"] = max_mismatches is None or result["spike_mismatches"] <= max_mismatches
+    fileio.write_json(Path(out) if out else run_dir / "parity.json", result)
+    if not result["passed"]:
+        d = result["first_divergence"]
+        raise ParityFailure(f"parity failed: {result['spike_mismatches']} spike mismatches (allowed {max_mismatches}); "
+                            f"first divergence {d['pair']} at layer {d['layer']}, sample {d['sample']}, "
+                            f"step {d['step']}, neuron {d['neuron']}")
+    return result
+
+
+def _emulator_state(net: LoihiNet, x_int: np.ndarray, d: dict) -> dict:
+    """The emulator's integer u, v of the diverging neuron at the diverging step (Lava's state is not
+    recorded during streaming; the emulator equals Lava wherever spikes agree)."""
+    one = x_int[:, d["sample"]: d["sample"] + 1]
+    run = emulator.run(net, one, record_states=True)
+    u, v = run.states[d["layer_index"]]
+    step, n = d["step"], d["neuron"]
+    return {"u": int(u[step, 0, n]), "v": int(v[step, 0, n]),
+            "u_prev": int(u[step - 1, 0, n]) if step else 0, "v_prev": int(v[step - 1, 0, n]) if step else 0}
+
+
+def _op_layers(net: LoihiNet, x_int: np.ndarray, spikes: list[np.ndarray]):
+    from scipy import sparse
+
+    from spikeport.measure import OpLayer
+
+    layers, prev = [], x_int.reshape(x_int.shape[0], x_int.shape[1], -1)
+    for idx, (pop, out) in enumerate(zip(net.populations, spikes)):
+        mat = pop.input.to_matrix() if hasattr(pop.input, "to_matrix") else sparse.csr_matrix(pop.input.weight)
+        rec = None
+        if pop.recurrent is not None:
+            rec = pop.recurrent.to_matrix() if hasattr(pop.recurrent, "to_matrix") else sparse.csr_matrix(pop.recurrent.weight)
+        layers.append(OpLayer(name=pop.name, matrix=mat, input_events=prev, output_spikes=out,
+                              graded_input=(idx == 0 and net.graded_input), recurrent=rec))
+        prev = out.astype(np.int64)
+    return layers
+
+
+def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_file: str | Path | None = None,
+           samples: int | None = 1000, data: str | None = None, data_dir: str | None = None,
+           out: str | Path | None = None) -> dict:
+    """Count operations on the deployed network (emulator run over ``samples`` test samples) and price
+    them on every (or the named) device profile; write energy.json. ``target``: run folder or .nir."""
+    from spikeport.measure import count_ops, estimate_energy, load_profiles, map_to_loihi
+
+    target = Path(target)
+    nir_path = target / "model.nir" if target.is_dir() else target
+    net = load_nir(nir_path)
+    data = data or meta_value(net, "dataset")
+    if not data:
+        raise SpikeportError(f"{nir_path}: the graph names no dataset; pass --data")
+    x_int, _, _ = test_inputs(net, str(data), data_dir, samples)
+    spikes = emulator.run(net, x_int).spikes
+    counts = count_ops(_op_layers(net, x_int, spikes))
+    table = load_profiles(profiles_file)
+    est = estimate_energy(counts, table, profiles)
+    mapping = map_to_loihi([{"name": p.name, "n_neurons": p.size, "fan_in": p.input.shape[1],
+                             "n_synapses": int(np.count_nonzero(p.input.weight)) + (
+                                 int(np.count_nonzero(p.recurrent.weight)) if p.recurrent is not None else 0),
+                             "weight_bits": 8} for p in net.populations])
+    t = counts["totals"]
+    result = {"graph": str(nir_path), "network": net.describe(), "samples": counts["samples"],
+              "time_steps": counts["time_steps"], "synops": t["synops"], "effective_macs": t["effective_macs"],
+              "dense_macs": t["dense_macs"], "neuron_updates": t["neuron_updates"],
+              "energy_j": est["energy_j"], "prices": est["prices"], "breakdown": est["breakdown"],
+              "notes": est["notes"], "counts": counts, "loihi_mapping": mapping,
+              "units": "per sample: operations and joules"}
+    fileio.write_json(Path(out) if out else nir_path.parent / "energy.json", result)
+    return result
