@@ -171,24 +171,25 @@ def demo(out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="run fold
     out.print(f"reports: {out_dir}/parity.json, {out_dir}/energy.json, {path}")
 
 
+def _fail(message: str, code: int) -> None:
+    """One unwrapped line on stderr, then exit."""
+    sys.stderr.write(" ".join(message.split()) + "\n")
+    sys.exit(code)
+
+
 def main() -> None:
     try:
         app()
     except ParityFailure as err:
-        console.print(f"spikeport: {err}", markup=False, highlight=False)
-        sys.exit(1)
+        _fail(f"spikeport: {err}", 1)
     except SpikeportError as err:
-        console.print(f"spikeport: error: {err}", markup=False, highlight=False)
-        sys.exit(2)
+        _fail(f"spikeport: error: {err}", 2)
     except KeyboardInterrupt:
-        console.print("spikeport: interrupted", markup=False)
-        sys.exit(130)
+        _fail("spikeport: interrupted", 130)
     except Exception as err:  # never a traceback for users; SPIKEPORT_DEBUG=1 shows it
         if os.environ.get("SPIKEPORT_DEBUG"):
             raise
-        msg = " ".join(str(err).split())[:300]
-        console.print(f"spikeport: error: {type(err).__name__}: {msg}", markup=False, highlight=False)
-        sys.exit(2)
+        _fail(f"spikeport: error: {type(err).__name__}: {str(err)[:300]}", 2)
 
 
 if __name__ == "__main__":
