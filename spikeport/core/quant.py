@@ -94,7 +94,8 @@ class LayerQuant:
     """The integer form of one float layer and the float values it stands for.
 
     weight: int8 [out, in]; weight_exp: applied to the summed input (a = shift(q @ x, weight_exp));
-    state_scale s: float units of one synaptic-input unit; lif: the Loihi LIF parameters.
+    state_scale s: float units of one synaptic-input unit; lif: the Loihi LIF parameters;
+    mask: bool [out, in] of the synapses that exist (None: all; pruned layers deploy as Lava Sparse).
     """
 
     weight: np.ndarray
@@ -102,9 +103,15 @@ class LayerQuant:
     weight_exp: int
     state_scale: float
     lif: loihi.LIFParams
+    mask: np.ndarray | None = None
+
+    def masked_weight(self) -> np.ndarray:
+        """int8 [out, in] with the synapses outside ``mask`` set to zero (what the network computes with)."""
+        return self.weight if self.mask is None else np.where(self.mask, self.weight, 0).astype(self.weight.dtype)
 
     def dequantized_weight(self) -> np.ndarray:
-        return self.weight.astype(np.float64) * self.weight_scale
+        """Float weight of the synapses that exist: masked int8 times the layer scale."""
+        return self.masked_weight().astype(np.float64) * self.weight_scale
 
     def float_threshold(self) -> float:
         return self.lif.vth * self.state_scale
@@ -115,8 +122,9 @@ class LayerQuant:
 
 
 def quantize_layer(weight: np.ndarray, *, beta_syn: float, beta_mem: float, theta: float,
-                   input_unit: float, bias: np.ndarray | None = None) -> LayerQuant:
-    """Quantize one CUBA-LIF layer (float weight [out, in], shared leaks and threshold)."""
+                   input_unit: float, bias: np.ndarray | None = None, floor_v: bool = False) -> LayerQuant:
+    """Quantize one CUBA-LIF layer (float weight [out, in], shared leaks and threshold).
+    ``floor_v`` (KLIF) keeps v >= 0 before the threshold (``LIFParams.floor_v``)."""
     ws = weight_scale(weight)
     q = quantize_weight(weight, ws)
     wexp = choose_weight_exp(theta, ws * input_unit)
@@ -124,7 +132,7 @@ def quantize_layer(weight: np.ndarray, *, beta_syn: float, beta_mem: float, thet
     n_out = q.shape[0]
     mant, bexp = bias_int(bias if bias is not None else np.zeros(n_out), s)
     params = loihi.LIFParams(du=du_from_decay(beta_syn), dv=dv_from_decay(beta_mem),
-                             vth=threshold_int(theta, s), bias_mant=mant, bias_exp=bexp)
+                             vth=threshold_int(theta, s), bias_mant=mant, bias_exp=bexp, floor_v=bool(floor_v))
     if not math.isfinite(s) or s <= 0:
         raise ValueError("state scale must be positive and finite")
     return LayerQuant(weight=q, weight_scale=ws, weight_exp=wexp, state_scale=s, lif=params)

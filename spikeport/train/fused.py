@@ -71,16 +71,21 @@ def _forward_loop(cur: torch.Tensor, bias: torch.Tensor | None, beta_syn: float,
     return g
 
 
-def _backward_scan(c: torch.Tensor, a_coef: torch.Tensor, beta_syn: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """In place on c: a[t] = A[t] a[t+1] + C[t]; returns (dL/dcur, sum_t a[t]). a_coef is consumed."""
-    T = c.shape[0]
-    for t in range(T - 2, -1, -1):
+def _adjoint_scan(c: torch.Tensor, a_coef: torch.Tensor) -> torch.Tensor:
+    """In place on c [T, B, ...]: a[t] = A[t] a[t+1] + C[t] from the last step back; returns a."""
+    for t in range(c.shape[0] - 2, -1, -1):
         c[t].addcmul_(a_coef[t], c[t + 1])
-    a_sum = c.sum(0)
-    if beta_syn != 0:
-        for t in range(T - 2, -1, -1):
-            c[t].add_(c[t + 1], alpha=beta_syn)
-    return c, a_sum
+    return c
+
+
+def _synaptic_scan(a: torch.Tensor, beta_syn: float) -> torch.Tensor:
+    """In place on a [T, B, ...]: dL/dcur[t] = a[t] + beta_syn dL/dcur[t+1]; returns dL/dcur."""
+    for t in range(a.shape[0] - 2, -1, -1):
+        a[t].add_(a[t + 1], alpha=beta_syn)
+    return a
+
+
+_LOOPS = {"forward": _forward_loop, "adjoint": _adjoint_scan, "synaptic": _synaptic_scan}
 
 
 class _CompiledLoops:
@@ -88,19 +93,17 @@ class _CompiledLoops:
 
     def __init__(self):
         self.broken = False
-        self.forward = torch.compile(_forward_loop, dynamic=False)
-        self.backward = torch.compile(_backward_scan, dynamic=False)
+        self.loops = {name: torch.compile(fn, dynamic=False) for name, fn in _LOOPS.items()}
 
     def call(self, name: str, *args):
-        eager = {"forward": _forward_loop, "backward": _backward_scan}[name]
         if not self.broken:
             try:
-                return getattr(self, name)(*args)
+                return self.loops[name](*args)
             except Exception as err:  # noqa: BLE001  (no compiler, unsupported device, ...)
                 self.broken = True
                 warnings.warn(f"cuba_lif_multistep: torch.compile failed ({type(err).__name__}: {err}); "
                               "using the eager loops", RuntimeWarning, stacklevel=3)
-        return eager(*args)
+        return _LOOPS[name](*args)
 
 
 @functools.lru_cache(maxsize=1)
@@ -111,7 +114,7 @@ def _compiled() -> _CompiledLoops:
 def _loop(name: str, compile: bool, *args):
     if compile:
         return _compiled().call(name, *args)
-    return {"forward": _forward_loop, "backward": _backward_scan}[name](*args)
+    return _LOOPS[name](*args)
 
 
 # --- the autograd op -------------------------------------------------------------------------------
@@ -126,7 +129,6 @@ class CubaLIFMultistep(torch.autograd.Function):
         ctx.save_for_backward(g, slope if isinstance(slope, torch.Tensor) else None)
         ctx.params = (beta_syn, beta_mem, theta, v_floor, compile, slope)
         ctx.bias_shape = bias.shape if isinstance(bias, torch.Tensor) else None
-        ctx.mark_non_differentiable  # spikes are differentiable through the surrogate
         return (g > theta).to(cur.dtype)
 
     @staticmethod
@@ -134,34 +136,31 @@ class CubaLIFMultistep(torch.autograd.Function):
     def backward(ctx, gs):
         g, slope_t = ctx.saved_tensors
         beta_syn, beta_mem, theta, v_floor, compile, slope = ctx.params
-        k = slope_t.detach() if slope_t is not None else float(slope)
         need_cur, need_bias, need_slope = ctx.needs_input_grad[:3]
         z = (g - theta).div_(theta)
-        p = z.abs().mul_(k).add_(1.0).pow_(-2)  # ds/dz
+        p = z.abs().mul_(slope_t if slope_t is not None else slope).add_(1.0).pow_(-2)  # ds/dz
         pt = p / theta
-        c = gs.contiguous() * pt  # C = gs p / theta
+        a = gs.contiguous() * pt  # C = gs p / theta, becomes a
         a_coef = (g <= theta).to(g.dtype).sub_(pt.mul_(g)).mul_(beta_mem)  # A (pt consumed)
         del pt
         if v_floor:
             m = g > 0
-            c.mul_(m)
+            a.mul_(m)
             a_coef.mul_(m)
             del m
-        dcur, a_sum = _loop("backward", compile, c, a_coef, beta_syn)
+        a = _loop("adjoint", compile, a, a_coef)
         del a_coef
-        d_bias = d_slope = None
-        if need_bias:
-            d_bias = a_sum.sum_to_size(ctx.bias_shape)
-        if need_slope:
-            # ds[t] = gs[t] - beta_mem a[t+1] g[t]; a[t] is not kept when beta_syn != 0, so rebuild
-            # it from dcur: a[t] = dcur[t] - beta_syn dcur[t+1].
-            a_next = dcur[1:] - beta_syn * dcur[2:].new_zeros(()) if beta_syn == 0 else dcur[1:].clone()
-            if beta_syn != 0:
-                a_next[:-1].sub_(dcur[2:], alpha=beta_syn)
+        d_bias = a.sum(0).sum_to_size(ctx.bias_shape) if need_bias else None
+        d_slope = None
+        if need_slope:  # ds[t] = gs[t] - beta_mem a[t+1] g[t];  dL/dk = sum ds (-z|z| p)
             ds = gs.clone()
-            ds[:-1].sub_(a_next.mul_(g[:-1]), alpha=beta_mem)
-            d_slope = (ds.mul_(z.abs().mul_(z)).mul_(p).neg_()).sum_to_size(slope_t.shape)
-        return (dcur if need_cur else None), d_bias, d_slope, None, None, None, None, None
+            ds[:-1].sub_(a[1:] * g[:-1], alpha=beta_mem)
+            d_slope = ds.mul_(z.abs().mul_(z)).mul_(p).neg_().sum_to_size(slope_t.shape)
+        del z, p
+        dcur = None
+        if need_cur:
+            dcur = a if beta_syn == 0 else _loop("synaptic", compile, a, beta_syn)
+        return dcur, d_bias, d_slope, None, None, None, None, None
 
 
 def cuba_lif_multistep(cur: torch.Tensor, beta_syn: float, beta_mem: float, theta: float,
