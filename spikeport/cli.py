@@ -110,13 +110,15 @@ def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint 
            backend: str = typer.Option("lava", help="lava | emulator | lava,emulator (compares all three)"),
            samples: Optional[int] = typer.Option(None, help="number of test samples (default: all)"),
            max_mismatches: int = typer.Option(0, help="exit 1 when spike mismatches exceed this"),
+           shards: int = typer.Option(1, help="split the samples over N worker processes (merged exactly)"),
            out_path: Optional[Path] = typer.Option(None, "--out", help="parity.json path (default RUN/parity.json)")):
     """Compare the quantized PyTorch reference with the deployed graph, spike by spike (CI gate)."""
     from spikeport.report.markdown import summary_rows
     from spikeport.workflow import parity as run_parity
 
     with console.status(f"parity on {backend}"):
-        res = run_parity(run_dir, backend=backend, samples=samples, max_mismatches=max_mismatches, out=out_path)
+        res = run_parity(run_dir, backend=backend, samples=samples, max_mismatches=max_mismatches, out=out_path,
+                         shards=shards)
     _summary(summary_rows({"parity": res}), "parity")
 
 

@@ -65,10 +65,17 @@ def test_inputs(net: LoihiNet, data: str, data_dir: str | None, samples: int | N
 
 
 def run_backend(net: LoihiNet, x_int: np.ndarray, backend: str, *, record: str = "all",
-                timeout_s: float | None = None) -> BackendRun:
-    """Spikes of every population on ``backend`` for x_int [T, B, ...]."""
+                timeout_s: float | None = None, shards: int = 1) -> BackendRun:
+    """Spikes of every population on ``backend`` for x_int [T, B, ...]; ``shards`` > 1 splits the
+    samples over that many worker processes and merges the spikes exactly."""
     t0 = time.perf_counter()
-    if backend == "emulator":
+    if shards < 1:
+        raise SpikeportError(f"--shards must be at least 1, got {shards}")
+    if shards > 1 and backend in BACKENDS:
+        from spikeport.deploy.shards import run_sharded
+
+        spikes = run_sharded(net, x_int, backend, shards, record=record, timeout_s=timeout_s or 1800.0)
+    elif backend == "emulator":
         spikes = emulator.run(net, x_int).spikes
         if record == "output":
             spikes = spikes[-1:]
@@ -118,7 +125,8 @@ def _reference(run_dir: Path, x_int: np.ndarray, x: np.ndarray, net: LoihiNet):
 
 
 def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = None,
-           max_mismatches: int | None = 0, out: str | Path | None = None, timeout_s: float | None = None) -> dict:
+           max_mismatches: int | None = 0, out: str | Path | None = None, timeout_s: float | None = None,
+           shards: int = 1) -> dict:
     """Compare the quantized torch reference with each backend on the test split; write parity.json.
 
     Raises :class:`ParityFailure` (after writing the report) when mismatches exceed ``max_mismatches``.
@@ -137,7 +145,7 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
     ref, float_out, cfg = _reference(run_dir, x_int, x, net)
     names = [p.name for p in net.populations]
     ref_pred = predict(ref[-1], net.meta)
-    runs = {b: run_backend(net, x_int, b, timeout_s=timeout_s) for b in backends}
+    runs = {b: run_backend(net, x_int, b, timeout_s=timeout_s, shards=shards) for b in backends}
     result = {
         "backend": ",".join(backends), "samples": int(len(y)), "network": net.describe(),
         "time_steps": net.time_steps, "dataset": cfg.data,
@@ -163,7 +171,7 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
         "per_layer": main["per_layer"], "first_divergence": next(
             ({"pair": c["pair"], **c["first_divergence"]} for c in comparisons if c["first_divergence"]), None),
         "samples_per_s": {c["backend"]: c["samples_per_s"] for c in comparisons if "backend" in c},
-        "comparisons": comparisons, "max_mismatches": max_mismatches,
+        "comparisons": comparisons, "max_mismatches": max_mismatches, "shards": shards,
     })
     if result["first_divergence"]:
         result["first_divergence"]["emulator_state"] = _emulator_state(net, x_int, result["first_divergence"])

@@ -61,3 +61,17 @@ def test_energy_counts_match_a_direct_count(tiny_run):
     assert set(res["energy_j"]) >= {"loihi", "ann-fp32-45nm"}
     for name, price in res["prices"]["loihi"].items():
         assert price["source"]
+
+
+def test_sharded_parity_merges_exactly(tiny_run):
+    """Two Lava children and two emulator workers give the same spikes as one run."""
+    from spikeport.deploy import emulator
+    from spikeport.deploy.shards import run_sharded
+
+    net = load_nir(tiny_run / "model.nir")
+    x_int, _, _ = workflow.test_inputs(net, "digits", None, 30)
+    whole = emulator.run(net, x_int).spikes
+    for backend in ("emulator", "lava"):
+        parts = run_sharded(net, x_int, backend, shards=2)
+        for a, b in zip(whole, parts):
+            np.testing.assert_array_equal(a, b)
