@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -35,6 +36,20 @@ def _summary(rows: list[tuple[str, str]], title: str) -> None:
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)
+
+
+def _table(table: tuple[list[str], list[list[str]]], title: str, columns: dict[str, str]) -> None:
+    """Print the ``columns`` (report header -> printed header) of a report table; numbers right-aligned."""
+    headers, rows = table
+    keep = [headers.index(c) for c in columns]
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    for i in keep:
+        label, prose = columns[headers[i]], headers[i] in ("kind", "quality")
+        t.add_column(label, justify="left" if prose or i == keep[0] else "right", no_wrap=not prose,
+                     min_width=max([len(w) for w in label.split("\n")] + [min(len(r[i]), 24) for r in rows if prose]))
+    for row in rows:
+        t.add_row(*[row[i] for i in keep])
+    out.print(t)
 
 
 @app.command()
@@ -81,12 +96,47 @@ def train(
 
 @app.command()
 def export(run_dir: Path = typer.Argument(..., help="run folder written by `spikeport train`"),
-           out_path: Optional[Path] = typer.Option(None, "--out", help="output .nir (default RUN/model.nir)")):
-    """Export a checkpoint to NIR (float parameters + Loihi integers in node metadata)."""
+           out_path: Optional[Path] = typer.Option(None, "--out", help="output .nir (default RUN/model.nir)"),
+           onnx: bool = typer.Option(False, "--onnx", help="also write RUN/model.onnx (integer Loihi model, "
+                                     "time unrolled)")):
+    """Export a checkpoint to NIR (float parameters + Loihi integers in node metadata), and to ONNX."""
     from spikeport.export.nir_export import export_run
 
     path = export_run(run_dir, out_path)
     out.print(f"wrote {path}")
+    if onnx:
+        from spikeport.export.onnx_export import export_onnx
+
+        out.print(f"wrote {export_onnx(run_dir)}")
+
+
+@app.command("import")
+def import_(graph: Path = typer.Argument(..., help="a peer's .nir file"),
+            dt: float = typer.Option(..., "--dt", help="seconds per simulation step (NIR stores none)"),
+            out_dir: Path = typer.Option(..., "--out", help="run folder to write"),
+            producer: str = typer.Option("auto", help="whose conventions: snntorch | norse | sinabs | rockpool | "
+                                         "spikeport | auto (read from the graph metadata, never guessed)"),
+            reset: Optional[str] = typer.Option(None, help="zero | subtract (NIR does not store the reset rule)"),
+            allow_approx: bool = typer.Option(False, "--allow-approx", help="map what Loihi cannot express "
+                                              "exactly anyway, listing each change in import.json"),
+            inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] (calibration and parity)"),
+            labels: Optional[Path] = typer.Option(None, help="labels .npy [N] integers"),
+            time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1,
+                                                     help="steps per sample when no --inputs are given")):
+    """Import a peer's NIR graph (snnTorch, Norse, Sinabs, Rockpool) into a run folder with Loihi integers."""
+    from spikeport.importer.run import import_graph
+
+    with console.status(f"importing {graph}"):
+        res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, allow_approx=allow_approx,
+                           inputs=inputs, labels=labels, time_steps=time_steps)
+    rows = [("producer", res["producer"]), ("dt", f"{res['dt']:g} s"), ("network", res["network"]),
+            ("approximations", str(len(res["approximations"])) + ("" if res["exact"] else " (see import.json)"))]
+    for layer in res["layers"]:
+        rows.append((f"{layer['layer']} weight error / clipped", f"{layer['weight_rel_error']:.2%} / "
+                     f"{layer['clipped_fraction']:.2%}"))
+    if "agreement" in res:
+        rows.append(("float reference vs integer predictions", f"{res['agreement']['prediction_agreement']:.2%}"))
+    _summary(rows + [("run folder", str(out_dir))], "imported")
 
 
 @app.command()
@@ -95,14 +145,18 @@ def deploy(graph: Path = typer.Argument(..., help="a .nir file"),
            backend: str = typer.Option("lava", help="lava | emulator"),
            samples: Optional[int] = typer.Option(None, help="number of test samples (default: all)"),
            out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for deploy.json and predictions.npz"),
-           data_dir: Optional[str] = typer.Option(None)):
+           data_dir: Optional[str] = typer.Option(None),
+           inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] instead of a dataset"),
+           labels: Optional[Path] = typer.Option(None, help="labels .npy [N] for --inputs")):
     """Run a NIR graph alone on Lava (fixed_pt) or the emulator and report its accuracy."""
     from spikeport.workflow import deploy as run_deploy
 
     with console.status(f"running {graph} on {backend}"):
-        res = run_deploy(graph, data=data, data_dir=data_dir, backend=backend, samples=samples, out=out_dir)
+        res = run_deploy(graph, data=data, data_dir=data_dir, backend=backend, samples=samples, out=out_dir,
+                         inputs=inputs, labels=labels)
+    acc = "n/a (no labels)" if res["accuracy"] is None else f"{res['accuracy']:.2%}"
     _summary([("backend", res["backend"]), ("network", res["network"]), ("samples", str(res["samples"])),
-              ("accuracy", f"{res['accuracy']:.2%}"), ("samples/s", f"{res['samples_per_s']:.1f}")], "deployed")
+              ("accuracy", acc), ("samples/s", f"{res['samples_per_s']:.1f}")], "deployed")
 
 
 @app.command()
@@ -111,14 +165,18 @@ def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint 
            samples: Optional[int] = typer.Option(None, help="number of test samples (default: all)"),
            max_mismatches: int = typer.Option(0, help="exit 1 when spike mismatches exceed this"),
            shards: int = typer.Option(1, help="split the samples over N worker processes (merged exactly)"),
-           out_path: Optional[Path] = typer.Option(None, "--out", help="parity.json path (default RUN/parity.json)")):
-    """Compare the quantized PyTorch reference with the deployed graph, spike by spike (CI gate)."""
+           out_path: Optional[Path] = typer.Option(None, "--out", help="parity.json path (default RUN/parity.json)"),
+           inputs: Optional[Path] = typer.Option(None, help="imported runs: inputs .npy [N, T, ...] (default: "
+                                                 "the run's inputs.npy)"),
+           labels: Optional[Path] = typer.Option(None, help="imported runs: labels .npy [N]")):
+    """Compare the quantized PyTorch reference (imported runs: the producer's float reference) with the
+    deployed graph, spike by spike (CI gate)."""
     from spikeport.report.markdown import summary_rows
     from spikeport.workflow import parity as run_parity
 
     with console.status(f"parity on {backend}"):
         res = run_parity(run_dir, backend=backend, samples=samples, max_mismatches=max_mismatches, out=out_path,
-                         shards=shards)
+                         shards=shards, inputs=inputs, labels=labels)
     _summary(summary_rows({"parity": res}), "parity")
 
 
@@ -128,31 +186,47 @@ def energy(target: Path = typer.Argument(..., help="run folder or .nir file"),
            profiles_file: Optional[Path] = typer.Option(None, "--profiles", help="extra TOML profile file"),
            samples: int = typer.Option(1000, help="test samples to count operations on"),
            data: Optional[str] = typer.Option(None, help="dataset (default: the one named in the graph)"),
-           data_dir: Optional[str] = typer.Option(None)):
+           data_dir: Optional[str] = typer.Option(None),
+           inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] instead of a dataset")):
     """Count SynOps / MACs / neuron updates on the deployed network and estimate energy per sample."""
-    from spikeport.report.markdown import summary_rows
+    from spikeport.report import markdown as md
     from spikeport.workflow import check_samples, energy as run_energy
 
     check_samples(samples)
-    res = run_energy(target, profiles=profile, profiles_file=profiles_file, samples=samples, data=data, data_dir=data_dir)
-    _summary(summary_rows({"energy": res}), "energy per sample")
+    res = run_energy(target, profiles=profile, profiles_file=profiles_file, samples=samples, data=data, data_dir=data_dir,
+                     inputs=inputs)
+    _table(md.layer_rows(res), f"operations per sample ({res['network']}, T={res['time_steps']}, "
+           f"{res['samples']} samples)", {"layer": "layer", "neurons": "neurons", "SynOps": "SynOps",
+                                          "effective MACs": "effective\nMACs", "dense ANN MACs": "dense ANN\nMACs",
+                                          "updates active": "updates\nactive", "spikes routed": "spikes\nrouted",
+                                          "firing rate": "firing\nrate", "input sparsity": "input\nsparsity"})
+    _table(md.energy_rows(res), "energy per sample", {"profile": "profile", "kind": "kind", "energy / sample": "energy",
+                                                      "ratio to loihi": "x loihi", "quality": "price quality"})
+    m = res["loihi_mapping"]
+    out.print(f"Loihi 1 mapping: {m['total_cores']} cores, {m['chips']} chip(s).\n{md.LOIHI2_STATEMENT}\n"
+              f"{md.ANN_STATEMENT}\nwrote {(target if target.is_dir() else target.parent) / 'energy.json'}")
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="run folder")):
-    """Write report.md (and report.html) from the run folder's JSON files."""
-    from spikeport.report import markdown
+def report(run_dir: Path = typer.Argument(..., help="run folder"),
+           compare: Optional[Path] = typer.Option(
+               None, help="folder whose run folders are compared on accuracy vs energy (default: RUN's parent)")):
+    """Write report.md and a self-contained report.html (plots inline) from the run folder's reports."""
+    from spikeport.report import html, markdown
 
     if not Path(run_dir).is_dir():
         raise SpikeportError(f"{run_dir}: run folder not found")
-    out.print(f"wrote {markdown.write(run_dir)}")
+    if compare is not None and not compare.is_dir():
+        raise SpikeportError(f"{compare}: --compare folder not found")
+    out.print(f"wrote {markdown.write(run_dir, compare)}")
+    out.print(f"wrote {html.write(run_dir, compare)}")
 
 
 @app.command()
 def demo(out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="run folder"),
          epochs: int = typer.Option(20, min=1), samples: Optional[int] = typer.Option(None, help="test samples")):
     """The whole path on digits: train -> export -> Lava + emulator parity -> energy -> report."""
-    from spikeport.report import markdown
+    from spikeport.report import html, markdown
     from spikeport.train.config import TrainConfig
     from spikeport.train.loop import train as run_train
     from spikeport.export.nir_export import export_run
@@ -168,9 +242,9 @@ def demo(out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="run fold
         run_parity(out_dir, backend="lava,emulator", samples=samples)
     with console.status("4/4 counting operations and pricing energy"):
         run_energy(out_dir, samples=samples)
-    path = markdown.write(out_dir)
+    path, page = markdown.write(out_dir), html.write(out_dir)
     _summary(markdown.summary_rows(markdown.load_reports(out_dir)), f"spikeport demo ({time.time() - t0:.0f} s)")
-    out.print(f"reports: {out_dir}/parity.json, {out_dir}/energy.json, {path}")
+    out.print(f"reports: {out_dir}/parity.json, {out_dir}/energy.json, {path}, {page}")
 
 
 def _fail(message: str, code: int) -> None:

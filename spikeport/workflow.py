@@ -23,6 +23,7 @@ from spikeport.measure import parity as parity_mod
 from spikeport.measure.readout import predict
 
 BACKENDS = ("emulator", "lava")
+SPIKE_SAMPLE = "parity_spikes.npz"  # one sample's spikes per layer and side, beside parity.json
 INPUT_SEED = 12345  # encoder seed for evaluation inputs (matters for rate coding only)
 Progress = Callable[[str, int, int], None]
 
@@ -64,6 +65,20 @@ def test_inputs(net: LoihiNet, data: str, data_dir: str | None, samples: int | N
     return enc, np.asarray(y), np.asarray(x)
 
 
+def graph_inputs(net: LoihiNet, nir_path: str | Path, data: str | None, data_dir: str | None, samples: int | None,
+                 seed: int = 0, inputs: str | Path | None = None, labels: str | Path | None = None):
+    """(x_int [T, B, ...], labels or None, x): ``--inputs`` / ``--labels`` .npy files ([N, T, ...]) or an
+    imported run's stored inputs when given or the graph is imported, else the dataset's test split."""
+    if inputs is not None or meta_value(net, "encoder") == "imported":
+        from spikeport.importer.runio import run_inputs
+
+        check_samples(samples)
+        return run_inputs(net, nir_path, inputs, labels, samples)
+    if not data:
+        raise SpikeportError(f"{nir_path}: the graph names no dataset; pass --data or --inputs")
+    return test_inputs(net, str(data), data_dir, samples, seed)
+
+
 def run_backend(net: LoihiNet, x_int: np.ndarray, backend: str, *, record: str = "all",
                 timeout_s: float | None = None, shards: int = 1) -> BackendRun:
     """Spikes of every population on ``backend`` for x_int [T, B, ...]; ``shards`` > 1 splits the
@@ -89,21 +104,23 @@ def run_backend(net: LoihiNet, x_int: np.ndarray, backend: str, *, record: str =
 
 
 def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, backend: str = "lava",
-           samples: int | None = None, out: str | Path | None = None, seed: int = 0) -> dict:
-    """Run ``model.nir`` alone on a backend over the test split; write deploy.json (+ spikes.npz)."""
+           samples: int | None = None, out: str | Path | None = None, seed: int = 0,
+           inputs: str | Path | None = None, labels: str | Path | None = None) -> dict:
+    """Run ``model.nir`` alone on a backend over the test split (or ``inputs``); write deploy.json
+    (+ predictions.npz). Without labels ``accuracy`` is None."""
     net = load_nir(nir_path)
-    x_int, y, _ = test_inputs(net, data, data_dir, samples, seed)
+    x_int, y, _ = graph_inputs(net, nir_path, data, data_dir, samples, seed, inputs, labels)
     run = run_backend(net, x_int, parse_backends(backend)[0], record="output")
     pred = predict(run.spikes[-1], net.meta)
-    result = {"backend": backend, "graph": str(nir_path), "network": net.describe(), "samples": int(len(y)),
-              "accuracy": parity_mod.accuracy(pred, y), "samples_per_s": round(run.samples_per_s, 2),
-              "seconds": round(run.seconds, 3)}
+    result = {"backend": backend, "graph": str(nir_path), "network": net.describe(), "samples": int(len(pred)),
+              "accuracy": None if y is None else parity_mod.accuracy(pred, y),
+              "samples_per_s": round(run.samples_per_s, 2), "seconds": round(run.seconds, 3)}
     if out:
         out = Path(out)
         fileio.write_json(out / "deploy.json", result)
-        fileio.write_with(out / "predictions.npz",
-                          lambda tmp: np.savez(open(tmp, "wb"), predictions=pred, labels=y,
-                                               output_counts=run.spikes[-1].sum(0)))
+        arrays = {"predictions": pred, "output_counts": run.spikes[-1].sum(0),
+                  **({} if y is None else {"labels": y})}
+        fileio.write_with(out / "predictions.npz", lambda tmp: np.savez(open(tmp, "wb"), **arrays))
     return result
 
 
@@ -126,12 +143,17 @@ def _reference(run_dir: Path, x_int: np.ndarray, x: np.ndarray, net: LoihiNet):
 
 def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = None,
            max_mismatches: int | None = 0, out: str | Path | None = None, timeout_s: float | None = None,
-           shards: int = 1) -> dict:
+           shards: int = 1, inputs: str | Path | None = None, labels: str | Path | None = None) -> dict:
     """Compare the quantized torch reference with each backend on the test split; write parity.json.
 
     Raises :class:`ParityFailure` (after writing the report) when mismatches exceed ``max_mismatches``.
     """
     run_dir = Path(run_dir)
+    if (run_dir / "import.json").is_file():  # imported from a peer: the float reference is the source graph
+        from spikeport.importer.parity import parity_imported
+
+        return parity_imported(run_dir, backend=backend, samples=samples, max_mismatches=max_mismatches,
+                               out=out, timeout_s=timeout_s, inputs=inputs, labels=labels)
     backends = parse_backends(backend)
     check_samples(samples)
     nir_path = run_dir / "model.nir"
@@ -176,13 +198,39 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
     if result["first_divergence"]:
         result["first_divergence"]["emulator_state"] = _emulator_state(net, x_int, result["first_divergence"])
     result["passed"] = max_mismatches is None or result["spike_mismatches"] <= max_mismatches
-    fileio.write_json(Path(out) if out else run_dir / "parity.json", result)
+    report_path = Path(out) if out else run_dir / "parity.json"
+    fileio.write_json(report_path, result)
+    sample = result["first_divergence"]["sample"] if result["first_divergence"] else 0
+    save_spike_sample(report_path.with_name(SPIKE_SAMPLE), names, sample, int(y[sample]),
+                      {"reference": ref, **{b: r.spikes for b, r in runs.items()}})
     if not result["passed"]:
         d = result["first_divergence"]
         raise ParityFailure(f"parity failed: {result['spike_mismatches']} spike mismatches (allowed {max_mismatches}); "
                             f"first divergence {d['pair']} at layer {d['layer']}, sample {d['sample']}, "
                             f"step {d['step']}, neuron {d['neuron']}")
     return result
+
+
+def save_spike_sample(path: Path, names: list[str], sample: int, label: int,
+                      sides: dict[str, list[np.ndarray]]) -> None:
+    """Write one sample's spikes of every layer, for each side of a parity run, to ``path`` (atomic).
+
+    ``sides``: ``{"reference" | backend: [T, B, N_i] spikes per layer}``. The .npz holds no pickled
+    objects (load it with ``allow_pickle=False``): ``layers`` [L] str, ``sides`` [S] str, ``sample``
+    (index in the parity batch) and ``label`` int scalars, and ``{side}_{i}`` [T, N_i] bool for each
+    side and layer index ``i``.
+    """
+    arrays = {"layers": np.array(names, dtype=str), "sides": np.array(list(sides), dtype=str),
+              "sample": np.int64(sample), "label": np.int64(label)}
+    for side, spikes in sides.items():
+        for i, s in enumerate(spikes):
+            arrays[f"{side}_{i}"] = np.asarray(s)[:, sample] != 0
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    fileio.write_with(path, _write)
 
 
 def _emulator_state(net: LoihiNet, x_int: np.ndarray, d: dict) -> dict:
@@ -213,20 +261,48 @@ def _op_layers(net: LoihiNet, x_int: np.ndarray, spikes: list[np.ndarray]):
     return layers
 
 
+def _energy_split(counts: dict, table: dict, names: list[str]) -> dict:
+    """Joules per sample by layer (every profile) and by time step (SNN profiles), each priced with
+    :func:`estimate_energy` on that layer's or step's counts; they sum to the profile's total."""
+    from spikeport.measure import estimate_energy
+
+    per_layer = {n: {} for n in names}
+    for layer in counts["layers"]:
+        for n, joules in estimate_energy({"totals": layer, "layers": [layer]}, table, names)["energy_j"].items():
+            per_layer[n][layer["name"]] = joules
+    snn = [n for n in names if table[n].kind == "snn"]
+    per_step, ps = {n: [] for n in snn}, counts["per_step"]
+    neurons = float(sum(c["n_out"] for c in counts["layers"]))
+    for t in range(counts["time_steps"] if snn else 0):
+        active = ps["neuron_updates_active"][t]
+        step = {"synops": ps["synops"][t], "effective_macs": ps["effective_macs"][t],
+                "neuron_updates_active": active, "neuron_updates_inactive": neurons - active,
+                "neuron_updates": neurons, "spikes_out": ps["spikes_out"][t]}
+        for n, joules in estimate_energy({"totals": step, "layers": []}, table, snn)["energy_j"].items():
+            per_step[n].append(joules)
+    return {"energy_j_per_layer": per_layer, "energy_j_per_step": per_step}
+
+
 def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_file: str | Path | None = None,
            samples: int | None = 1000, data: str | None = None, data_dir: str | None = None,
-           out: str | Path | None = None) -> dict:
+           out: str | Path | None = None, inputs: str | Path | None = None) -> dict:
     """Count operations on the deployed network (emulator run over ``samples`` test samples) and price
-    them on every (or the named) device profile; write energy.json. ``target``: run folder or .nir."""
+    them on every (or the named) device profile; write energy.json. ``target``: run folder or .nir.
+
+    This is the Python API for a whole run (``count_ops`` / ``estimate_energy`` in
+    :mod:`spikeport.measure` are for your own spike arrays). All values are per sample. Returns
+    (and writes) a dict with ``synops``, ``effective_macs``, ``dense_macs``, ``neuron_updates``;
+    ``energy_j`` ``{profile: J}``, ``breakdown`` ``{profile: {term: J}}``, ``prices`` (each price with
+    source, year, quality), ``notes``; ``energy_j_per_layer`` ``{profile: {layer: J}}`` and
+    ``energy_j_per_step`` ``{snn profile: [J] * T}``; ``counts`` (count_ops' totals, per_step and
+    per-layer counts, each layer with its own per_step) and ``loihi_mapping``.
+    """
     from spikeport.measure import count_ops, estimate_energy, load_profiles, map_to_loihi
 
     target = Path(target)
     nir_path = target / "model.nir" if target.is_dir() else target
     net = load_nir(nir_path)
-    data = data or meta_value(net, "dataset")
-    if not data:
-        raise SpikeportError(f"{nir_path}: the graph names no dataset; pass --data")
-    x_int, _, _ = test_inputs(net, str(data), data_dir, samples)
+    x_int, _, _ = graph_inputs(net, nir_path, data or meta_value(net, "dataset"), data_dir, samples, inputs=inputs)
     spikes = emulator.run(net, x_int).spikes
     counts = count_ops(_op_layers(net, x_int, spikes))
     table = load_profiles(profiles_file)
@@ -241,6 +317,6 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
               "dense_macs": t["dense_macs"], "neuron_updates": t["neuron_updates"],
               "energy_j": est["energy_j"], "prices": est["prices"], "breakdown": est["breakdown"],
               "notes": est["notes"], "counts": counts, "loihi_mapping": mapping,
-              "units": "per sample: operations and joules"}
+              "units": "per sample: operations and joules", **_energy_split(counts, table, list(est["energy_j"]))}
     fileio.write_json(Path(out) if out else nir_path.parent / "energy.json", result)
     return result

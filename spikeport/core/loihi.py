@@ -15,6 +15,10 @@ with ``tz(p) = sign(p) * (|p| >> 12)`` (rounds toward zero), ``wrap24`` Lava's s
 wrap into (-2**23, 2**23] and ``clip24`` a clip to [-(2**23 - 1), 2**23 - 1]. Lava keeps u, v and
 the synaptic input in int32 arrays, so sums wrap at 32 bits first; that is modelled too.
 
+Connections: Dense/Sparse sum ``q @ s`` and shift by ``weight_exp`` (:func:`shift_exp`); Conv ignores
+``weight_exp`` and wraps its output modulo 2**24 into [-2**23, 2**23) (:func:`wrap_conv_output`; Lava
+calls this ``signed_clamp`` but it is a two's-complement wrap, not a saturation: measured).
+
 Works on numpy integer arrays and on torch integer tensors alike (the operations used exist on
 both); inputs are promoted to int64.
 """
@@ -43,7 +47,7 @@ VTH_MAX = (1 << VTH_BITS) - 1
 BIAS_MANT_BITS = 13  # signed 13-bit bias mantissa (-4096 .. 4095)
 BIAS_MANT_MIN, BIAS_MANT_MAX = -(1 << (BIAS_MANT_BITS - 1)), (1 << (BIAS_MANT_BITS - 1)) - 1
 BIAS_EXP_MAX = 7  # unsigned 3-bit exponent
-CONV_OUT_LIMIT = STATE_MAX - 1  # Lava's Conv clamps its output to signed 24 bits
+CONV_OUT_BITS = 24  # Lava's Conv wraps its output to signed 24 bits (two's complement)
 INT32_SPAN = 1 << 32
 
 # Dense/Sparse weights: an int8 matrix q is given to Lava as 2*q with weight_exp = -1. With mixed
@@ -91,14 +95,6 @@ def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
 
 
-def _where(cond, a, b):
-    if _is_torch(cond):
-        import torch
-
-        return torch.where(cond, a, b)
-    return np.where(cond, a, b)
-
-
 def _i64(x):
     if _is_torch(x):
         import torch
@@ -107,22 +103,42 @@ def _i64(x):
     return np.asarray(x, dtype=np.int64)
 
 
+def wrap_signed(x, bits: int):
+    """Two's-complement wrap of int64 values into signed ``bits`` (mask arithmetic, no division)."""
+    half = 1 << (bits - 1)
+    return ((x + half) & ((1 << bits) - 1)) - half
+
+
 def wrap_int32(x):
     """Two's-complement wrap of an int64 value into int32 (what Lava's int32 arrays do on overflow)."""
-    return ((x + (INT32_SPAN >> 1)) % INT32_SPAN) - (INT32_SPAN >> 1)
+    return wrap_signed(x, 32)
+
+
+def wrap_conv_output(acc):
+    """What Lava's fixed_pt Conv sends: its summed input wrapped modulo 2**24 into [-2**23, 2**23)."""
+    return wrap_signed(acc, CONV_OUT_BITS)
 
 
 def decay(x, d: int, offset: int):
-    """tz(x * (4096 - (d + offset))): multiply by the decay factor, shift by 12 toward zero."""
-    p = x * (DECAY_UNITY - (int(d) + offset))
-    mag = abs(p) >> DECAY_BITS
-    return _where(p < 0, -mag, mag)
+    """tz(x * (4096 - (d + offset))): multiply by the decay factor, shift by 12 toward zero.
+
+    ``(p + (4095 if p < 0 else 0)) >> 12`` is that shift for int64 p (``p >> 63`` is -1 for negative p).
+    The factors 4096 (identity) and 0 (forget all) are exact without the product."""
+    factor = DECAY_UNITY - (int(d) + offset)
+    if factor == DECAY_UNITY:
+        return x
+    if factor == 0:
+        return x * 0
+    p = x * factor
+    return (p + ((p >> 63) & DECAY_MAX)) >> DECAY_BITS
 
 
 def wrap24(x):
-    """Lava's one conditional wrap of the current: x > 2**23 -> x - 2**24; x <= -2**23 -> x + 2**24."""
-    x = _where(x > STATE_MAX, x - 2 * STATE_MAX, x)
-    return _where(x <= -STATE_MAX, x + 2 * STATE_MAX, x)
+    """Lava's one conditional wrap of the current: x > 2**23 -> x - 2**24; else x <= -2**23 -> x + 2**24.
+
+    (Lava tests the second condition on the unwrapped value; after the first wrap it cannot hold, so
+    the two corrections are independent and can be summed.)"""
+    return x - (x > STATE_MAX) * (2 * STATE_MAX) + (x <= -STATE_MAX) * (2 * STATE_MAX)
 
 
 def lif_step(u, v, a_in, params: LIFParams, bias=None):
@@ -140,11 +156,9 @@ def lif_step(u, v, a_in, params: LIFParams, bias=None):
         bias = torch.as_tensor(bias, dtype=torch.int64, device=u.device)
     u = wrap24(wrap_int32(decay(u, params.du, DU_OFFSET) + wrap_int32(a_in << ACT_SHIFT)))
     v_new = wrap_int32(decay(v, params.dv, DV_OFFSET) + u + bias)
-    v_new = v_new.clip(-V_LIMIT, V_LIMIT)
-    if params.floor_v:
-        v_new = v_new.clip(0, V_LIMIT)
+    v_new = v_new.clip(0 if params.floor_v else -V_LIMIT, V_LIMIT)
     s = v_new > params.threshold
-    v_new = _where(s, v_new * 0, v_new)
+    v_new = v_new * ~s
     return s, u, v_new
 
 
@@ -172,6 +186,20 @@ def lava_effective_weights(w: np.ndarray, weight_exp: int = 0) -> tuple[np.ndarr
         w = np.clip(w, -(1 << WEIGHT_BITS), (1 << WEIGHT_BITS) - 1)
         w = (w >> 1) << 1
     return w, weight_exp
+
+
+def runs_as_lava_conv(weight_exp: int, pool_tiles: bool = True) -> bool:
+    """How spikeport deploys a convolution: as a Lava ``Conv`` (which ignores ``weight_exp`` and wraps its
+    output to 24 bits) when ``weight_exp == 0`` and a preceding sum pool (if any) tiles its input so it
+    folds into the kernel; otherwise as the unrolled matrix in a ``Sparse`` (which applies the exponent)."""
+    return int(weight_exp) == 0 and bool(pool_tiles)
+
+
+def conv_synaptic_input(acc, weight_exp: int, pool_tiles: bool = True):
+    """A convolution's summed input as Lava delivers it (see :func:`runs_as_lava_conv`)."""
+    if runs_as_lava_conv(weight_exp, pool_tiles):
+        return wrap_conv_output(acc)
+    return shift_exp(acc, weight_exp)
 
 
 def shift_exp(acc, weight_exp: int):

@@ -9,7 +9,8 @@ as Lava's Loihi model, so a quantized float run drifts from the integer run only
     v[t] = v[t] * (1 - s[t])                     # reset to zero; u is not reset
 
 Works on numpy arrays and torch tensors. ``spike_fn`` lets training swap the Heaviside for a
-surrogate-gradient function; ``v_floor`` (KLIF) applies ReLU to v before firing and reset.
+surrogate-gradient function; ``v_floor`` (KLIF) applies ReLU to v before firing and reset (True),
+or a given function in its place (training: a ReLU whose backward is a surrogate).
 Shapes: x, u, v [..., N]; theta scalar; bias [N] or scalar.
 """
 from __future__ import annotations
@@ -23,12 +24,12 @@ def heaviside(z):
 
 
 def cuba_lif_step(x, u, v, *, beta_syn, beta_mem, theta, bias=0.0,
-                  spike_fn: Callable = heaviside, v_floor: bool = False):
+                  spike_fn: Callable = heaviside, v_floor: bool | Callable = False):
     """One float CUBA-LIF step; returns (s, u, v). Float state, same order as Loihi."""
     u = beta_syn * u + x
     v = beta_mem * v + u + bias
     if v_floor:
-        v = v * (v > 0)
+        v = v_floor(v) if callable(v_floor) else v * (v > 0)
     s = spike_fn(v - theta)
     v = v * (1.0 - s)
     return s, u, v

@@ -136,3 +136,20 @@ def quantize_layer(weight: np.ndarray, *, beta_syn: float, beta_mem: float, thet
     if not math.isfinite(s) or s <= 0:
         raise ValueError("state scale must be positive and finite")
     return LayerQuant(weight=q, weight_scale=ws, weight_exp=wexp, state_scale=s, lif=params)
+
+
+def quantize_feedback(weight: np.ndarray, state_scale: float) -> tuple[np.ndarray, int, float]:
+    """Weights [out, in] driven by binary spikes into a population whose state scale is already fixed
+    (a recurrent connection): (int8 q, weight_exp, weight_scale) with q * 2**weight_exp ~ weight /
+    state_scale. weight_exp is the smallest exponent that keeps max |q| <= 127; ``weight_scale`` =
+    state_scale * 2**weight_exp is the float value of one unit of q."""
+    peak = float(np.max(np.abs(weight))) if np.size(weight) else 0.0
+    exp = 0
+    if peak > 0:
+        exp = int(math.ceil(math.log2(peak / (loihi.WEIGHT_MAX * state_scale))))
+        exp = int(np.clip(exp, -24, 24))
+        while exp < 24 and peak / (state_scale * 2.0**exp) > loihi.WEIGHT_MAX + 0.5:  # float log2 edge cases
+            exp += 1
+    scale = state_scale * 2.0**exp
+    return quantize_weight(weight, scale), exp, scale
+

@@ -1,8 +1,11 @@
 """A batched integer simulator that runs a :class:`LoihiNet` exactly as Lava's fixed_pt models do.
 
-Every neuron update goes through :func:`spikeport.core.loihi.lif_step`. Feed-forward inputs of all
-T steps are one matrix product per layer (float64 BLAS: every product and partial sum is an integer
-far below 2**53, so the result is exact), then the recurrence runs step by step on int64 arrays.
+Every neuron update goes through :func:`spikeport.core.loihi.lif_step`; every connection through
+:meth:`Connection.apply` (exact float BLAS / conv on integers, Lava Conv's 24-bit wrap where Lava uses
+a Conv). Per population, the feed-forward input of all T steps is one batched product (computed once
+when the input repeats every step, as direct encoding does), then the neurons run step by step on
+int64 arrays in blocks of samples small enough to stay in cache. Samples are processed in chunks
+that bound memory.
 """
 from __future__ import annotations
 
@@ -11,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeport.core import loihi
-from spikeport.deploy.netdef import Connection, LoihiNet
+from spikeport.deploy.netdef import Connection, LoihiNet, Population
 
-EXACT_FLOAT_LIMIT = 2**53
+CHUNK_ELEMENTS = 1 << 24  # int64 input currents held per chunk: T * samples * neurons (128 MiB)
+BLOCK_ELEMENTS = 1 << 15  # neuron states updated per lif_step call (cache-sized)
 
 
 @dataclass
@@ -30,44 +34,72 @@ class EmulatorRun:
 
 
 def connection_input(conn: Connection, x: np.ndarray) -> np.ndarray:
-    """Summed input shift(q @ x, weight_exp) for x [..., in] integers; returns int64 [..., out]."""
-    w = conn.weight.astype(np.float64)
-    peak = float(np.abs(x).max(initial=0)) * float(np.abs(w).sum(axis=1).max(initial=0))
-    if peak < EXACT_FLOAT_LIMIT:
-        acc = np.rint(x.astype(np.float64) @ w.T).astype(np.int64)
-    else:  # exact integer product (slow path, never needed for 8-bit weights and inputs)
-        acc = x.astype(np.int64) @ conn.weight_t()
-    return loihi.shift_exp(acc, conn.weight_exp)
+    """Summed input of ``conn`` for x [..., in] integers; returns int64 [..., out]."""
+    lead = x.shape[:-1]
+    return conn.apply(x.reshape(-1, x.shape[-1])).reshape(*lead, conn.shape[0])
 
 
-def run(net: LoihiNet, x: np.ndarray, *, record_states: bool = False) -> EmulatorRun:
-    """Run samples ``x`` [T, B, input_size] (integer spikes or graded values) through ``net``."""
-    x = np.asarray(x)
-    if x.ndim < 3 or x.shape[0] != net.time_steps:
-        raise ValueError(f"input must be [T={net.time_steps}, B, ...], got {x.shape}")
+def _feedforward(conn: Connection, x: np.ndarray) -> np.ndarray:
+    """x [T, B, in] -> [T, B, out] summed inputs; one product when all T frames are equal."""
+    T, B = x.shape[:2]
+    if T > 1 and (x == x[:1]).all():
+        return np.broadcast_to(connection_input(conn, x[0]), (T, B, conn.shape[0]))
+    return connection_input(conn, x.reshape(T * B, -1)).reshape(T, B, -1)
+
+
+def _integrate(pop: Population, ff: np.ndarray, record_states: bool):
+    """Run one population over ff [T, B, N] summed inputs; returns spikes [T, B, N] and (u, v) or None."""
+    T, B, N = ff.shape
+    out = np.zeros((T, B, N), dtype=bool)
+    us = np.zeros((T, B, N), dtype=np.int64) if record_states else None
+    vs = np.zeros((T, B, N), dtype=np.int64) if record_states else None
+    bias = pop.lif.effective_bias()
+    block = max(1, BLOCK_ELEMENTS // N)
+    for lo in range(0, B, block):
+        hi = min(B, lo + block)
+        u = np.zeros((hi - lo, N), dtype=np.int64)
+        v = np.zeros((hi - lo, N), dtype=np.int64)
+        s = np.zeros((hi - lo, N), dtype=bool)
+        for t in range(T):
+            a = ff[t, lo:hi]
+            if pop.recurrent is not None:
+                a = a + pop.recurrent.apply(s.astype(np.int64))
+            s, u, v = loihi.lif_step(u, v, a, pop.lif, bias)
+            out[t, lo:hi] = s
+            if record_states:
+                us[t, lo:hi], vs[t, lo:hi] = u, v
+    return out, ((us, vs) if record_states else None)
+
+
+def _run_chunk(net: LoihiNet, x: np.ndarray, record_states: bool):
     T, B = x.shape[:2]
     layer_in = x.reshape(T, B, -1)
     spikes, states = [], []
     for pop in net.populations:
-        ff = connection_input(pop.input, layer_in.reshape(T * B, -1)).reshape(T, B, pop.size)
-        u = np.zeros((B, pop.size), dtype=np.int64)
-        v = np.zeros((B, pop.size), dtype=np.int64)
-        bias = pop.lif.effective_bias()
-        s_prev = np.zeros((B, pop.size), dtype=np.int64)
-        out = np.zeros((T, B, pop.size), dtype=bool)
-        us = np.zeros((T, B, pop.size), dtype=np.int64) if record_states else None
-        vs = np.zeros((T, B, pop.size), dtype=np.int64) if record_states else None
-        for t in range(T):
-            a = ff[t]
-            if pop.recurrent is not None:
-                a = a + connection_input(pop.recurrent, s_prev)
-            s, u, v = loihi.lif_step(u, v, a, pop.lif, bias)
-            out[t] = s
-            s_prev = s.astype(np.int64)
-            if record_states:
-                us[t], vs[t] = u, v
+        out, st = _integrate(pop, _feedforward(pop.input, layer_in), record_states)
         spikes.append(out)
-        if record_states:
-            states.append((us, vs))
-        layer_in = out.astype(np.int64)
-    return EmulatorRun(spikes=spikes, states=states if record_states else None)
+        states.append(st)
+        layer_in = out
+    return spikes, states
+
+
+def run(net: LoihiNet, x: np.ndarray, *, record_states: bool = False) -> EmulatorRun:
+    """Run samples ``x`` [T, B, ...] (integer spikes or graded values; ... = ``net.input_shape`` or flat)
+    through ``net``. Returns spikes [T, B, N] per population (N flat, C-major for spatial layers)."""
+    x = np.asarray(x)
+    if x.ndim < 3 or x.shape[0] != net.time_steps:
+        raise ValueError(f"input must be [T={net.time_steps}, B, ...], got {x.shape}")
+    T, B = x.shape[:2]
+    if int(np.prod(x.shape[2:])) != net.input_size:
+        raise ValueError(f"input samples have {int(np.prod(x.shape[2:]))} values, the network expects {net.input_size}")
+    widest = max([net.input_size] + [p.size for p in net.populations])
+    chunk = max(1, CHUNK_ELEMENTS // (T * widest))
+    parts = [_run_chunk(net, x[:, lo:lo + chunk], record_states) for lo in range(0, B, chunk)]
+    if len(parts) == 1:
+        return EmulatorRun(spikes=parts[0][0], states=parts[0][1] if record_states else None)
+    spikes = [np.concatenate([p[0][i] for p in parts], axis=1) for i in range(len(net.populations))]
+    states = None
+    if record_states:
+        states = [(np.concatenate([p[1][i][0] for p in parts], axis=1),
+                   np.concatenate([p[1][i][1] for p in parts], axis=1)) for i in range(len(net.populations))]
+    return EmulatorRun(spikes=spikes, states=states)

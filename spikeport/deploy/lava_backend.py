@@ -4,6 +4,11 @@ Streaming recipe (compile once, run once): all N samples are laid back to back i
 the network runs ``N*T + L + 1`` steps, and every population is a ``LIF`` with reset
 (``LIFReset``) whose reset phase is aligned with the step at which its sample window begins.
 
+Populations are spikeport's ``LoihiLIF`` (``lava_procs``): Lava's ``LIFReset`` fixed_pt model plus the
+KLIF v floor, recording its own spikes to a file (reading a Lava sink with ``Var.get`` costs one message
+per value). Connections are Dense, Sparse or Conv (``Connection.lava_process``); a Conv sees its
+input through virtual ports that turn spikeport's flat C-major order into Lava's (W, H, C).
+
 Alignment. The RingBuffer sends frame k at Lava step k+1 (Lava counts steps from 1); every
 connection delays by one step. So population l (0-based) receives frame k of sample n at step
 ``n*T + k + l + 2``: its window starts at steps congruent to ``(l + 2) mod T``, which is its reset
@@ -25,38 +30,82 @@ def window_offset(layer_index: int, time_steps: int) -> int:
     return (layer_index + 2) % time_steps
 
 
-def _connection_process(conn: Connection, graded: bool, window: tuple[int, int] | None = None):
-    """A Lava Dense/Sparse process for ``conn``; ``window`` (interval, offset) makes a recurrent
-    connection that forgets its buffered spikes when a sample window begins."""
+def _connection_process(conn: Connection, graded: bool, window: tuple[int, int] | None = None, fault: str = ""):
+    """The Lava process that computes ``conn`` exactly (``conn.lava_process``): Dense, Sparse (pruned
+    layers, or a conv Lava's Conv cannot express) or Conv. ``window`` (interval, offset) makes a
+    recurrent connection that forgets its buffered spikes when a sample window begins;
+    ``fault="model-raise"`` / ``"model-hang"`` makes a dense connection whose model raises / blocks
+    inside Lava (supervisor tests)."""
     from scipy import sparse
 
+    if conn.lava_process != "conv":  # Dense / Sparse would clip wider weights silently (Conv does not)
+        conn.check_loihi()
+    bits = 8 if graded else 0  # graded spikes carry integer payloads (direct-encoded inputs)
+    kind = conn.lava_process
+    if kind == "conv":
+        from lava.proc.conv.process import Conv
+
+        if window is not None:
+            raise ValueError(f"{conn.name}: a recurrent convolution is not supported on Lava")
+        args = conn.lava_conv()
+        return Conv(weight=args["weight"], input_shape=args["input_shape"], stride=args["stride"],
+                    padding=args["padding"], dilation=args["dilation"], groups=args["groups"],
+                    num_message_bits=bits, name=conn.name)
+    # int8 q is passed as 2*q with one more right shift: exact under Lava's weight truncation (core.loihi)
+    exp = int(conn.weight_exp + loihi.DENSE_WEIGHT_EXP)
+    if kind == "dense":
+        w = np.asarray(conn.weight) if conn.pool is None else conn.to_matrix().toarray()
+        w2 = w.astype(np.int32) * loihi.DENSE_WEIGHT_FACTOR
+    else:
+        w2 = sparse.csr_matrix(conn.to_matrix() * loihi.DENSE_WEIGHT_FACTOR, dtype=np.int32)
+    if window is not None:
+        from spikeport.deploy.lava_procs.process import WindowedDense, WindowedSparse
+
+        cls = WindowedDense if kind == "dense" else WindowedSparse
+        return cls(weights=w2, weight_exp=exp, num_message_bits=bits, name=conn.name,
+                   reset_interval=window[0], reset_offset=window[1])
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
 
-    w2, exp2 = loihi.dense_weights_for_lava(conn.weight)
-    exp = int(conn.weight_exp + exp2)
-    bits = 8 if graded else 0  # graded spikes carry integer payloads (direct-encoded inputs)
-    if window is not None:
-        from spikeport.deploy.lava_procs.process import WindowedDense
+    if fault in ("model-raise", "model-hang") and kind == "dense":
+        from spikeport.deploy.lava_procs.faulty import FaultyDense
 
-        if conn.sparse:
-            raise ValueError(f"{conn.name}: a sparse recurrent connection is not supported on Lava")
-        return WindowedDense(weights=w2, weight_exp=exp, num_message_bits=bits, name=conn.name,
-                             reset_interval=window[0], reset_offset=window[1])
-    if conn.sparse:
-        return Sparse(weights=sparse.csr_matrix(w2), weight_exp=exp, num_message_bits=bits, name=conn.name)
-    return Dense(weights=w2, weight_exp=exp, num_message_bits=bits, name=conn.name)
+        return FaultyDense(weights=w2, weight_exp=exp, num_message_bits=bits, name=conn.name, mode=fault[6:])
+    return (Dense if kind == "dense" else Sparse)(weights=w2, weight_exp=exp, num_message_bits=bits, name=conn.name)
 
 
-def run_network(net: LoihiNet, x: np.ndarray, record: str = "all", fault: str = "") -> list[np.ndarray]:
-    """Run samples x [T, B, input_size] integers on Lava. Returns spikes per recorded population as
-    [T, B, N] bool (all populations for ``record="all"``, only the last for ``"output"``).
-    ``fault="model-raise"`` swaps in a process model that raises inside Lava (for tests)."""
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import RingBuffer as Sink
+def _into(port, conn: Connection):
+    """Adapt a flat C-major port to the connection's input: Lava's Conv reads (W, H, C)."""
+    if conn.lava_process == "conv":
+        return port.reshape(conn.in_shape).transpose((2, 1, 0))
+    return port
+
+
+def _out_of(port, conn: Connection):
+    """Adapt the connection's output to a flat C-major population: Lava's Conv writes (W, H, C)."""
+    if conn.lava_process == "conv":
+        return port.transpose((2, 1, 0)).reshape((conn.shape[0],))
+    return port
+
+
+def _lif_process(pop, idx: int, T: int, record_path: str, record_steps: int):
+    from spikeport.deploy.lava_procs.process import LoihiLIF
+
+    return LoihiLIF(shape=(pop.size,), du=int(pop.lif.du), dv=int(pop.lif.dv), vth=int(pop.lif.vth),
+                    bias_mant=np.asarray(pop.lif.bias_mant, dtype=np.int32) * np.ones(pop.size, np.int32),
+                    bias_exp=int(pop.lif.bias_exp), reset_interval=int(T), reset_offset=window_offset(idx, T),
+                    floor_v=bool(pop.lif.floor_v), record_path=record_path, record_steps=int(record_steps),
+                    name=pop.name)
+
+
+def build_network(net: LoihiNet, x: np.ndarray, record_dir: str = "", record: str = "all", fault: str = ""):
+    """Lava processes for streaming x [T, B, ...] through ``net``; nothing runs yet.
+
+    Returns (source, lifs, recorded, steps): the RingBuffer source, one LoihiLIF per population,
+    [(population index, size, file)] of the populations that record their spikes into ``record_dir``
+    (all for ``record="all"``, the last for ``"output"``, none without a folder) and the number of
+    Lava steps to run."""
     from lava.proc.io.source import RingBuffer as Source
-    from lava.proc.lif.process import LIFReset
 
     T, B = x.shape[:2]
     n_layers = len(net.populations)
@@ -65,33 +114,45 @@ def run_network(net: LoihiNet, x: np.ndarray, record: str = "all", fault: str = 
     stream = np.zeros((net.input_size, steps), dtype=np.int32)
     stream[:, : B * T] = frames.T
     source = Source(data=stream)
-    prev_out = source.s_out
-    sinks = []
+    prev_out, recorded, lifs = source.s_out, [], []
     for idx, pop in enumerate(net.populations):
-        conn = _connection_process(pop.input, graded=(idx == 0 and net.graded_input))
-        lif = LIFReset(shape=(pop.size,), du=int(pop.lif.du), dv=int(pop.lif.dv), vth=int(pop.lif.vth),
-                       bias_mant=np.asarray(pop.lif.bias_mant, dtype=np.int32) * np.ones(pop.size, np.int32),
-                       bias_exp=int(pop.lif.bias_exp), reset_interval=int(T),
-                       reset_offset=window_offset(idx, T), name=pop.name)
-        prev_out.connect(conn.s_in)
-        conn.a_out.connect(lif.a_in)
+        path = f"{record_dir}/p{idx}.npy" if record_dir and (record == "all" or idx == n_layers - 1) else ""
+        conn = _connection_process(pop.input, graded=(idx == 0 and net.graded_input), fault=fault if idx == 0 else "")
+        lif = _lif_process(pop, idx, T, path, steps)
+        _into(prev_out, pop.input).connect(conn.s_in)
+        _out_of(conn.a_out, pop.input).connect(lif.a_in)
         if pop.recurrent is not None:
             rec = _connection_process(pop.recurrent, graded=False, window=(int(T), window_offset(idx, T)))
             lif.s_out.connect(rec.s_in)
             rec.a_out.connect(lif.a_in)
-        if record == "all" or idx == n_layers - 1:
-            sink = Sink(shape=(pop.size,), buffer=steps)
-            lif.s_out.connect(sink.a_in)
-            sinks.append((idx, sink))
+        if path:
+            recorded.append((idx, pop.size, path))
+        lifs.append(lif)
         prev_out = lif.s_out
-    try:
-        source.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        raw = [(idx, sink.data.get()) for idx, sink in sinks]
-    finally:
-        source.stop()
-    out = []
-    for idx, data in raw:
-        start = idx + 1  # column of Lava step (idx + 2): the first step of sample 0's window
-        block = np.asarray(data)[:, start: start + B * T] != 0  # [N, B*T]
-        out.append(block.T.reshape(B, T, -1).transpose(1, 0, 2))
-    return out
+    return source, lifs, recorded, steps
+
+
+def align(data: np.ndarray, idx: int, T: int, B: int) -> np.ndarray:
+    """Rows of Lava steps 1..steps of population ``idx`` ([steps, N]) -> its sample windows [T, B, N]."""
+    start = idx + 1  # row of Lava step (idx + 2): the first step of sample 0's window
+    return np.asarray(data)[start: start + B * T].reshape(B, T, -1).transpose(1, 0, 2)
+
+
+def run_network(net: LoihiNet, x: np.ndarray, record: str = "all", fault: str = "") -> list[np.ndarray]:
+    """Run samples x [T, B, ...] integers on Lava. Returns spikes per recorded population as
+    [T, B, N] bool (N flat, C-major; all populations for ``record="all"``, only the last for
+    ``"output"``). ``fault="model-raise"`` makes the first connection's model raise (supervisor tests)."""
+    import tempfile
+
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    T, B = x.shape[:2]
+    with tempfile.TemporaryDirectory(prefix="spikeport-lava-rec-") as tmp:
+        source, _, recorded, steps = build_network(net, x, tmp, record, fault)
+        try:
+            source.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            raw = [(idx, np.unpackbits(np.load(path), axis=1, count=n).astype(bool)) for idx, n, path in recorded]
+        finally:
+            source.stop()
+    return [align(data, idx, T, B) for idx, data in raw]

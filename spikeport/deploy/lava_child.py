@@ -2,9 +2,19 @@
 
 Arguments: a work folder holding ``net.npz`` and ``x.npy``, the record mode, and an optional
 injected fault. Writes ``spikes.npz`` or ``error.txt``; touches ``heartbeat`` every second.
+
+Two watchdog threads guard against Lava's hangs (``design/loihi.md``):
+
+- the heartbeat thread also watches the parent: if the supervisor dies (even by SIGKILL), the
+  child kills its own process group, so no Lava process outlives the command;
+- the actor watcher notices a Lava process model (an actor process Lava forked) that died with an
+  exception. Lava itself then deadlocks (the runtime waits for the dead model's output), so the
+  watcher writes the model's exception to ``error.txt`` and ends the child at once.
 """
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -13,23 +23,61 @@ from pathlib import Path
 
 import numpy as np
 
+ACTOR_FAILED_EXIT = 4  # exit code when a Lava actor process failed (error.txt says which)
 
-def _heartbeat(path: Path, stop: threading.Event) -> None:
+
+def _heartbeat(path: Path, stop: threading.Event, parent: int) -> None:
     while not stop.is_set():
+        if os.getppid() != parent:  # the supervisor is gone: take every Lava process with us
+            os.killpg(0, signal.SIGKILL)
         path.touch()
         stop.wait(1.0)
+
+
+def _orphan_guard(stop: threading.Event, parent: int) -> None:
+    """The parent check alone, for runs whose heartbeat is switched off (fault "silent-hang")."""
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            os.killpg(0, signal.SIGKILL)
+
+
+def _failed_actor() -> str | None:
+    """The exception of a Lava actor process (``SystemProcess``) that ended with one, if any."""
+    import multiprocessing.process as mpp
+
+    for proc in list(mpp._children):  # processes this interpreter started (Lava's actors among them)
+        try:
+            exc = getattr(proc, "exception", None)  # SystemProcess: (exception, traceback) or None
+        except (OSError, EOFError, ValueError):  # pipe already closed by a normal join
+            continue
+        if exc:
+            err = exc[0] if isinstance(exc, tuple) else exc
+            return f"a Lava process model failed: {type(err).__name__}: {err}"
+    return None
+
+
+def _watch_actors(work: Path, stop: threading.Event) -> None:
+    while not stop.wait(0.2):
+        why = _failed_actor()
+        if why:
+            (work / "error.txt").write_text(why + "\n")
+            os._exit(ACTOR_FAILED_EXIT)  # the main thread is blocked inside Lava; the parent kills the group
 
 
 def main(argv: list[str]) -> int:
     work, record, fault = Path(argv[0]), argv[1], (argv[2] if len(argv) > 2 else "")
     stop = threading.Event()
-    if fault != "silent-hang":
-        threading.Thread(target=_heartbeat, args=(work / "heartbeat", stop), daemon=True).start()
+    parent = os.getppid()
+    beat = _heartbeat if fault != "silent-hang" else (lambda _p, s, pp: _orphan_guard(s, pp))
+    threading.Thread(target=beat, args=(work / "heartbeat", stop, parent), daemon=True).start()
+    threading.Thread(target=_watch_actors, args=(work, stop), daemon=True).start()
     try:
         if fault in ("hang", "silent-hang"):
             time.sleep(10**6)
         if fault == "raise":
             raise RuntimeError("injected failure inside the Lava child")
+        if fault == "crash":  # an interpreter crash: no error.txt, killed by a signal
+            os.kill(os.getpid(), signal.SIGSEGV)
         from spikeport.deploy import lava_backend
         from spikeport.deploy.netdef import load_arrays
 
@@ -37,7 +85,10 @@ def main(argv: list[str]) -> int:
             net = load_arrays(arrays)
         x = np.load(work / "x.npy", allow_pickle=False)
         spikes = lava_backend.run_network(net, x, record=record, fault=fault)
-        np.savez(work / "spikes.npz", **{f"s{i}": s for i, s in enumerate(spikes)})
+        stop.set()
+        tmp = work / "spikes.tmp.npz"
+        np.savez(tmp, **{f"s{i}": s for i, s in enumerate(spikes)})
+        os.replace(tmp, work / "spikes.npz")
         return 0
     except BaseException as err:  # reported to the parent as one line
         (work / "error.txt").write_text(f"{type(err).__name__}: {err}\n{traceback.format_exc()}")

@@ -1,9 +1,13 @@
 """Read a ``.nir`` file into a :class:`LoihiNet`, validating everything; never imports ``train``.
 
-Accepts graphs whose neuron nodes carry Loihi integers in ``metadata["loihi"]`` (what
-``spikeport export`` writes). Each node kind is handled by a function in ``CONNECTIONS`` /
-``NEURONS``; any other kind, or a parameter Loihi cannot express exactly, is an error that names
-the node and says why. Nothing is approximated silently.
+Accepts graphs whose weighted and neuron nodes carry Loihi integers in ``metadata["loihi"]`` (what
+``spikeport export`` writes). Between two CubaLIF populations lies one connection: ``[SumPool2d]
+[Flatten] (Affine | Linear | Conv2d)`` or a ``SumPool2d`` alone (an ``AvgPool2d`` only when marked
+``as_sum``: its 1/k^2 folded into the next layer's scale); a population may feed itself through one
+Affine/Linear (recurrence). Node kinds are handled by functions in ``CONNECTIONS`` / ``NEURONS``; any
+other kind (Delay, Scale, ...), or a parameter Loihi cannot express exactly (weights beyond 8 bits,
+reset by subtraction, nonzero v_reset, ...), is an error that names the node and says why. Nothing is
+approximated silently. Tensors stay in NIR's (= torch's) C-major order.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from spikeport.core import loihi
+from spikeport.deploy.linear import Pool2d, pair
 from spikeport.deploy.netdef import Connection, LoihiNet, Population
 from spikeport.errors import SpikeportError
 
@@ -42,7 +47,7 @@ def read_graph(path: str | Path):
     if not ok:
         raise SpikeportError(f"{path}: not a NIR file (not HDF5)")
     try:
-        return nir.read(str(path))
+        return nir.read(str(path), type_check=False)  # shapes are checked here, per node, with clearer errors
     except Exception as err:  # nir/h5py raise many types on corrupt input
         raise SpikeportError(f"{path}: cannot read NIR graph ({type(err).__name__}: {err})") from None
 
@@ -64,11 +69,12 @@ def _int(lo: dict, key: str, ctx: _Ctx, name: str) -> int:
     return int(arr.reshape(()))
 
 
-def _affine(node, ctx: _Ctx, name: str) -> Connection:
+def _weights(node, ctx: _Ctx, name: str, ndim: int) -> tuple[np.ndarray, int]:
+    """The int8 weights and weight exponent in metadata['loihi'], checked against the float weight."""
     lo = _meta(node, ctx, name)
     w = np.asarray(lo.get("weight"))
-    if w.ndim != 2 or not np.issubdtype(w.dtype, np.integer):
-        raise ctx.err(name, "metadata 'weight' must be a 2-D integer matrix")
+    if w.ndim != ndim or not np.issubdtype(w.dtype, np.integer):
+        raise ctx.err(name, f"metadata 'weight' must be a {ndim}-D integer array")
     if w.size and (w.min() < loihi.WEIGHT_MIN or w.max() > loihi.WEIGHT_MAX):
         bad = int(np.sum((w < loihi.WEIGHT_MIN) | (w > loihi.WEIGHT_MAX)))
         raise ctx.err(name, f"{bad} weights do not fit Loihi's 8 bits (worst {int(np.abs(w).max())}, "
@@ -81,14 +87,134 @@ def _affine(node, ctx: _Ctx, name: str) -> Connection:
     exp = _int(lo, "weight_exp", ctx, name)
     if not -24 <= exp <= 24:
         raise ctx.err(name, f"weight_exp {exp} is outside [-24, 24]")
-    mask = lo.get("mask")
+    return w, exp
+
+
+def _dense(node, ctx: _Ctx, name: str, in_shape: tuple[int, ...], pool: Pool2d | None) -> Connection:
+    w, exp = _weights(node, ctx, name, 2)
+    mask = _meta(node, ctx, name).get("mask")
     sparse = mask is not None
     if sparse:
         mask = np.asarray(mask).astype(bool)
         if mask.shape != w.shape:
             raise ctx.err(name, f"mask shape {mask.shape} differs from weight shape {w.shape}")
         w = np.where(mask, w, 0)
-    return Connection(name=name, weight=w.astype(np.int8), weight_exp=exp, sparse=sparse)
+    return Connection(name=name, weight=w.astype(np.int8), weight_exp=exp, sparse=sparse, in_shape=in_shape,
+                      pool=pool)
+
+
+def _conv(node, ctx: _Ctx, name: str, in_shape: tuple[int, ...], pool: Pool2d | None) -> Connection:
+    w, exp = _weights(node, ctx, name, 4)
+    c = (in_shape[0], *pool_out(in_shape, pool)[1:]) if pool else in_shape
+    groups = int(np.asarray(node.groups))
+    if groups < 1 or w.shape[1] * groups != c[0] or w.shape[0] % groups:
+        raise ctx.err(name, f"weight {w.shape} with groups={groups} does not fit {c[0]} input channels")
+    padding = node.padding
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        elif np.all(np.asarray(node.stride) == 1) and all(k % 2 for k in w.shape[2:]):
+            padding = tuple((int(d) * (k - 1)) // 2 for d, k in zip(pair(node.dilation), w.shape[2:]))
+        else:
+            raise ctx.err(name, "padding 'same' with an even kernel or a stride pads unevenly; Lava pads evenly")
+    try:
+        conn = Connection(name=name, weight=w.astype(np.int8), weight_exp=exp, kind="conv", in_shape=in_shape,
+                          pool=pool, stride=pair(node.stride), padding=pair(padding), dilation=pair(node.dilation),
+                          groups=groups)
+    except ValueError as err:
+        raise ctx.err(name, str(err)) from None
+    if min(conn.out_shape[1:]) < 1 or min(conn.stride + conn.dilation) < 1 or min(conn.padding) < 0:
+        raise ctx.err(name, f"stride {conn.stride}, padding {conn.padding}, dilation {conn.dilation} on input "
+                      f"{c} give no output")
+    return conn
+
+
+def pool_out(shape: tuple[int, ...], pool: Pool2d) -> tuple[int, ...]:
+    from spikeport.deploy.linear import out_hw
+
+    return (shape[0], *out_hw(shape[1], shape[2], pool.kernel, pool.stride, pool.padding))
+
+
+def _pool(node, ctx: _Ctx, name: str, shape: tuple[int, ...]) -> Pool2d:
+    kind = type(node).__name__
+    if len(shape) != 3:
+        raise ctx.err(name, f"{kind} needs a (C, H, W) input, receives {shape}")
+    if kind == "AvgPool2d" and not bool(np.asarray((_meta_opt(node).get("as_sum", False)))):
+        raise ctx.err(name, "AvgPool2d divides by the window size, which Loihi's integers cannot do; a graph "
+                      "must fold 1/k^2 into the next layer's scale and mark the node metadata['loihi']['as_sum']")
+    try:
+        pool = Pool2d(kernel=pair(node.kernel_size), stride=pair(node.stride), padding=pair(node.padding))
+    except (ValueError, TypeError) as err:
+        raise ctx.err(name, f"bad pooling geometry ({err})") from None
+    if min(pool.kernel + pool.stride) < 1 or min(pool.padding) < 0 or min(pool_out(shape, pool)[1:]) < 1:
+        raise ctx.err(name, f"pooling {pool} on input {shape} gives no output")
+    return pool
+
+
+def _meta_opt(node) -> dict:
+    meta = getattr(node, "metadata", None) or {}
+    lo = meta.get("loihi") if isinstance(meta, dict) else None
+    return lo if isinstance(lo, dict) else {}
+
+
+def _flatten(node, ctx: _Ctx, name: str, shape: tuple[int, ...]) -> None:
+    start, end = int(np.asarray(node.start_dim)), int(np.asarray(node.end_dim))
+    declared = (getattr(node, "input_type", None) or {}).get("input")
+    if declared is not None and int(np.prod(np.asarray(declared))) != int(np.prod(shape)):
+        raise ctx.err(name, f"input type {np.asarray(declared).tolist()} does not match the incoming shape {shape}")
+    if end != -1 or start not in (0, 1):
+        raise ctx.err(name, f"flattens dims {start}..{end}; spikeport deploys a flatten of the whole sample "
+                      "(start_dim 0 batch-less, or 1 counting a batch axis; end_dim -1), C-major")
+
+
+WHY_NOT = {
+    "Delay": "synaptic delays are not mapped (every Loihi connection here delays by exactly one step)",
+    "Conv1d": "1-D convolutions are not mapped (use Conv2d)",
+    "NIRGraph": "nested subgraphs are not supported (flatten the graph)",
+    "Scale": "a Scale node has no exact integer form here (fold it into the weights)",
+    "Threshold": "a stateless Threshold neuron is not mapped (use CubaLIF)",
+}
+CONNECTIONS = {"Affine": _dense, "Linear": _dense, "Conv2d": _conv}
+POOLS = ("SumPool2d", "AvgPool2d")
+
+
+def _connection(chain: list[str], nodes, shape: tuple[int, ...], ctx: _Ctx) -> Connection:
+    """One Connection from the linear nodes between two populations: [pool] [Flatten] (Affine|Conv2d)
+    or a pool alone."""
+    kinds = [type(nodes[n]).__name__ for n in chain]
+    i, pool = 0, None
+    if i < len(chain) and kinds[i] in POOLS:
+        pool = _pool(nodes[chain[i]], ctx, chain[i], shape)
+        i += 1
+    flat = False
+    if i < len(chain) and kinds[i] == "Flatten":
+        _flatten(nodes[chain[i]], ctx, chain[i], pool_out(shape, pool) if pool else shape)
+        i, flat = i + 1, True
+    rest = chain[i:]
+    if not rest:
+        if pool is None:
+            raise ctx.err(chain[-1], "a neuron population must be fed by a weighted node or a pool")
+        return Connection(name=chain[0], weight=np.zeros((0, 0), np.int8), weight_exp=0, kind="pool",
+                          in_shape=shape, pool=pool)
+    name, kind = rest[0], kinds[i]
+    if len(rest) > 1 or kind not in CONNECTIONS:
+        bad = rest[1] if kind in CONNECTIONS else name
+        raise ctx.err(bad, f"a {type(nodes[bad]).__name__} cannot stand here: between two populations spikeport "
+                      "deploys [SumPool2d] [Flatten] (Affine | Linear | Conv2d), or a SumPool2d alone")
+    if kind == "Conv2d":
+        if flat or len(shape) != 3:
+            raise ctx.err(name, f"Conv2d needs a (C, H, W) input, receives {'a flattened one' if flat else shape}")
+        return _conv(nodes[name], ctx, name, shape, pool)
+    if len(shape) == 3 and not flat:
+        raise ctx.err(name, f"{kind} receives a (C, H, W) tensor {shape}; insert a Flatten node")
+    conn = _dense(nodes[name], ctx, name, shape, pool)
+    n_in = int(np.prod(pool_out(shape, pool) if pool else shape))
+    if conn.weight.shape[1] != n_in:
+        raise ctx.err(name, f"expects {conn.weight.shape[1]} inputs but receives {n_in}")
+    return conn
+
+
+RESET_KEYS = ("reset", "reset_mode", "reset_mechanism")
 
 
 def _cuba_lif(node, ctx: _Ctx, name: str, size: int) -> loihi.LIFParams:
@@ -96,6 +222,10 @@ def _cuba_lif(node, ctx: _Ctx, name: str, size: int) -> loihi.LIFParams:
     v_reset = getattr(node, "v_reset", None)
     if v_reset is not None and np.any(np.asarray(v_reset) != 0):
         raise ctx.err(name, "resets to a nonzero v_reset; Loihi resets v to zero")
+    for where in (node.metadata or {}, lo):
+        mode = next((str(np.asarray(where[k])) for k in RESET_KEYS if k in where), "")
+        if "sub" in mode.lower():
+            raise ctx.err(name, f"resets by subtraction ({mode!r}); Loihi resets v to zero")
     for fld in ("tau_syn", "tau_mem", "v_threshold"):
         val = np.asarray(getattr(node, fld))
         if val.size not in (1, size):
@@ -105,20 +235,65 @@ def _cuba_lif(node, ctx: _Ctx, name: str, size: int) -> loihi.LIFParams:
     bias = np.asarray(lo.get("bias_mant", 0))
     if not np.issubdtype(bias.dtype, np.integer) or bias.size not in (1, size):
         raise ctx.err(name, f"metadata 'bias_mant' must be {size} integers")
+    floor_v = np.asarray(lo.get("floor_v", False))
+    if floor_v.size != 1 or floor_v.dtype.kind not in "bi" or int(floor_v.reshape(())) not in (0, 1):
+        raise ctx.err(name, f"metadata 'floor_v' must be a boolean, got {lo.get('floor_v')!r}")
     try:
         return loihi.LIFParams(du=_int(lo, "du", ctx, name), dv=_int(lo, "dv", ctx, name),
-                               vth=_int(lo, "vth", ctx, name), bias_mant=bias.astype(np.int64),
-                               bias_exp=_int(lo, "bias_exp", ctx, name))
+                               vth=_int(lo, "vth", ctx, name), bias_mant=bias.reshape(-1).astype(np.int64),
+                               bias_exp=_int(lo, "bias_exp", ctx, name), floor_v=bool(floor_v.reshape(())))
     except ValueError as err:
         raise ctx.err(name, str(err)) from None
 
 
-CONNECTIONS = {"Affine": _affine, "Linear": _affine}
 NEURONS = {"CubaLIF": _cuba_lif}
 
 
+def _unsupported(node, name: str, ctx: _Ctx) -> SpikeportError:
+    kind = type(node).__name__
+    why = WHY_NOT.get(kind, f"node type {kind} cannot be deployed (supported: {', '.join(CONNECTIONS)}, "
+                            f"{', '.join(POOLS)}, Flatten, {', '.join(NEURONS)})")
+    return ctx.err(name, why)
+
+
+def _chain(start: str, nodes, succ, seen: set, ctx: _Ctx) -> tuple[list[str], str]:
+    """The linear nodes from ``start`` up to the next neuron node; returns (chain, neuron name)."""
+    chain, cur = [], start
+    while type(nodes[cur]).__name__ not in NEURONS:
+        kind = type(nodes[cur]).__name__
+        if kind not in CONNECTIONS and kind not in POOLS and kind != "Flatten":
+            raise _unsupported(nodes[cur], cur, ctx)
+        if cur in seen:
+            raise ctx.err(cur, "is reached twice: spikeport deploys chains of layers (plus self-recurrence)")
+        chain.append(cur)
+        seen.add(cur)
+        nxt = succ[cur]
+        if len(nxt) != 1:
+            raise ctx.err(cur, f"feeds {len(nxt)} nodes; between two populations the graph must be a chain")
+        cur = nxt[0]
+    return chain, cur
+
+
+def _recurrent(pop: str, nodes, succ, ctx: _Ctx, size: int) -> tuple[Connection | None, list[str]]:
+    """The population's self-recurrent Affine/Linear (a node whose only successor is ``pop``), if any."""
+    loops = [n for n in succ[pop] if succ[n] == [pop]]
+    if not loops:
+        return None, []
+    if len(loops) > 1:
+        raise ctx.err(pop, f"has {len(loops)} recurrent connections; Loihi's mapping takes one")
+    name = loops[0]
+    kind = type(nodes[name]).__name__
+    if kind not in ("Affine", "Linear"):
+        raise ctx.err(name, f"a recurrent {kind} is not supported (recurrent connections are Affine/Linear)")
+    conn = _dense(nodes[name], ctx, name, (size,), None)
+    if conn.shape != (size, size):
+        raise ctx.err(name, f"recurrent weight {conn.weight.shape} does not match {size} neurons")
+    return conn, loops
+
+
 def to_loihi_net(graph, path: str | Path = "<graph>") -> LoihiNet:
-    """Turn a NIR graph written by spikeport into a LoihiNet (a chain of populations)."""
+    """Turn a NIR graph written by spikeport into a LoihiNet (a chain of populations, each optionally
+    self-recurrent). Every node must be used; anything else is an error naming the node."""
     ctx = _Ctx(Path(path))
     nodes, edges = graph.nodes, list(graph.edges)
     for a, b in edges:
@@ -137,40 +312,45 @@ def to_loihi_net(graph, path: str | Path = "<graph>") -> LoihiNet:
     T = int(np.asarray(meta["time_steps"]))
     if not 1 <= T <= 100_000:
         raise SpikeportError(f"{path}: time_steps {T} outside [1, 100000]")
-    in_shape = tuple(int(s) for s in np.asarray(meta.get("input_shape", nodes[inputs[0]].input_type["input"])).ravel())
-    size = int(np.prod(in_shape))
+    declared = nodes[inputs[0]].input_type["input"]
+    in_shape = tuple(int(s) for s in np.asarray(meta.get("input_shape", declared)).ravel())
+    shape = tuple(int(s) for s in np.asarray(declared).ravel()) if declared is not None else in_shape
+    if int(np.prod(shape)) != int(np.prod(in_shape)):
+        raise ctx.err(inputs[0], f"input type {shape} does not match metadata input_shape {in_shape}")
     pops: list[Population] = []
-    cur, seen = inputs[0], {inputs[0]}
+    cur, seen, rec_nodes = inputs[0], {inputs[0]}, []
     while True:
-        nxt = [n for n in succ[cur] if type(nodes[n]).__name__ != "Output"]
+        nxt = [n for n in succ[cur] if type(nodes[n]).__name__ != "Output" and n not in rec_nodes]
         if not nxt:
             break
         if len(nxt) != 1:
             raise ctx.err(cur, f"feeds {len(nxt)} nodes; spikeport deploys chains of layers")
-        conn_name = nxt[0]
-        kind = type(nodes[conn_name]).__name__
-        if kind not in CONNECTIONS:
-            raise ctx.err(conn_name, f"node type {kind} cannot be deployed here "
-                          f"(supported connections: {', '.join(CONNECTIONS)})")
-        conn = CONNECTIONS[kind](nodes[conn_name], ctx, conn_name)
-        if conn.shape[1] != size:
-            raise ctx.err(conn_name, f"expects {conn.shape[1]} inputs but receives {size}")
-        after = succ[conn_name]
-        if len(after) != 1 or type(nodes[after[0]]).__name__ not in NEURONS:
-            got = type(nodes[after[0]]).__name__ if after else "nothing"
-            raise ctx.err(conn_name, f"must feed one neuron node ({', '.join(NEURONS)}), feeds {got}")
-        pop_name = after[0]
+        chain, pop_name = _chain(nxt[0], nodes, succ, seen, ctx)
         if pop_name in seen:
             raise ctx.err(pop_name, "is reached twice: cycles are only allowed as recurrent connections")
-        seen.update({conn_name, pop_name})
+        if not chain:
+            raise ctx.err(pop_name, "follows another neuron node directly; a connection must lie between them")
+        conn = _connection(chain, nodes, shape, ctx)
+        try:
+            conn.check_loihi()
+        except ValueError as err:
+            raise ctx.err(chain[-1], str(err)) from None
         size = conn.shape[0]
         if size > MAX_NEURONS:
             raise ctx.err(pop_name, f"has {size} neurons, more than the limit {MAX_NEURONS}")
         lif = NEURONS[type(nodes[pop_name]).__name__](nodes[pop_name], ctx, pop_name, size)
-        pops.append(Population(name=pop_name, size=size, lif=lif, input=conn))
+        rec, rec_nodes = _recurrent(pop_name, nodes, succ, ctx, size)
+        seen.update([pop_name, *rec_nodes])
+        shape = conn.out_shape
+        pops.append(Population(name=pop_name, size=size, lif=lif, input=conn, recurrent=rec,
+                               shape=shape if len(shape) == 3 else ()))
         cur = pop_name
     if not pops:
         raise SpikeportError(f"{path}: graph has no neuron layers")
+    unused = [n for n, nd in nodes.items() if n not in seen and type(nd).__name__ != "Output"]
+    if unused:
+        raise ctx.err(unused[0], f"({type(nodes[unused[0]]).__name__}) is not on the chain from the input; "
+                      "every node must be deployed")
     graded = bool(np.asarray(meta.get("graded_input", False)))
     return LoihiNet(input_shape=in_shape, populations=pops, time_steps=T, graded_input=graded, meta=meta)
 

@@ -24,6 +24,8 @@ from spikeport.errors import SpikeportError
 
 DEFAULT_TIMEOUT_S = 1800.0
 HEARTBEAT_TIMEOUT_S = 120.0  # Lava's build step can be silent for a while on big nets
+FAULT_ENV = "SPIKEPORT_LAVA_FAULT"
+FAULTS = ("hang", "silent-hang", "raise", "crash", "model-raise", "model-hang")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -41,7 +43,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def run_lava(net: LoihiNet, x: np.ndarray, *, record: str = "all", timeout_s: float = DEFAULT_TIMEOUT_S,
              fault: str = "", heartbeat_s: float = HEARTBEAT_TIMEOUT_S) -> list[np.ndarray]:
     """Run ``x`` [T, B, input_size] on Lava fixed_pt in a child process; returns spikes per recorded
-    population, [T, B, N] bool. ``fault`` ("hang", "raise" or "crash") injects a failure for tests."""
+    population, [T, B, N] bool.
+
+    ``fault`` injects a failure for tests (default: the environment variable ``SPIKEPORT_LAVA_FAULT``,
+    so the CLI can be tested too): one of :data:`FAULTS`. "hang" / "silent-hang" block the child with /
+    without heartbeat, "raise" / "crash" fail it before Lava starts, "model-raise" / "model-hang" make
+    a process model inside Lava raise / block."""
+    fault = fault or os.environ.get(FAULT_ENV, "")
+    if fault and fault not in FAULTS:
+        raise SpikeportError(f"unknown Lava fault {fault!r} (from {FAULT_ENV}?); known: {', '.join(FAULTS)}")
     with tempfile.TemporaryDirectory(prefix="spikeport-lava-") as tmp:
         tmpd = Path(tmp)
         np.savez(tmpd / "net.npz", **save_arrays(net))
@@ -57,20 +67,32 @@ def run_lava(net: LoihiNet, x: np.ndarray, *, record: str = "all", timeout_s: fl
         out_path = tmpd / "spikes.npz"
         if proc.returncode != 0 or not out_path.exists():
             detail = (tmpd / "error.txt").read_text().strip() if (tmpd / "error.txt").exists() else \
-                f"child exited with code {proc.returncode}"
+                _exit_reason(proc.returncode)
             raise SpikeportError(f"Lava run failed: {detail.splitlines()[0] if detail else 'no detail'}")
         with np.load(out_path, allow_pickle=False) as data:
             return [data[f"s{i}"] for i in range(len(data.files))]
 
 
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"the Lava child process was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"the Lava child process exited with code {code}"
+
+
 def _wait(proc: subprocess.Popen, heartbeat: Path, timeout_s: float, heartbeat_s: float) -> None:
-    start = time.monotonic()
+    start, started_at = time.monotonic(), time.time()
     while proc.poll() is None:
         now = time.monotonic()
         if now - start > timeout_s:
             raise SpikeportError(f"Lava did not finish within {timeout_s:.0f} s; the simulation was stopped")
-        beat = heartbeat.stat().st_mtime if heartbeat.exists() else None
-        if beat is not None and time.time() - beat > heartbeat_s:
+        try:
+            beat = heartbeat.stat().st_mtime
+        except FileNotFoundError:  # not started yet: count from the launch
+            beat = started_at
+        if time.time() - beat > heartbeat_s:
             raise SpikeportError(f"Lava stopped responding (no heartbeat for {heartbeat_s:.0f} s); "
                                  "the simulation was stopped")
         time.sleep(0.05)

@@ -13,9 +13,12 @@ Euler step of ``dt`` with I updated first (Loihi's order), is exactly spikeport'
 
 The float values written are the *quantized* ones (int8 weights times scale, rounded leaks,
 threshold and bias), so the float graph and the integer metadata describe the same network.
-Metadata per node (key ``loihi``): Affine -> ``weight`` (int8 [out, in]), ``weight_exp``;
-CubaLIF -> ``du``, ``dv``, ``vth``, ``bias_mant``, ``bias_exp``. Graph metadata key ``spikeport``
-holds dt, time steps, encoder, input levels, readout and conventions.
+Metadata per node (key ``loihi``): Affine -> ``weight`` (int8 [out, in]), ``weight_exp`` and, for a
+pruned layer, ``mask`` (bool [out, in]: the synapses that exist; the float weight is zero outside);
+CubaLIF -> ``du``, ``dv``, ``vth``, ``bias_mant``, ``bias_exp``, ``floor_v`` (bool: v = max(v, 0)
+before the threshold, KLIF; the float CubaLIF cannot say this). Graph metadata key ``spikeport``
+holds dt, time steps, encoder, input levels, readout (``readout`` and the keys
+``spikeport.measure.readout`` reads for it) and conventions.
 """
 from __future__ import annotations
 
@@ -29,7 +32,11 @@ from spikeport.core import quant
 from spikeport.core.quant import LayerQuant
 from spikeport.data import INPUT_LEVELS, is_graded
 
-DT = 1e-3  # seconds per step written into every exported graph
+# Seconds per step written into every exported graph. 1e-4 because snnTorch's importer hard-codes
+# dt = 1e-4 and refuses a CubaLIF whose r != tau_mem / 1e-4; with this dt it loads our graphs and
+# reproduces them exactly. Norse takes dt as an argument (``from_nir(g, dt=1e-4)``).
+DT = 1e-4
+NO_LEAK_STEPS = 2.0**40  # tau_mem / dt written for a layer without membrane leak (dv = 0)
 NIR_FORMAT = 1
 CONVENTIONS = {
     "update_order": "current (u) first, then voltage (v) with the new current",
@@ -38,22 +45,25 @@ CONVENTIONS = {
     "bias": "per-neuron voltage bias = dt/tau_mem * v_leak, added to v every step",
     "initial_state": "u = v = 0 at the start of every sample",
     "lag": "none within a sample: layer l at step t sees layer l-1's spikes of step t",
-    "readout": "class = argmax of output spike counts over the sample (ties: lowest index)",
+    "readout": "see 'readout' (spike_count: argmax of output spike counts, ties to the lowest index)",
 }
 
 
-def cuba_lif_node(lq: LayerQuant, dt: float = DT) -> nir.CubaLIF:
-    n = lq.weight.shape[0]
+def cuba_lif_node(lq: LayerQuant, dt: float = DT, n: int | None = None) -> nir.CubaLIF:
+    """``n`` neurons (default: one per weight row; a conv layer has more)."""
+    n = int(n or lq.weight.shape[0])
     beta_syn, beta_mem = quant.decay_from_du(lq.lif.du), quant.decay_from_dv(lq.lif.dv)
     tau_syn = dt / (1.0 - beta_syn)
-    tau_mem = dt / (1.0 - beta_mem) if beta_mem < 1.0 else np.inf
+    # dv = 0 (no leak): a finite tau_mem keeps r = tau_mem/dt and v_leak finite (beta = 1 - 2**-40 ~ 1)
+    tau_mem = dt / (1.0 - beta_mem) if beta_mem < 1.0 else dt * NO_LEAK_STEPS
     bias = np.broadcast_to(lq.float_bias(), (n,)).astype(np.float64)
-    v_leak = bias * tau_mem / dt if np.isfinite(tau_mem) else np.zeros(n)
+    v_leak = bias * tau_mem / dt
     full = lambda val: np.full(n, val, dtype=np.float64)  # noqa: E731
     meta = {"loihi": {"du": int(lq.lif.du), "dv": int(lq.lif.dv), "vth": int(lq.lif.vth),
                       "bias_mant": np.broadcast_to(np.asarray(lq.lif.bias_mant, np.int64), (n,)).copy(),
-                      "bias_exp": int(lq.lif.bias_exp), "state_scale": float(lq.state_scale)}}
-    return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / dt if np.isfinite(tau_mem) else 1.0),
+                      "bias_exp": int(lq.lif.bias_exp), "floor_v": bool(lq.lif.floor_v),
+                      "state_scale": float(lq.state_scale)}}
+    return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / dt),
                        v_leak=v_leak, v_threshold=full(lq.float_threshold()), v_reset=full(0.0),
                        w_in=full(tau_syn / dt), metadata=meta)
 
@@ -65,6 +75,8 @@ def affine_node(lq: LayerQuant, input_unit: float) -> nir.Affine:
     w = lq.dequantized_weight()
     meta = {"loihi": {"weight": lq.weight.astype(np.int8), "weight_exp": int(lq.weight_exp),
                       "weight_scale": float(lq.weight_scale), "input_unit": float(input_unit)}}
+    if lq.mask is not None:
+        meta["loihi"]["mask"] = np.asarray(lq.mask, dtype=bool)
     return nir.Affine(weight=w, bias=np.zeros(w.shape[0]), metadata=meta)
 
 
@@ -92,12 +104,19 @@ def build_graph(layers: list[LayerQuant], *, input_shape: tuple[int, ...], time_
 
 def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Export ``run_dir``'s checkpoint to ``model.nir`` (atomic write); returns the path."""
-    from spikeport.train import checkpoint
+    from spikeport.train import checkpoint, methods
 
     model, cfg, raw = checkpoint.load(run_dir)
-    graph = build_graph(model.quant(), input_shape=tuple(raw.get("input_shape") or [raw["n_inputs"]]),
-                        time_steps=cfg.time_steps, encoder=cfg.encoder, n_classes=raw["n_classes"],
-                        extra_meta={"method": cfg.method, "dataset": cfg.data})
+    readout = methods.get(cfg.method).readout_meta(cfg, raw["n_classes"])
+    kw = dict(input_shape=tuple(raw.get("input_shape") or [raw["n_inputs"]]), time_steps=cfg.time_steps,
+              encoder=cfg.encoder, n_classes=raw["n_classes"],
+              extra_meta={"method": cfg.method, "dataset": cfg.data, **readout})
+    if cfg.arch == "fc":
+        graph = build_graph(model.quant(), **kw)
+    else:  # conv / pooling / recurrent layers: one node function per kind in nir_layers
+        from spikeport.export import nir_layers
+
+        graph = nir_layers.build_net_graph(model, **kw)
     out = Path(out) if out else Path(run_dir) / "model.nir"
     fileio.write_with(out, lambda tmp: nir.write(str(tmp), graph))
     return out

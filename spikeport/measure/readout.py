@@ -1,17 +1,66 @@
-"""Class prediction from output spikes (numpy only), selected by the graph's ``readout`` metadata."""
+"""Class prediction from output spikes (numpy only), selected by the graph's ``readout`` metadata.
+
+Readouts (graph metadata ``spikeport.readout``):
+
+* ``spike_count`` - class = argmax_n sum_t s[t, b, n]; ties go to the lowest index.
+* ``spike_sequence`` - every class c has a target spike train ``readout_targets[c]`` ([T, N] bool);
+  output and targets are filtered with the trace f[t] = alpha f[t-1] + s[t] (f[-1] = 0, alpha =
+  ``readout_filter``, per step) and the class is the nearest target,
+  argmin_c sum_{t,n} (f_out[t, b, n] - f_c[t, n])^2; ties go to the lowest index. Distances are
+  computed in float64 and rounded to ``DIST_DECIMALS`` decimals so that classes at the same
+  distance in exact arithmetic tie regardless of summation order (for alpha = 1/2, the default,
+  every term is exact in float64 anyway).
+"""
 from __future__ import annotations
 
 import numpy as np
 
+DIST_DECIMALS = 9
+
+
+def _text(val) -> str:
+    if isinstance(val, np.ndarray) and val.shape == ():
+        val = val.item()
+    return val.decode() if isinstance(val, bytes) else str(val)
+
+
+def trace(spikes: np.ndarray, alpha: float) -> np.ndarray:
+    """Exponential trace along axis 0 (time): f[t] = alpha f[t-1] + s[t], float64, same shape."""
+    s = np.asarray(spikes, dtype=np.float64)
+    out = np.empty_like(s)
+    acc = np.zeros_like(s[0])
+    for t in range(s.shape[0]):
+        acc = alpha * acc + s[t]
+        out[t] = acc
+    return out
+
+
+def sequence_distances(output_spikes: np.ndarray, targets: np.ndarray, alpha: float) -> np.ndarray:
+    """Squared distance [B, C] between filtered output trains [T, B, N] and filtered targets [C, T, N]."""
+    out = np.asarray(output_spikes)
+    tg = np.asarray(targets)
+    if tg.ndim != 3 or tg.shape[1:] != (out.shape[0], out.shape[2]):
+        raise ValueError(f"readout_targets must be [C, T={out.shape[0]}, N={out.shape[2]}], got {tg.shape}")
+    f_out = trace(out, alpha)  # [T, B, N]
+    f_tg = trace(tg.transpose(1, 0, 2), alpha)  # [T, C, N]
+    dist = np.empty((out.shape[1], tg.shape[0]))
+    for c in range(tg.shape[0]):
+        dist[:, c] = ((f_out - f_tg[:, c][:, None, :]) ** 2).sum(axis=(0, 2))
+    return dist
+
 
 def predict(output_spikes: np.ndarray, meta: dict) -> np.ndarray:
-    """output_spikes [T, B, N] bool -> predicted class [B] int.
-
-    ``spike_count``: argmax of spike counts over the sample; ties go to the lowest index.
-    """
-    readout = meta.get("readout", "spike_count")
-    if isinstance(readout, bytes):
-        readout = readout.decode()
+    """output_spikes [T, B, N] bool -> predicted class [B] int, by ``meta["readout"]`` (default spike_count)."""
+    readout = _text(meta.get("readout", "spike_count"))
     if readout == "spike_count":
         return np.asarray(output_spikes).sum(axis=0).argmax(axis=1)
+    if readout == "spike_sequence":
+        for key in ("readout_targets", "readout_filter"):
+            if key not in meta:
+                raise ValueError(f"readout spike_sequence needs metadata '{key}'")
+        alpha = float(np.asarray(meta["readout_filter"]).reshape(()))
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"readout_filter must be in (0, 1), got {alpha}")
+        dist = sequence_distances(output_spikes, np.asarray(meta["readout_targets"]).astype(bool), alpha)
+        return np.round(dist, DIST_DECIMALS).argmin(axis=1)
     raise ValueError(f"unknown readout {readout!r}")

@@ -1,12 +1,29 @@
-"""report.md from a run folder's JSON files (metrics, parity, energy)."""
+"""report.md from a run folder's JSON files (metrics, parity, energy), and the tables it shares with
+report.html: each ``*_rows`` function returns ``(headers, rows)`` of display strings.
+
+Every count and energy in these tables is PER SAMPLE, as in energy.json.
+"""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from spikeport import fileio
+from spikeport.errors import SpikeportError
 
 ENERGY_ORDER = ("loihi", "loihi-kerasspiking", "truenorth", "spinnaker2", "spinnaker",
                 "ann-int8-45nm", "ann-int8-45nm-mem", "ann-fp32-45nm", "ann-fp32-45nm-mem", "gpu", "cpu", "arm")
+# The ANN baselines drawn beside Loihi (compute-only and with weight reads, int8 and fp32).
+ANN_BASELINES = ("ann-fp32-45nm", "ann-fp32-45nm-mem", "ann-int8-45nm", "ann-int8-45nm-mem")
+LOIHI2_STATEMENT = ("Loihi 2 has no public per-operation energy figures: Intel publishes chip-level "
+                    "results only. Every Loihi number here is Loihi 1 (Intel 14 nm, Davies et al., "
+                    "IEEE Micro 2018), labelled as such.")
+ANN_STATEMENT = ("ANN baselines price the same layers run as a dense ANN once per sample, shown "
+                 "compute-only (arithmetic alone, Horowitz ISSCC 2014 at 45 nm: a lower bound that "
+                 "flatters the ANN) and with memory access (one weight read per MAC from an SRAM "
+                 "sized to the layer, '-mem' profiles). Compare the SNN with the with-memory figures.")
+Table = tuple[list[str], list[list[str]]]
+MAX_RUNS = 500  # run folders read when comparing runs
 
 
 def load_reports(run_dir: str | Path) -> dict:
@@ -21,10 +38,32 @@ def load_reports(run_dir: str | Path) -> dict:
 
 
 def fmt_j(joules: float) -> str:
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
+    """Joules with an SI prefix, three significant digits: ``fmt_j(2.47e-6) == '2.47 uJ'``."""
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12), ("fJ", 1e-15)):
         if abs(joules) >= scale:
             return f"{joules / scale:.3g} {unit}"
     return f"{joules:.3g} J"
+
+
+def fmt_n(count: float) -> str:
+    """A per-sample count: thousands separators from 100 up, three significant digits below."""
+    return f"{count:,.0f}" if abs(count) >= 100 else f"{count:.3g}"
+
+
+def profile_kind(energy: dict, name: str) -> str:
+    """What a profile prices, read from its energy breakdown terms."""
+    terms = energy["breakdown"].get(name, {})
+    if "dense_macs" not in terms:
+        return "SNN"
+    if "weight_reads" in terms:
+        return "ANN + weight reads"
+    return "ANN (device per-op)" if "ann_neuron_updates" in terms else "ANN compute-only"
+
+
+def ordered_profiles(energy: dict) -> list[str]:
+    """Profile names of ``energy`` in report order (known ones first, then the rest as given)."""
+    names = list(energy["energy_j"])
+    return [n for n in ENERGY_ORDER if n in names] + [n for n in names if n not in ENERGY_ORDER]
 
 
 def summary_rows(rep: dict) -> list[tuple[str, str]]:
@@ -48,39 +87,159 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
         rows += [("SynOps / sample", f"{e['synops']:,.0f}"),
                  ("effective MACs / sample (graded input)", f"{e['effective_macs']:,.0f}"),
                  ("dense ANN MACs / sample", f"{e['dense_macs']:,.0f}")]
-        for name in ENERGY_ORDER:
-            if name in e["energy_j"]:
-                rows.append((f"energy {name}", fmt_j(e["energy_j"][name]) + " / sample"))
+        for name in ordered_profiles(e):
+            rows.append((f"energy {name}", fmt_j(e["energy_j"][name]) + " / sample"))
         rows.append(("Loihi 1 cores", f"{e['loihi_mapping']['total_cores']} "
                      f"({e['loihi_mapping']['chips']} chip(s))"))
     return rows
 
 
-def render(run_dir: str | Path) -> str:
+def parity_rows(parity: dict) -> Table:
+    headers = ["comparison", "layer", "neurons", "spikes (a)", "spikes (b)", "mismatches"]
+    rows = [[c["pair"], r["layer"], str(r["neurons"]), str(r["spikes_a"]), str(r["spikes_b"]), str(r["mismatches"])]
+            for c in parity["comparisons"] for r in c["per_layer"]]
+    return headers, rows
+
+
+def energy_rows(energy: dict) -> Table:
+    """One row per profile: kind, energy per sample, ratio to Loihi 1, source (short), quality."""
+    headers = ["profile", "kind", "energy / sample", "ratio to loihi", "sources", "quality"]
+    base = energy["energy_j"].get("loihi")
+    rows = []
+    for name in ordered_profiles(energy):
+        joules = energy["energy_j"][name]
+        prices = energy["prices"].get(name, {}).values()
+        sources = sorted({f"{p['source'].split(',')[0]} {p.get('year') or ''}".strip() for p in prices})
+        quality = sorted({p.get("quality", "unstated") for p in prices})
+        ratio = f"{joules / base:.3g}" if base else "-"
+        rows.append([name, profile_kind(energy, name), fmt_j(joules), ratio, "; ".join(sources), "; ".join(quality)])
+    return headers, rows
+
+
+def layer_rows(energy: dict) -> Table:
+    """Counts per layer (per sample), the layer's Loihi 1 energy and cores when known."""
+    headers = ["layer", "neurons", "fan-in", "nonzero weights", "SynOps", "effective MACs", "dense ANN MACs",
+               "updates active", "updates inactive", "spikes routed", "firing rate", "input sparsity",
+               "Loihi 1 energy", "Loihi 1 cores"]
+    per_layer = energy.get("energy_j_per_layer", {}).get("loihi", {})
+    cores = {m["name"]: m for m in energy.get("loihi_mapping", {}).get("layers", [])}
+    rows = []
+    for c in energy["counts"]["layers"]:
+        m = cores.get(c["name"])
+        rows.append([c["name"], str(c["n_out"]), str(c["n_in"]), f"{c['nnz'] + c.get('recurrent_nnz', 0):,}",
+                     fmt_n(c["synops"]), fmt_n(c["effective_macs"]), fmt_n(c["dense_macs"]),
+                     fmt_n(c["neuron_updates_active"]), fmt_n(c["neuron_updates_inactive"]),
+                     fmt_n(c["spikes_out"]), f"{c['firing_rate']:.3f}", f"{c['activation_sparsity']:.3f}",
+                     fmt_j(per_layer[c["name"]]) if c["name"] in per_layer else "-",
+                     f"{m['cores']} ({m['binding']})" if m else "-"])
+    return headers, rows
+
+
+def layer_energy_rows(energy: dict) -> Table:
+    """Energy per layer and profile (per sample), from energy.json's ``energy_j_per_layer``."""
+    per_layer = energy.get("energy_j_per_layer", {})
+    names = [n for n in ordered_profiles(energy) if n in per_layer]
+    layers = [c["name"] for c in energy["counts"]["layers"]]
+    return ["layer", *names], [[layer, *[fmt_j(per_layer[n][layer]) for n in names]] for layer in layers]
+
+
+def source_rows(energy: dict) -> Table:
+    """Every price used: profile, what it prices, value, source, year, quality, note."""
+    headers = ["profile", "price", "value", "source", "year", "quality", "note"]
+    rows = []
+    for name in ordered_profiles(energy):
+        for price, p in energy["prices"].get(name, {}).items():
+            unit = "per MAC (this run's average)" if price == "weight_read" else "per op"
+            rows.append([name, price, f"{fmt_j(p['value_j'])} {unit}", p["source"], str(p.get("year") or "-"),
+                         p.get("quality", "unstated"), p.get("note", "")])
+    return headers, rows
+
+
+def mapping_rows(energy: dict) -> Table:
+    headers = ["layer", "cores", "binding constraint", "synapse format", "synaptic memory", "neurons / core"]
+    rows = [[m["name"], str(m["cores"]), m["binding"], m["synapse_format"], f"{m['synaptic_memory_bytes']:,} B",
+             str(m["neurons_per_core"])] for m in energy["loihi_mapping"]["layers"]]
+    return headers, rows
+
+
+def collect_runs(parent: str | Path, include: str | Path | None = None) -> tuple[list[dict], list[str]]:
+    """Accuracy and energy of every run folder directly inside ``parent`` (plus ``include``).
+
+    A run counts when it holds both parity.json and energy.json with a Loihi energy. Returns
+    ``(runs, skipped)``: runs as ``{"name", "path", "network", "time_steps", "dataset", "backend",
+    "accuracy" (backend accuracy, 0..1), "energy_j": {profile: J per sample}}`` sorted by name,
+    and one line per folder that has the files but could not be read.
+    """
+    parent = Path(parent)
+    folders = sorted(d for d in parent.iterdir() if d.is_dir()) if parent.is_dir() else []
+    if include is not None and Path(include).resolve() not in {d.resolve() for d in folders}:
+        folders.append(Path(include))
+    runs, skipped = [], []
+    for d in folders[:MAX_RUNS]:
+        if not ((d / "parity.json").is_file() and (d / "energy.json").is_file()):
+            continue
+        try:
+            p, e = fileio.read_json(d / "parity.json"), fileio.read_json(d / "energy.json")
+            main = next(c for c in p["comparisons"] if "backend" in c)
+            if "loihi" not in e["energy_j"]:
+                raise SpikeportError("energy.json has no 'loihi' profile")
+            runs.append({"name": d.name, "path": str(d), "network": str(p["network"]),
+                         "time_steps": int(p["time_steps"]), "dataset": str(p["dataset"]),
+                         "backend": str(main["backend"]), "accuracy": float(main["backend_accuracy"]),
+                         "energy_j": {str(k): float(v) for k, v in e["energy_j"].items()}})
+        except (SpikeportError, KeyError, TypeError, ValueError, AttributeError, StopIteration) as err:
+            skipped.append(f"{d.name}: {err if isinstance(err, SpikeportError) else 'unexpected report layout'}")
+    if len(folders) > MAX_RUNS:
+        skipped.append(f"only the first {MAX_RUNS} of {len(folders)} folders were read")
+    return runs, skipped
+
+
+def runs_rows(runs: list[dict]) -> Table:
+    headers = ["run", "network", "T", "dataset", "backend", "accuracy", "Loihi 1 energy", *ANN_BASELINES]
+    rows = [[r["name"], r["network"], str(r["time_steps"]), r["dataset"], r["backend"], f"{r['accuracy']:.2%}",
+             fmt_j(r["energy_j"]["loihi"]), *[fmt_j(r["energy_j"][n]) if n in r["energy_j"] else "-"
+                                                for n in ANN_BASELINES]] for r in runs]
+    return headers, rows
+
+
+def _md_table(table: Table) -> list[str]:
+    headers, rows = table
+
+    def cell(text: str) -> str:
+        return html.escape(" ".join(str(text).split()), quote=False).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+
+
+def render(run_dir: str | Path, compare: str | Path | None = None) -> str:
+    """report.md text; ``compare``: folder whose runs are compared (default: the run's parent)."""
+    run_dir = Path(run_dir)
     rep = load_reports(run_dir)
-    lines = [f"# spikeport report: {Path(run_dir).name}", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in summary_rows(rep)]
-    p = rep.get("parity")
+    lines = [f"# spikeport report: {run_dir.name}", "", *_md_table((["", ""], [list(r) for r in summary_rows(rep)]))]
+    p, e = rep.get("parity"), rep.get("energy")
     if p:
-        lines += ["", "## Parity per layer (quantized PyTorch reference vs backend)", "",
-                  "| comparison | layer | neurons | spikes (a) | spikes (b) | mismatches |", "|---|---|---|---|---|---|"]
-        for c in p["comparisons"]:
-            for row in c["per_layer"]:
-                lines.append(f"| {c['pair']} | {row['layer']} | {row['neurons']} | {row['spikes_a']} | "
-                             f"{row['spikes_b']} | {row['mismatches']} |")
+        lines += ["", "## Parity per layer (quantized PyTorch reference vs backend)", "", *_md_table(parity_rows(p))]
         if p.get("first_divergence"):
             lines += ["", f"First divergence: `{p['first_divergence']}`"]
-    e = rep.get("energy")
     if e:
-        lines += ["", "## Energy per sample", "", "| profile | energy | price source |", "|---|---|---|"]
-        for name, joules in e["energy_j"].items():
-            src = "; ".join(sorted({f"{k}: {v['source']} ({v.get('quality', '')})" for k, v in e["prices"][name].items()}))
-            lines.append(f"| {name} | {fmt_j(joules)} | {src} |")
-        lines += ["", *[f"- {n}" for n in e.get("notes", [])]]
+        lines += ["", "## Operations per layer (per sample)", "", *_md_table(layer_rows(e)),
+                  "", "## Energy per sample", "", *_md_table(energy_rows(e)),
+                  "", f"- {LOIHI2_STATEMENT}", f"- {ANN_STATEMENT}"]
+        if e.get("energy_j_per_layer"):
+            lines += ["", "## Energy per layer (per sample)", "", *_md_table(layer_energy_rows(e))]
+        lines += ["", "## Loihi 1 mapping", "", *_md_table(mapping_rows(e))]
+    runs, skipped = collect_runs(Path(compare) if compare else run_dir.resolve().parent, include=run_dir)
+    if runs:
+        lines += ["", "## Accuracy vs energy across runs", "", *_md_table(runs_rows(runs))]
+        lines += [f"- skipped {s}" for s in skipped]
+    if e:
+        lines += ["", "## Sources of the prices", "", *_md_table(source_rows(e)), "",
+                  *[f"- {n}" for n in e.get("notes", [])]]
     return "\n".join(lines) + "\n"
 
 
-def write(run_dir: str | Path) -> Path:
+def write(run_dir: str | Path, compare: str | Path | None = None) -> Path:
     path = Path(run_dir) / "report.md"
-    fileio.write_text(path, render(run_dir))
+    fileio.write_text(path, render(run_dir, compare))
     return path

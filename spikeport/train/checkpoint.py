@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from spikeport import fileio
 from spikeport.data import INPUT_LEVELS, is_graded, load_dataset
 from spikeport.errors import SpikeportError
+from spikeport.train import methods
 from spikeport.train.config import CONFIG_VERSION, TrainConfig
 from spikeport.train.model import LayerSpec, SpikingMLP
 
@@ -26,9 +28,24 @@ def layer_specs(cfg: TrainConfig, n_in: int, n_classes: int) -> list[LayerSpec]:
             for a, b in zip(sizes[:-1], sizes[1:])]
 
 
-def build_model(cfg: TrainConfig, n_in: int, n_classes: int) -> SpikingMLP:
+def build_model(cfg: TrainConfig, n_in: int, n_classes: int, input_shape: tuple[int, ...] | None = None) -> SpikingMLP:
+    """The network ``cfg`` describes, with the layer class of its training method. ``input_shape``
+    (C, H, W) of one sample is needed by ``arch="conv"``."""
+    method = methods.get(cfg.method)
+    if cfg.arch != "fc":
+        from spikeport.train import layers
+
+        unit = 1.0 / INPUT_LEVELS if is_graded(cfg.encoder) else 1.0
+        kw = dict(input_unit=unit, layer_cls=method.layer_cls, layer_kwargs=method.layer_kwargs(cfg))
+        if cfg.arch == "rfc":
+            return layers.build_rfc(cfg, n_in, n_classes, **kw)
+        shape = tuple(input_shape or ())
+        if len(shape) != 3 or int(np.prod(shape)) != n_in:
+            raise SpikeportError(f"arch 'conv' needs a (C, H, W) input shape of {n_in} values, got {shape or None}")
+        return layers.build_conv(cfg, shape, n_classes, **kw)
     return SpikingMLP(layer_specs(cfg, n_in, n_classes), graded_input=is_graded(cfg.encoder),
-                      input_levels=INPUT_LEVELS, surrogate_slope=cfg.surrogate_slope)
+                      input_levels=INPUT_LEVELS, surrogate_slope=cfg.surrogate_slope,
+                      layer_cls=method.layer_cls, layer_kwargs=method.layer_kwargs(cfg))
 
 
 def save(run_dir: str | Path, model: SpikingMLP, cfg: TrainConfig, n_in: int, n_classes: int,
@@ -69,7 +86,7 @@ def load(run_dir: str | Path) -> tuple[SpikingMLP, TrainConfig, dict]:
     for key in ("n_inputs", "n_classes"):
         if not isinstance(raw.get(key), int) or not 0 < raw[key] <= 10**7:
             raise SpikeportError(f"{src}: field {key!r} must be a positive integer")
-    model = build_model(cfg, raw["n_inputs"], raw["n_classes"])
+    model = build_model(cfg, raw["n_inputs"], raw["n_classes"], tuple(raw.get("input_shape") or ()))
     try:
         tensors = load_file(str(run_dir / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as err:

@@ -9,8 +9,9 @@ from typing import Any
 from spikeport.data import DATASETS, ENCODERS
 from spikeport.errors import SpikeportError
 
-METHODS = ("lif",)
-ARCHS = ("fc",)
+METHODS = ("lif", "klif", "bpsrm", "spikeseq", "hnsg", "firate")  # implemented in spikeport.train.methods
+ARCHS = ("fc", "conv", "rfc")  # dense MLP; conv + pool + dense (train.layers); recurrent hidden layers
+ARCH_METHODS = ("lif", "klif")  # methods whose layers train.layers extends (conv, rfc)
 CONFIG_VERSION = 1
 
 
@@ -36,6 +37,21 @@ class TrainConfig:
     qat: bool = True
     seed: int = 0
     limit: int | None = None
+    # architecture fields of arch "conv" (train.layers.build_conv; the fc part is ``hidden``)
+    channels: list[int] = field(default_factory=lambda: [8, 16])  # output channels of each conv layer
+    kernel: int = 3  # square conv kernel (padding kernel // 2, stride 1)
+    pool: int = 2  # pool window = stride before every conv but the first and before the flatten (1: none)
+    pool_mode: str = "sum"  # "sum", or "avg" (its 1/pool^2 folded into the next layer's input unit)
+    # method-specific fields (each is read only by the method named in its comment)
+    klif_k_init: float = 1.0  # klif: initial learnable scale k of the surrogate (> 0)
+    tcn_momentum: float = 0.1  # bpsrm: running-statistics momentum of temporal channel normalization
+    seq_period: int = 2  # spikeseq: the target neuron fires every seq_period steps ...
+    seq_onset: int = 1  # spikeseq: ... from step seq_onset (0-based); other neurons stay silent
+    seq_filter: float = 0.5  # spikeseq: trace decay alpha, f[t] = alpha * f[t-1] + s[t]
+    seq_min_rate: float = 0.05  # spikeseq: hidden neurons below this rate (spikes/step) are penalized
+    seq_rate_weight: float = 1.0  # spikeseq: weight of that firing-rate penalty in the loss
+    keep_fraction: float = 0.5  # hnsg: fraction of each layer's out*in synapses kept (0.5 = half)
+    firate_smooth: float = 0.1  # firate: softplus width gamma of the smoothed f-I curve (rheobase units)
 
     def validate(self, source: str = "config") -> "TrainConfig":
         def bad(name: str, why: str) -> SpikeportError:
@@ -65,7 +81,54 @@ class TrainConfig:
                 raise bad(name, f"must be a positive number, got {val!r}")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise bad("limit", f"must be a positive integer, got {self.limit!r}")
+        self._validate_method(bad)
+        self._validate_arch(bad)
         return self
+
+    def _validate_arch(self, bad) -> None:
+        if self.arch != "fc" and self.method not in ARCH_METHODS:
+            raise bad("method", f"arch {self.arch!r} trains with methods {', '.join(ARCH_METHODS)}, got {self.method!r}")
+        if not (isinstance(self.channels, list) and self.channels
+                and all(isinstance(c, int) and not isinstance(c, bool) and 0 < c <= 4096 for c in self.channels)):
+            raise bad("channels", f"must be a non-empty list of channel counts, got {self.channels!r}")
+        for name, hi in (("kernel", 15), ("pool", 16)):
+            val = getattr(self, name)
+            if not isinstance(val, int) or isinstance(val, bool) or not 1 <= val <= hi:
+                raise bad(name, f"must be an integer in [1, {hi}], got {val!r}")
+        if self.pool_mode not in ("sum", "avg"):
+            raise bad("pool_mode", f"must be 'sum' or 'avg', got {self.pool_mode!r}")
+
+    def _validate_method(self, bad) -> None:
+        """Ranges of the method-specific fields, and combinations a method cannot train."""
+        def number(name: str, lo: float, hi: float, lo_open: bool = True, hi_open: bool = False) -> None:
+            val = getattr(self, name)
+            ok = isinstance(val, (int, float)) and not isinstance(val, bool) and \
+                (val > lo if lo_open else val >= lo) and (val < hi if hi_open else val <= hi)
+            if not ok:
+                raise bad(name, f"must be a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, "
+                          f"got {val!r}")
+
+        number("klif_k_init", 0.0, 100.0)
+        number("tcn_momentum", 0.0, 1.0)
+        number("seq_filter", 0.0, 1.0, hi_open=True)
+        number("seq_min_rate", 0.0, 1.0, lo_open=False)
+        number("seq_rate_weight", 0.0, 1e6, lo_open=False)
+        number("keep_fraction", 0.0, 1.0)
+        number("firate_smooth", 0.0, 10.0)
+        for name in ("seq_period", "seq_onset"):
+            val = getattr(self, name)
+            if not isinstance(val, int) or isinstance(val, bool) or val < (1 if name == "seq_period" else 0):
+                raise bad(name, f"must be a {'positive' if name == 'seq_period' else 'non-negative'} integer, got {val!r}")
+        if self.method == "spikeseq" and self.seq_onset >= self.time_steps:
+            raise bad("seq_onset", f"must be below time_steps ({self.time_steps}) so the target trains have spikes")
+        if self.method in ("bpsrm", "hnsg") and self.bias:
+            why = "temporal channel normalization's shift is the bias" if self.method == "bpsrm" else \
+                "a hidden-network search learns no parameters but the synapse scores"
+            raise bad("bias", f"must be false for method {self.method} ({why})")
+        if self.method == "bpsrm" and self.beta_syn >= 1.0:
+            raise bad("beta_syn", "must be below 1 for bpsrm (TCN's centring divides by 1 - beta_syn)")
+        if self.method == "firate" and not (self.beta_syn < 1.0 and self.beta_mem > 0.0):
+            raise bad("beta_syn", "firate needs beta_syn < 1 and beta_mem > 0 (a finite, smooth f-I curve)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -7,30 +7,34 @@ Forward, per element, for t = 0..T-1 from u[-1] = v[-1] = 0 (float; the order an
     h[t] = beta_mem * v[t-1] + u[t] + bias       # membrane voltage before firing
     g[t] = max(h[t], 0)  if v_floor else h[t]    # KLIF floor
     s[t] = H(z[t]),   z[t] = (g[t] - theta) / theta   # strict: fires when g > theta
-    v[t] = g[t] * (1 - s[t])                     # reset to zero
+    v[t] = g[t] * (1 - s[t])                     # reset to zero; the gradient flows through s here
 
-LIF is ``beta_syn = 0``; KLIF is ``v_floor=True`` with a learnable surrogate slope ``k``; the SRM
-kernel in iterative form (synaptic then membrane exponential) is the same recurrence.
+LIF is ``beta_syn = 0``; the SRM kernel in iterative form (synaptic, then membrane exponential) is
+the same recurrence; KLIF is ``v_floor=True`` with a learnable surrogate parameter.
 
-Surrogate (``train.surrogate.FastSigmoidSpike``): ds/dz = p(z) = 1 / (1 + k|z|)^2. For a learnable
-``k`` the spike is read as H(z) + sigma(z) - stopgrad(sigma(z)) with sigma(z) = z / (1 + k|z|),
-whose z-derivative is p, so ds/dk = -z|z| p(z).
+Surrogate: the spike is read as H(z) + sigma(z) - stopgrad(sigma(z)) with the fast sigmoid
+sigma(z) = k z / (1 + a |k z|) (slope ``a``, scale ``k``; ``train.surrogate.FastSigmoidSpike`` is
+k = 1, ``train.methods.klif.KSpike`` is a learnable k). With w = k z and q = 1 / (1 + a|w|)^2:
 
-Backward (BPTT). With a[t] = dL/dh[t], gs[t] = dL/ds[t] from outside, m[t] = 1[h[t] > 0] under
-``v_floor`` (else 1), and dL/dv[t] = beta_mem * a[t+1] coming back from the next step:
+    ds/dz = k q,    ds/dk = z q,    ds/da = -w |w| q
+
+The floor's derivative is 1[h > 0] (as ``v * (v > 0)``), or 1 with ``floor_straight_through``
+(as ``methods.klif.relu_straight_through``).
+
+Backward (BPTT). With a[t] = dL/dh[t], gs[t] = dL/ds[t] from outside, m[t] the floor's derivative
+(1 without floor), p = ds/dz and dL/dv[t] = beta_mem a[t+1] coming back from the next step:
 
     ds[t] = gs[t] - beta_mem a[t+1] g[t]                       # v = g (1 - s): dv/ds = -g
     a[t]  = m[t] (beta_mem a[t+1] (1 - s[t]) + ds[t] p[t] / theta)
           = A[t] a[t+1] + C[t],   A = beta_mem m ((1 - s) - g p / theta),  C = m gs p / theta
     dL/dcur[t] = a[t] + beta_syn dL/dcur[t+1]
-    dL/dbias = sum_t a[t]   (summed to bias's shape);   dL/dk = sum_t ds[t] (-z|z| p)
+    dL/dbias = sum_t a[t];   dL/dk = sum_t ds[t] z q;   dL/da = -sum_t ds[t] w|w| q   (to each shape)
 
-Everything except the two scans is a function of ``g`` alone, so the backward computes A and C
-for all T in a few wide ops and the sequential part is one ``addcmul_`` (plus one ``add_`` when
-``beta_syn != 0``) per step. Only ``g`` [T, B, ...] is saved (one tensor the size of the output).
-Ops are plain torch ops, so the same code runs on CPU and CUDA; ``compile=True`` additionally
-runs both loops through ``torch.compile`` (one generated kernel per loop) and falls back to the
-eager loops, with a warning, where compilation is unavailable.
+A and C depend on ``g`` alone, so the eager backward builds them for all T in a few wide ops and
+the sequential part is one ``addcmul_`` (plus one ``add_`` when ``beta_syn != 0``) per step. Only
+``g`` [T, B, ...] is saved. Everything is plain torch ops, so the same code runs on CPU and CUDA;
+``compile=True`` runs pure twins of the loops through ``torch.compile`` (one generated kernel per
+loop) and falls back to the eager loops, with a warning, where compilation fails.
 """
 from __future__ import annotations
 
@@ -44,9 +48,10 @@ from spikeport.core.neuron import cuba_lif_step
 from spikeport.train.surrogate import FastSigmoidSpike
 
 Number = float | int
+Param = torch.Tensor | float  # a surrogate parameter or bias: float, or tensor broadcastable to cur[0]
 
 
-# --- the two sequential loops (plain tensors, no autograd) ----------------------------------------
+# --- eager path: wide ops over all T, in-place sequential scans --------------------------------------
 def _forward_loop(cur: torch.Tensor, bias: torch.Tensor | None, beta_syn: float, beta_mem: float,
                   theta: float, v_floor: bool) -> torch.Tensor:
     """cur [T, B, ...] -> g [T, B, ...] (voltage after the floor, before threshold and reset)."""
@@ -55,10 +60,7 @@ def _forward_loop(cur: torch.Tensor, bias: torch.Tensor | None, beta_syn: float,
     keep = torch.empty(g.shape[1:], dtype=torch.bool, device=g.device)
     u = torch.zeros_like(v) if beta_syn != 0 else None
     for t in range(cur.shape[0]):
-        if u is None:
-            ut = cur[t]  # beta_syn * u + x == x exactly when beta_syn == 0
-        else:
-            ut = u.mul_(beta_syn).add_(cur[t])
+        ut = cur[t] if u is None else u.mul_(beta_syn).add_(cur[t])  # beta_syn*u + x is x when beta_syn == 0
         gt = g[t]
         torch.mul(v, beta_mem, out=gt)
         gt.add_(ut)
@@ -71,141 +73,185 @@ def _forward_loop(cur: torch.Tensor, bias: torch.Tensor | None, beta_syn: float,
     return g
 
 
-def _adjoint_scan(c: torch.Tensor, a_coef: torch.Tensor) -> torch.Tensor:
-    """In place on c [T, B, ...]: a[t] = A[t] a[t+1] + C[t] from the last step back; returns a."""
-    for t in range(c.shape[0] - 2, -1, -1):
-        c[t].addcmul_(a_coef[t], c[t + 1])
-    return c
+def _adjoint_eager(g: torch.Tensor, gs: torch.Tensor, slope: Param, scale: Param, beta_mem: float,
+                   theta: float, floor_mask: bool) -> torch.Tensor:
+    """a = dL/dh [T, B, ...]: A[t], C[t] for all t in a few wide ops, then a[t] = A[t] a[t+1] + C[t]."""
+    k_theta = scale / theta
+    coef = (g - theta).mul_(k_theta).abs_().mul_(slope).add_(1.0).pow_(-2).mul_(k_theta)  # p / theta
+    a = gs * coef  # C
+    coef.mul_(g).neg_().add_(g <= theta).mul_(beta_mem)  # A = beta_mem ((1 - s) - g p / theta)
+    if floor_mask:
+        m = g > 0
+        a.mul_(m)
+        coef.mul_(m)
+    for t in range(a.shape[0] - 2, -1, -1):
+        a[t].addcmul_(coef[t], a[t + 1])
+    return a
 
 
-def _synaptic_scan(a: torch.Tensor, beta_syn: float) -> torch.Tensor:
-    """In place on a [T, B, ...]: dL/dcur[t] = a[t] + beta_syn dL/dcur[t+1]; returns dL/dcur."""
+def _synaptic_eager(a: torch.Tensor, beta_syn: float) -> torch.Tensor:
+    """In place on a: dL/dcur[t] = a[t] + beta_syn dL/dcur[t+1]."""
     for t in range(a.shape[0] - 2, -1, -1):
         a[t].add_(a[t + 1], alpha=beta_syn)
     return a
 
 
-_LOOPS = {"forward": _forward_loop, "adjoint": _adjoint_scan, "synaptic": _synaptic_scan}
+# --- compile path: the same recurrences as pure functions (each compiles to one fused kernel) ---------
+def _forward_pure(cur, bias, beta_syn: float, beta_mem: float, theta: float, v_floor: bool):
+    u = torch.zeros_like(cur[0])
+    v = torch.zeros_like(cur[0])
+    out = []
+    for t in range(cur.shape[0]):
+        u = cur[t] if beta_syn == 0 else u * beta_syn + cur[t]
+        g = v * beta_mem + u
+        g = g if bias is None else g + bias
+        g = g.clamp_min(0.0) if v_floor else g
+        v = g * (g <= theta)
+        out.append(g)
+    return torch.stack(out)
 
 
-class _CompiledLoops:
-    """torch.compile'd twins of the two loops, built on first use; eager again after a failure."""
+def _backward_pure(g, gs, slope, scale, beta_syn: float, beta_mem: float, theta: float, floor_mask: bool):
+    a_next = d_next = None
+    a_out, d_out = [], []
+    for t in range(g.shape[0] - 1, -1, -1):
+        pt = scale / theta / (1.0 + slope * (scale * (g[t] - theta) / theta).abs()) ** 2
+        a = gs[t] * pt
+        if a_next is not None:
+            a = a + a_next * beta_mem * ((g[t] <= theta) - g[t] * pt)
+        a = a * (g[t] > 0) if floor_mask else a
+        d = a if d_next is None else a + beta_syn * d_next
+        a_out.append(a)
+        d_out.append(d)
+        a_next, d_next = a, d
+    a_all = torch.stack(a_out[::-1])
+    return a_all, (a_all if beta_syn == 0 else torch.stack(d_out[::-1]))
+
+
+class _Compiled:
+    """torch.compile'd pure twins, built on first use; after a failure the eager path, with a warning."""
 
     def __init__(self):
         self.broken = False
-        self.loops = {name: torch.compile(fn, dynamic=False) for name, fn in _LOOPS.items()}
+        self.forward = torch.compile(_forward_pure, dynamic=False)
+        self.backward = torch.compile(_backward_pure, dynamic=False)
 
-    def call(self, name: str, *args):
-        if not self.broken:
-            try:
-                return self.loops[name](*args)
-            except Exception as err:  # noqa: BLE001  (no compiler, unsupported device, ...)
-                self.broken = True
-                warnings.warn(f"cuba_lif_multistep: torch.compile failed ({type(err).__name__}: {err}); "
-                              "using the eager loops", RuntimeWarning, stacklevel=3)
-        return _LOOPS[name](*args)
+    def run(self, name: str, *args):
+        if self.broken:
+            return None
+        try:
+            return getattr(self, name)(*args)
+        except Exception as err:  # noqa: BLE001  (no C++ compiler or Triton, unsupported device, ...)
+            self.broken = True
+            warnings.warn(f"cuba_lif_multistep: torch.compile failed ({type(err).__name__}: {err}); "
+                          "using the eager loops", RuntimeWarning, stacklevel=4)
+            return None
 
 
 @functools.lru_cache(maxsize=1)
-def _compiled() -> _CompiledLoops:
-    return _CompiledLoops()
-
-
-def _loop(name: str, compile: bool, *args):
-    if compile:
-        return _compiled().call(name, *args)
-    return _LOOPS[name](*args)
+def _compiled() -> _Compiled:
+    return _Compiled()
 
 
 # --- the autograd op -------------------------------------------------------------------------------
+def _surrogate_grads(g, gs, a, slope, scale, beta_mem, theta, need_slope, need_scale):
+    """dL/da and dL/dk (full [T, B, ...] terms, to be summed): ds[t] (-w|w| q) and ds[t] z q."""
+    ds = gs.clone()
+    ds[:-1].sub_(a[1:] * g[:-1], alpha=beta_mem)  # ds[t] = gs[t] - beta_mem a[t+1] g[t]
+    z = (g - theta).div_(theta)
+    w = z * scale
+    ds.mul_(w.abs().mul_(slope).add_(1.0).pow_(-2))  # ds q
+    d_scale = ds * z if need_scale else None
+    d_slope = ds.mul_(w).mul_(w.abs_()).neg_() if need_slope else None
+    return d_slope, d_scale
+
+
 class CubaLIFMultistep(torch.autograd.Function):
     """Whole-sequence CUBA-LIF with BPTT backward; see the module docstring for the equations."""
 
     @staticmethod
-    def forward(ctx, cur, bias, slope, beta_syn, beta_mem, theta, v_floor, compile):
-        b = bias if isinstance(bias, torch.Tensor) else (None if bias == 0 else torch.tensor(bias, dtype=cur.dtype, device=cur.device))
-        g = _loop("forward", compile, cur.detach(), None if b is None else b.detach(),
-                  beta_syn, beta_mem, theta, v_floor)
-        ctx.save_for_backward(g, slope if isinstance(slope, torch.Tensor) else None)
-        ctx.params = (beta_syn, beta_mem, theta, v_floor, compile, slope)
-        ctx.bias_shape = bias.shape if isinstance(bias, torch.Tensor) else None
-        return (g > theta).to(cur.dtype)
+    def forward(ctx, cur, bias, slope, scale, beta_syn, beta_mem, theta, v_floor, floor_st, compile):
+        b = bias.detach() if isinstance(bias, torch.Tensor) else (
+            None if bias == 0 else torch.tensor(float(bias), dtype=cur.dtype, device=cur.device))
+        args = (cur.detach(), b, beta_syn, beta_mem, theta, v_floor)
+        g = _compiled().run("forward", *args) if compile else None
+        g = _forward_loop(*args) if g is None else g
+        tensors = [x if isinstance(x, torch.Tensor) else None for x in (bias, slope, scale)]
+        ctx.save_for_backward(g, *tensors)
+        floats = [None if isinstance(x, torch.Tensor) else x for x in (slope, scale)]
+        ctx.params = (beta_syn, beta_mem, theta, v_floor and not floor_st, compile, *floats)
+        spikes = torch.empty_like(g, dtype=cur.dtype)
+        return torch.gt(g, theta, out=spikes)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gs):
-        g, slope_t = ctx.saved_tensors
-        beta_syn, beta_mem, theta, v_floor, compile, slope = ctx.params
-        need_cur, need_bias, need_slope = ctx.needs_input_grad[:3]
-        z = (g - theta).div_(theta)
-        p = z.abs().mul_(slope_t if slope_t is not None else slope).add_(1.0).pow_(-2)  # ds/dz
-        pt = p / theta
-        a = gs.contiguous() * pt  # C = gs p / theta, becomes a
-        a_coef = (g <= theta).to(g.dtype).sub_(pt.mul_(g)).mul_(beta_mem)  # A (pt consumed)
-        del pt
-        if v_floor:
-            m = g > 0
-            a.mul_(m)
-            a_coef.mul_(m)
-            del m
-        a = _loop("adjoint", compile, a, a_coef)
-        del a_coef
-        d_bias = a.sum(0).sum_to_size(ctx.bias_shape) if need_bias else None
-        d_slope = None
-        if need_slope:  # ds[t] = gs[t] - beta_mem a[t+1] g[t];  dL/dk = sum ds (-z|z| p)
-            ds = gs.clone()
-            ds[:-1].sub_(a[1:] * g[:-1], alpha=beta_mem)
-            d_slope = ds.mul_(z.abs().mul_(z)).mul_(p).neg_().sum_to_size(slope_t.shape)
-        del z, p
-        dcur = None
-        if need_cur:
-            dcur = a if beta_syn == 0 else _loop("synaptic", compile, a, beta_syn)
-        return dcur, d_bias, d_slope, None, None, None, None, None
+        g, bias_t, slope_t, scale_t = ctx.saved_tensors
+        beta_syn, beta_mem, theta, floor_mask, compile, slope, scale = ctx.params
+        a_, k = (slope if slope_t is None else slope_t), (scale if scale_t is None else scale_t)
+        need_cur, need_bias, need_slope, need_scale = ctx.needs_input_grad[:4]
+        got = _compiled().run("backward", g, gs, a_, k, beta_syn, beta_mem, theta, floor_mask) if compile else None
+        a, dcur = got if got is not None else (_adjoint_eager(g, gs, a_, k, beta_mem, theta, floor_mask), None)
+        d_bias = a.sum(0).sum_to_size(bias_t.shape) if need_bias else None
+        d_slope = d_scale = None
+        if need_slope or need_scale:
+            d_slope, d_scale = _surrogate_grads(g, gs, a, a_, k, beta_mem, theta, need_slope, need_scale)
+            d_slope = d_slope.sum_to_size(slope_t.shape) if need_slope else None
+            d_scale = d_scale.sum_to_size(scale_t.shape) if need_scale else None
+        if need_cur and dcur is None:
+            dcur = a if beta_syn == 0 else _synaptic_eager(a, beta_syn)
+        return (dcur if need_cur else None), d_bias, d_slope, d_scale, None, None, None, None, None, None
 
 
 def cuba_lif_multistep(cur: torch.Tensor, beta_syn: float, beta_mem: float, theta: float,
-                       bias: torch.Tensor | Number = 0.0, slope: torch.Tensor | Number = 10.0,
-                       v_floor: bool = False, compile: bool = False) -> torch.Tensor:
+                       bias: Param = 0.0, slope: Param = 10.0, v_floor: bool = False, *,
+                       scale: Param = 1.0, floor_straight_through: bool = False,
+                       compile: bool = False) -> torch.Tensor:
     """Spikes [T, B, ...] (0/1, cur's dtype) of a CUBA-LIF population driven by ``cur`` [T, B, ...].
 
     ``cur``: weighted input current of every step (float); ``beta_syn``, ``beta_mem``: per-step decay
-    factors (LIF: ``beta_syn = 0``); ``theta`` > 0: threshold; ``bias``: float or tensor broadcastable
-    to ``cur[0]`` (gets a gradient if it requires one); ``slope``: surrogate slope k, float or tensor
-    broadcastable to ``cur[0]`` (KLIF: learnable, gets a gradient); ``v_floor``: clamp v at 0 before
-    threshold (KLIF). States start at zero. ``compile``: run the loops through torch.compile.
+    factors (LIF: ``beta_syn = 0``); ``theta`` > 0: threshold; ``bias``: voltage bias per step.
+    ``slope`` a and ``scale`` k: the surrogate's parameters (see the module docstring). ``bias``,
+    ``slope`` and ``scale`` are floats or tensors broadcastable to ``cur[0]``; a tensor that requires
+    grad gets its gradient. ``v_floor``: v = max(v, 0) before threshold (KLIF), with derivative
+    1[v > 0], or 1 if ``floor_straight_through``. States start at zero. ``compile``: run the loops
+    through torch.compile (falls back to eager, with a RuntimeWarning, where that fails).
     """
     if not theta > 0:
         raise ValueError(f"cuba_lif_multistep: theta must be > 0, got {theta!r}")
     if cur.dim() < 2:
         raise ValueError(f"cuba_lif_multistep: cur must be [T, B, ...], got shape {tuple(cur.shape)}")
-    return CubaLIFMultistep.apply(cur, bias, slope, float(beta_syn), float(beta_mem), float(theta),
-                                  bool(v_floor), bool(compile))
+    return CubaLIFMultistep.apply(cur, bias, slope, scale, float(beta_syn), float(beta_mem), float(theta),
+                                  bool(v_floor), bool(floor_straight_through), bool(compile))
 
 
 # --- the reference: the plain step loop, autograd through every step --------------------------------
-def _learnable_fast_sigmoid(slope: torch.Tensor) -> Callable:
-    """H(z) forward; backward dz = 1/(1+k|z|)^2 and dk = -z|z|/(1+k|z|)^2 (autograd of z/(1+k|z|))."""
+def _autograd_fast_sigmoid(slope: Param, scale: Param) -> Callable:
+    """H(z) forward; backward by autograd of sigma(z) = k z / (1 + a |k z|) (straight through)."""
     def spike(z):
-        sigma = z / (1.0 + slope * z.abs())
+        w = z * scale
+        sigma = w / (1.0 + slope * w.abs())
         return (z > 0).to(z.dtype) + (sigma - sigma.detach())
     return spike
 
 
 def reference_multistep(cur: torch.Tensor, beta_syn: float, beta_mem: float, theta: float,
-                        bias: torch.Tensor | Number = 0.0, slope: torch.Tensor | Number = 10.0,
-                        v_floor: bool = False) -> torch.Tensor:
+                        bias: Param = 0.0, slope: Param = 10.0, v_floor: bool = False, *,
+                        scale: Param = 1.0, floor_straight_through: bool = False) -> torch.Tensor:
     """The step loop of ``LIFDense.forward``: ``core.neuron.cuba_lif_step`` per step, autograd through
-    all of it. Same arguments and result as :func:`cuba_lif_multistep`; for tests and benchmarks."""
-    if isinstance(slope, torch.Tensor) and slope.requires_grad:
-        fire = _learnable_fast_sigmoid(slope)
+    all of it. Same arguments and result as :func:`cuba_lif_multistep`; for tests and benchmarks.
+    With a float slope and scale 1 the spike function is the project's ``FastSigmoidSpike``."""
+    if isinstance(slope, torch.Tensor) or isinstance(scale, torch.Tensor) or scale != 1.0:
+        fire = _autograd_fast_sigmoid(slope, scale)
     else:
-        k = torch.as_tensor(slope, dtype=cur.dtype, device=cur.device)
-        fire = lambda z: FastSigmoidSpike.apply(z, k)  # noqa: E731
+        a = torch.tensor(float(slope), dtype=cur.dtype, device=cur.device)
+        fire = lambda z: FastSigmoidSpike.apply(z, a)  # noqa: E731
+    floor = (lambda v: v + (v.clamp(min=0.0) - v).detach()) if v_floor and floor_straight_through else v_floor
     u = cur.new_zeros(cur.shape[1:])
     v = cur.new_zeros(cur.shape[1:])
     out = []
     for t in range(cur.shape[0]):
         s, u, v = cuba_lif_step(cur[t], u, v, beta_syn=beta_syn, beta_mem=beta_mem, theta=theta, bias=bias,
-                                spike_fn=lambda d: fire(d / theta), v_floor=v_floor)
+                                spike_fn=lambda d: fire(d / theta), v_floor=floor)
         out.append(s)
     return torch.stack(out)

@@ -7,11 +7,11 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from spikeport import fileio
 from spikeport.data import encode, float_view
-from spikeport.train import checkpoint
+from spikeport.measure.readout import predict
+from spikeport.train import checkpoint, methods
 from spikeport.train.config import TrainConfig
 from spikeport.train.model import SpikingMLP
 
@@ -26,19 +26,26 @@ def _encode_batch(x: np.ndarray, cfg: TrainConfig, seed: int) -> np.ndarray:
 def evaluate(model: SpikingMLP, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, integer: bool,
              qat: bool = False, batch_size: int = 256, seed: int = 10_000) -> dict:
     """Accuracy of the float forward (``qat``: with quantized parameters) or of the Loihi-integer
-    forward on (x, y)."""
-    correct, total = 0, 0
+    forward on (x, y), read out as the deployed graph is (``measure.readout.predict`` with the
+    method's readout metadata), and the firing rate of every layer (mean spikes per neuron per step)."""
+    method = methods.get(cfg.method)
+    correct, total, spikes, sizes, meta = 0, 0, [], [], None
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             enc = _encode_batch(x[i:i + batch_size], cfg, seed + i)
             if integer:
-                counts = model.forward_int(torch.from_numpy(enc.astype(np.int64)))[-1].sum(0)
+                outs = model.forward_int(torch.from_numpy(enc.astype(np.int64)))
             else:
-                xf = torch.from_numpy(float_view(enc, cfg.encoder))
-                counts = model(xf, qat=qat)[-1].sum(0)
-            correct += int((counts.argmax(1).numpy() == y[i:i + batch_size]).sum())
+                outs = model(torch.from_numpy(float_view(enc, cfg.encoder)), qat=qat)
+            meta = meta or method.readout_meta(cfg, outs[-1].shape[2])
+            pred = predict(outs[-1].numpy() > 0, meta)
+            correct += int((pred == y[i:i + batch_size]).sum())
             total += len(enc[0])
-    return {"accuracy": correct / max(total, 1), "samples": total}
+            counts = [float(o.float().sum()) for o in outs]
+            spikes = [a + b for a, b in zip(spikes, counts)] if spikes else counts
+            sizes = [o.shape[0] * o.shape[2] for o in outs]  # neuron-steps per sample
+    rates = [s / (n * max(total, 1)) for s, n in zip(spikes, sizes)]
+    return {"accuracy": correct / max(total, 1), "samples": total, "firing_rates": rates}
 
 
 def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None) -> dict:
@@ -48,8 +55,9 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None) -
     rng = np.random.default_rng(cfg.seed)
     ds = checkpoint.dataset_for(cfg)
     n_in = int(np.prod(ds.input_shape))
-    model = checkpoint.build_model(cfg, n_in, ds.n_classes)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    model = checkpoint.build_model(cfg, n_in, ds.n_classes, tuple(ds.input_shape))
+    method = methods.get(cfg.method)
+    opt = torch.optim.Adam(method.trainable(model), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     n = len(ds.x_train)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
@@ -62,8 +70,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None) -
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             enc = _encode_batch(ds.x_train[idx], cfg, seed=cfg.seed * 7919 + epoch * steps + b)
             xf = torch.from_numpy(float_view(enc, cfg.encoder))
-            counts = model(xf, qat=cfg.qat)[-1].sum(0)
-            loss = F.cross_entropy(counts, torch.from_numpy(np.asarray(ds.y_train[idx], dtype=np.int64)))
+            outs = model(xf, qat=cfg.qat)
+            loss = method.loss(outs, torch.from_numpy(np.asarray(ds.y_train[idx], dtype=np.int64)), cfg)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -82,8 +90,17 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None) -
         "quantized_accuracy": int_acc["accuracy"],
         "test_samples": float_acc["samples"], "train_samples": n, "train_seconds": round(train_time, 2),
         "train_samples_per_s": round(n * cfg.epochs / max(train_time, 1e-9), 1), "history": history,
+        "firing_rates": [round(r, 6) for r in int_acc["firing_rates"]],  # per layer, integer forward, test set
+        "fire_intensity": round(_fire_intensity(model, int_acc["firing_rates"]), 6),
+        **method.metrics(model),
     }
     out = Path(out)
     checkpoint.save(out, model, cfg, n_in, ds.n_classes, tuple(ds.input_shape))
     fileio.write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _fire_intensity(model: SpikingMLP, rates: list[float]) -> float:
+    """Mean spikes per neuron per step over all neurons of the network (layer rates weighted by size)."""
+    sizes = [layer.spec.n_out for layer in model.layers]
+    return float(np.dot(rates, sizes) / max(sum(sizes), 1)) if rates else 0.0

@@ -36,7 +36,15 @@ class LayerSpec:
 
 class LIFDense(nn.Module):
     """Dense connection + CUBA-LIF. ``input_unit``: float value of one integer input unit
-    (1 for spikes, 1/INPUT_LEVELS for direct-encoded pixels)."""
+    (1 for spikes, 1/INPUT_LEVELS for direct-encoded pixels).
+
+    A training method (``spikeport.train.methods``) changes a layer by overriding three hooks:
+    ``float_params`` (the weight and voltage bias the layer deploys), ``spike_function`` (the
+    surrogate gradient) and ``quantize`` (their Loihi integers); ``v_floor`` selects KLIF's ReLU on v.
+    """
+
+    v_floor = False  # KLIF: v = max(v, 0) after integration, before the threshold (LIFParams.floor_v);
+    # True, or a function computing max(v, 0) with its own backward (see core.neuron.cuba_lif_step)
 
     def __init__(self, spec: LayerSpec, input_unit: float = 1.0, surrogate_slope: float = 10.0):
         super().__init__()
@@ -48,37 +56,66 @@ class LIFDense(nn.Module):
         self.bias = nn.Parameter(torch.zeros(spec.n_out)) if spec.bias else None
         self.spike_fn = fast_sigmoid(surrogate_slope)
 
+    # --- hooks ------------------------------------------------------------------------------------
+    def float_params(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The float weight [out, in] and per-neuron voltage bias [out] (or None) this layer deploys.
+        ``x`` [T, B, in] is the batch being run (methods that normalize use its statistics in training)."""
+        return self.weight, self.bias
+
+    def quantize(self, w: torch.Tensor, bias: torch.Tensor | None) -> quant.LayerQuant:
+        """Loihi integers for a float weight [out, in] and bias [out] (or None)."""
+        wn = w.detach().cpu().double().numpy()
+        bn = None if bias is None else bias.detach().cpu().double().numpy()
+        return quant.quantize_layer(wn, beta_syn=self.spec.beta_syn, beta_mem=self.spec.beta_mem,
+                                    theta=self.spec.theta, input_unit=self.input_unit, bias=bn,
+                                    floor_v=bool(self.v_floor))
+
+    def spike_function(self, theta: float, beta_syn: float, beta_mem: float):
+        """``spike(z, cur_t, u_prev)``: Heaviside of z = v - theta (float units) forward, surrogate
+        backward. ``cur_t`` [B, N] is this step's weighted input and ``u_prev`` the current before it."""
+        return lambda z, cur_t, u_prev: self.spike_fn(z / theta)  # distance in units of threshold
+
+    def project(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Weighted input of all steps: x [T, B, n_in] float, w the float weight -> [T, B, n_out]
+        (one GEMM; ``train.layers`` overrides this for convolutions)."""
+        return x @ w.t()
+
+    def synaptic_input_int(self, x: torch.Tensor, lq: quant.LayerQuant) -> torch.Tensor:
+        """Summed integer input of all steps, as Lava delivers it: x [T, B, n_in] int64 -> [T, B, n_out]
+        int64 = shift(q @ x, weight_exp)."""
+        q = torch.as_tensor(lq.masked_weight(), dtype=torch.float64)
+        acc = torch.round(x.to(torch.float64) @ q.t()).to(torch.int64)  # exact: integers < 2**53
+        return loihi.shift_exp(acc, lq.weight_exp)
+
     # --- integer form ---------------------------------------------------------------------------
     def quant(self) -> quant.LayerQuant:
         """This layer's Loihi integers for the current float parameters."""
-        w = self.weight.detach().cpu().double().numpy()
-        b = None if self.bias is None else self.bias.detach().cpu().double().numpy()
-        return quant.quantize_layer(w, beta_syn=self.spec.beta_syn, beta_mem=self.spec.beta_mem,
-                                    theta=self.spec.theta, input_unit=self.input_unit, bias=b)
+        return self.quantize(*self.float_params())
 
     # --- float / QAT forward --------------------------------------------------------------------
     def forward(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
         """x [T, B, n_in] float -> spikes [T, B, n_out] float (0/1, surrogate gradient)."""
-        w, bias = self.weight, self.bias
+        w, bias = self.float_params(x)
         beta_syn, beta_mem, theta = self.spec.beta_syn, self.spec.beta_mem, self.spec.theta
         if qat:
-            lq = self.quant()
+            lq = self.quantize(w, bias)
             scale = lq.weight_scale
             w = w + (torch.clamp(torch.round(w / scale), loihi.WEIGHT_MIN, loihi.WEIGHT_MAX) * scale - w).detach()
             beta_syn, beta_mem = quant.decay_from_du(lq.lif.du), quant.decay_from_dv(lq.lif.dv)
             theta = lq.float_threshold()
             if bias is not None:
-                bias = bias + (torch.as_tensor(lq.float_bias(), dtype=bias.dtype) - bias).detach()
-        cur = x @ w.t()  # the input projection of all T steps in one GEMM
+                fb = torch.tensor(np.broadcast_to(lq.float_bias(), (self.spec.n_out,)), dtype=bias.dtype)
+                bias = bias + (fb - bias).detach()
+        cur = self.project(x, w)  # the input projection of all T steps at once
         T, B = x.shape[:2]
         u = cur.new_zeros(B, self.spec.n_out)
         v = cur.new_zeros(B, self.spec.n_out)
         b = 0.0 if bias is None else bias
         out = []
-        spike = lambda z: self.spike_fn(z / theta)  # noqa: E731  (distance in units of threshold)
+        spike = self.spike_function(theta, beta_syn, beta_mem)
         for t in range(T):
-            s, u, v = neuron.cuba_lif_step(cur[t], u, v, beta_syn=beta_syn, beta_mem=beta_mem,
-                                           theta=theta, bias=b, spike_fn=spike)
+            s, u, v = neuron.cuba_lif_step(cur[t], u, v, beta_syn=beta_syn, beta_mem=beta_mem, theta=theta, bias=b,
+                                           spike_fn=lambda z: spike(z, cur[t], u), v_floor=self.v_floor)  # noqa: B023
             out.append(s)
         return torch.stack(out)
 
@@ -87,9 +124,7 @@ class LIFDense(nn.Module):
     def forward_int(self, x: torch.Tensor, lq: quant.LayerQuant | None = None) -> torch.Tensor:
         """x [T, B, n_in] integer -> spikes [T, B, n_out] bool, exactly as Loihi computes them."""
         lq = lq or self.quant()
-        q = torch.as_tensor(lq.weight, dtype=torch.float64)
-        acc = torch.round(x.to(torch.float64) @ q.t()).to(torch.int64)  # exact: integers < 2**53
-        a_all = loihi.shift_exp(acc, lq.weight_exp)
+        a_all = self.synaptic_input_int(x, lq)
         T, B = x.shape[:2]
         u = torch.zeros(B, self.spec.n_out, dtype=torch.int64)
         v = torch.zeros_like(u)
@@ -103,10 +138,12 @@ class LIFDense(nn.Module):
 class SpikingMLP(nn.Module):
     """Feed-forward CUBA-LIF MLP; the output layer's spike counts are the class scores."""
 
-    def __init__(self, specs: list[LayerSpec], graded_input: bool, input_levels: int, surrogate_slope: float = 10.0):
+    def __init__(self, specs: list[LayerSpec], graded_input: bool, input_levels: int, surrogate_slope: float = 10.0,
+                 layer_cls: type[LIFDense] = LIFDense, layer_kwargs: dict | None = None):
         super().__init__()
         units = [1.0 / input_levels if graded_input else 1.0] + [1.0] * (len(specs) - 1)
-        self.layers = nn.ModuleList(LIFDense(s, u, surrogate_slope) for s, u in zip(specs, units))
+        self.layers = nn.ModuleList(layer_cls(s, u, surrogate_slope, **(layer_kwargs or {}))
+                                    for s, u in zip(specs, units))
 
     def forward(self, x: torch.Tensor, qat: bool = False) -> list[torch.Tensor]:
         """x [T, B, ...] float -> spikes of every layer, each [T, B, N]."""

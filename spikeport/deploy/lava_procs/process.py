@@ -1,10 +1,17 @@
-"""A Dense connection whose one-step output buffer is cleared when a sample window begins.
+"""spikeport's custom Lava processes (their numpy-only models are in ``models.py``).
 
-A recurrent connection delays by one step, so the first step of sample n would receive the last
-spikes of sample n-1. Clearing the buffer at the window boundary keeps streamed samples independent,
-exactly like running each sample from a fresh state.
+- :class:`WindowedDense`, :class:`WindowedSparse`: a recurrent connection delays by one step, so the
+  first step of sample n would receive the last spikes of sample n-1. These clear their buffered
+  output when a sample window begins, exactly like running each sample from a fresh state.
+- :class:`LoihiLIF`: ``LIFReset`` with two additions. ``floor_v`` (KLIF) sets v = max(v, 0) after
+  integration, before the threshold. ``record_path`` makes the population record its own spikes and
+  write them, bit-packed, to that ``.npy`` file at step ``record_steps``: Lava 0.10's ``Var.get``
+  sends an array one value per message (a 128 x 5000 sink buffer takes ~16 s to read), so sinks are
+  not used for streaming runs.
 """
 from lava.proc.dense.process import Dense
+from lava.proc.lif.process import LIFReset
+from lava.proc.sparse.process import Sparse
 
 
 class WindowedDense(Dense):
@@ -14,3 +21,23 @@ class WindowedDense(Dense):
         super().__init__(**kwargs)
         self.proc_params["reset_interval"] = int(reset_interval)
         self.proc_params["reset_offset"] = int(reset_offset) % int(reset_interval)
+
+
+class WindowedSparse(Sparse):
+    """``Sparse`` plus ``reset_interval`` and ``reset_offset`` (Lava steps) for the buffer clear."""
+
+    def __init__(self, *, reset_interval: int, reset_offset: int, **kwargs):
+        super().__init__(**kwargs)
+        self.proc_params["reset_interval"] = int(reset_interval)
+        self.proc_params["reset_offset"] = int(reset_offset) % int(reset_interval)
+
+
+class LoihiLIF(LIFReset):
+    """``LIFReset`` with ``floor_v`` (bool) and optional self-recording (``record_path``: a file name,
+    "" for none; ``record_steps``: the Lava step after which the file is written)."""
+
+    def __init__(self, *, floor_v: bool = False, record_path: str = "", record_steps: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.proc_params["floor_v"] = bool(floor_v)
+        self.proc_params["record_path"] = str(record_path)
+        self.proc_params["record_steps"] = int(record_steps)

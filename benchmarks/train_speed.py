@@ -1,0 +1,325 @@
+"""Training speed and peak memory: spikeport (fused op / step loop) vs snnTorch vs SpikingJelly on CPU.
+
+One training step = forward over all T steps + BPTT backward + Adam step, loss = cross-entropy of
+the output layer's spike counts. Every framework trains the same network from the same initial
+weights on the same rate-coded batch, so its first loss must agree with the others (printed as a
+check). Each (framework, net) runs in a fresh subprocess so that ``ru_maxrss`` is its own peak;
+workers are run in interleaved rounds and per-step times pooled, because other jobs may share the
+machine (the load average is printed).
+
+Nets (LIF, beta = 0.9, theta = 1, reset to zero, no bias):
+  mlp : 784-256-10, T=25, batch 128
+  conv: conv3x3(1->16)-LIF-maxpool2-conv3x3(16->32)-LIF-maxpool2-fc(1568->10)-LIF, 28x28, T=8, batch 128
+
+Usage: ``python benchmarks/train_speed.py [--rounds 3] [--iters 15] [--threads 2] [--nets mlp conv]``.
+Peers are optional (``pip install snntorch spikingjelly``); missing ones are reported and skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+NETS = {"mlp": dict(T=25, B=128), "conv": dict(T=8, B=128)}
+BETA, THETA, SLOPE = 0.9, 1.0, 10.0
+FRAMEWORKS = {
+    "mlp": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly", "snntorch",
+            "snntorch-hoisted"],
+    "conv": ["spikeport-fused", "spikeport-loop", "spikingjelly", "snntorch"],
+}
+PEERS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch"}
+
+
+# --- worker side: build one framework's net, train, report -------------------------------------------
+def _batch(torch, net: str, images_path: Path):
+    """Rate-coded images [T, B, 784] float 0/1 (Fashion-MNIST if present, else uniform [0, 0.6])
+    and labels [B]; identical in every worker."""
+    import numpy as np
+
+    from spikeport.data import encode
+
+    T, B = NETS[net]["T"], NETS[net]["B"]
+    rng = np.random.default_rng(0)
+    if images_path.exists():
+        raw = np.frombuffer(gzip.open(images_path).read(), np.uint8, offset=16).reshape(-1, 784)
+        images = raw[:B] / 255.0
+    else:
+        images = rng.random((B, 784)) * 0.6
+    x = torch.from_numpy(encode(images, T, "rate", seed=0).astype(np.float32))
+    return x, torch.from_numpy(rng.integers(0, 10, B))
+
+
+def _weights(torch, net: str):
+    """Initial weights shared by all frameworks (scaled so that hidden layers fire at 5-20 %)."""
+    gen = torch.Generator().manual_seed(1)
+    shapes = {"mlp": [(256, 784), (10, 256)], "conv": [(16, 1, 3, 3), (32, 16, 3, 3), (10, 1568)]}[net]
+    gains = {"mlp": [2.5, 4.0], "conv": [3.0, 3.0, 5.0]}[net]
+    out = []
+    for shape, gain in zip(shapes, gains):
+        fan_in = 1
+        for d in shape[1:]:
+            fan_in *= d
+        out.append((torch.rand(shape, generator=gen) * 2 - 1) * gain / fan_in ** 0.5)
+    return out
+
+
+def _spikeport_model(torch, net: str, impl: str):
+    """spikeport: torch layers + ``cuba_lif_multistep`` (fused) or ``LIFDense``'s step loop."""
+    from torch import nn
+
+    from spikeport.train.fused import cuba_lif_multistep, reference_multistep
+
+    if impl == "loop" and net == "mlp":  # the model that training uses today
+        from spikeport.train.model import LayerSpec, SpikingMLP
+
+        specs = [LayerSpec(784, 256, beta_syn=0.0, beta_mem=BETA, theta=THETA),
+                 LayerSpec(256, 10, beta_syn=0.0, beta_mem=BETA, theta=THETA)]
+        model = SpikingMLP(specs, graded_input=False, input_levels=1, surrogate_slope=SLOPE)
+        return model, [l.weight for l in model.layers], lambda m, x: m(x)[-1]
+    fire = reference_multistep if impl == "loop" else (
+        lambda c, *a, **k: cuba_lif_multistep(c, *a, compile=impl == "compile", **k))
+
+    def lif(c):  # c [T, B, ...]
+        return fire(c, 0.0, BETA, THETA, slope=SLOPE)
+
+    if net == "mlp":
+        model = nn.Sequential(nn.Linear(784, 256, bias=False), nn.Linear(256, 10, bias=False))
+
+        def forward(m, x):
+            return lif(m[1](lif(m[0](x))))
+        return model, [model[0].weight, model[1].weight], forward
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.Conv2d(16, 32, 3, padding=1, bias=False),
+                          nn.Linear(1568, 10, bias=False))
+
+    def per_frame(f, h):  # apply a frame-wise layer to [T, B, ...]
+        return f(h.flatten(0, 1)).unflatten(0, h.shape[:2])
+
+    def forward(m, x):
+        h = x.view(*x.shape[:2], 1, 28, 28)
+        h = per_frame(lambda z: torch.max_pool2d(z, 2), lif(per_frame(m[0], h)))
+        h = per_frame(lambda z: torch.max_pool2d(z, 2), lif(per_frame(m[1], h)))
+        return lif(m[2](h.flatten(2)))
+    return model, [model[0].weight, model[1].weight, model[2].weight], forward
+
+
+def _spikingjelly_model(torch, net: str):
+    """SpikingJelly multi-step: layer.* and neuron.LIFNode(step_mode='m', backend='torch')."""
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
+    from torch import nn
+
+    def lif():  # V = (1 - 1/tau) V + X with tau = 10 -> beta 0.9; hard reset to 0, reset not detached
+        return neuron.LIFNode(tau=1 / (1 - BETA), decay_input=False, v_threshold=THETA, v_reset=0.0,
+                              surrogate_function=surrogate.SoftSign(alpha=SLOPE), step_mode="m", backend="torch")
+    if net == "mlp":
+        model = nn.Sequential(layer.Linear(784, 256, bias=False, step_mode="m"), lif(),
+                              layer.Linear(256, 10, bias=False, step_mode="m"), lif())
+        params = [model[0].weight, model[2].weight]
+    else:
+        model = nn.Sequential(layer.Conv2d(1, 16, 3, padding=1, bias=False, step_mode="m"), lif(),
+                              layer.MaxPool2d(2, step_mode="m"),
+                              layer.Conv2d(16, 32, 3, padding=1, bias=False, step_mode="m"), lif(),
+                              layer.MaxPool2d(2, step_mode="m"), layer.Flatten(step_mode="m"),
+                              layer.Linear(1568, 10, bias=False, step_mode="m"), lif())
+        params = [model[0].weight, model[3].weight, model[7].weight]
+
+    def forward(m, x):
+        functional.reset_net(m)
+        return m(x if net == "mlp" else x.view(*x.shape[:2], 1, 28, 28))
+    return model, params, forward
+
+
+def _snntorch_model(torch, net: str, hoisted: bool):
+    """snnTorch: snn.Leaky(reset_mechanism='zero') stepped in a Python loop (the tutorials' form:
+    layers applied per step; ``hoisted``: the MLP's first Linear applied to all T steps at once)."""
+    import snntorch as snn
+    from snntorch import surrogate
+    from torch import nn
+
+    def leaky():
+        return snn.Leaky(beta=BETA, threshold=THETA, reset_mechanism="zero", spike_grad=surrogate.fast_sigmoid(SLOPE))
+    if net == "mlp":
+        model = nn.ModuleList([nn.Linear(784, 256, bias=False), leaky(), nn.Linear(256, 10, bias=False), leaky()])
+        params = [model[0].weight, model[2].weight]
+    else:
+        model = nn.ModuleList([nn.Conv2d(1, 16, 3, padding=1, bias=False), leaky(), nn.MaxPool2d(2),
+                               nn.Conv2d(16, 32, 3, padding=1, bias=False), leaky(), nn.MaxPool2d(2), nn.Flatten(),
+                               nn.Linear(1568, 10, bias=False), leaky()])
+        params = [model[0].weight, model[3].weight, model[7].weight]
+
+    def forward(m, x):
+        mems = {i: mod.reset_mem() for i, mod in enumerate(m) if isinstance(mod, snn.Leaky)}
+        first = m[0](x) if hoisted else None
+        out = []
+        for t in range(x.shape[0]):
+            h = first[t] if hoisted else (x[t] if net == "mlp" else x[t].view(-1, 1, 28, 28))
+            for i, mod in enumerate(m):
+                if hoisted and i == 0:
+                    continue
+                if i in mems:
+                    h, mems[i] = mod(h, mems[i])
+                else:
+                    h = mod(h)
+            out.append(h)
+        return torch.stack(out)
+    return model, params, forward
+
+
+def _vm_rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def worker(framework: str, net: str, args) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(args.threads)
+    device, cuda = args.device, args.device == "cuda"
+    torch.manual_seed(0)
+    if framework.startswith("spikeport"):
+        impl = {"spikeport-fused": "fused", "spikeport-fused-compile": "compile", "spikeport-loop": "loop"}[framework]
+        model, params, forward = _spikeport_model(torch, net, impl)
+    elif framework == "spikingjelly":
+        model, params, forward = _spikingjelly_model(torch, net)
+    else:
+        model, params, forward = _snntorch_model(torch, net, hoisted=framework == "snntorch-hoisted")
+    with torch.no_grad():
+        for p, w in zip(params, _weights(torch, net)):
+            p.copy_(w)
+    x, y = _batch(torch, net, Path(args.images))
+    model, x, y = model.to(device), x.to(device), y.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rss_before = torch.cuda.memory_allocated() / 1024 if cuda else _vm_rss_kib()
+
+    def step():
+        out = forward(model, x)
+        loss = F.cross_entropy(out.sum(0), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if cuda:
+            torch.cuda.synchronize()
+        return loss, out
+
+    t0 = time.perf_counter()
+    first_loss, out = step()
+    first_loss, out_rate = float(first_loss), float(out.mean())
+    first_step_s = time.perf_counter() - t0
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(args.iters):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() / 1024 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return dict(framework=framework, net=net, times=times, first_loss=first_loss, out_rate=out_rate,
+                first_step_s=first_step_s, peak_rss_mib=peak / 1024, rss_before_mib=rss_before / 1024,
+                batch=int(x.shape[1]))
+
+
+# --- parent side: rounds of fresh workers, the table ---------------------------------------------------
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("torch", "numpy", "snntorch", "spikingjelly", "spikeport"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _run_worker(framework: str, net: str, args) -> dict | None:
+    cmd = [sys.executable, __file__, "--worker", framework, "--nets", net, "--iters", str(args.iters),
+           "--threads", str(args.threads), "--device", args.device, "--images", args.images]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    if proc.returncode != 0:
+        print(f"  {framework}/{net} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: same code on the GPU; memory is then torch.cuda.max_memory_allocated")
+    ap.add_argument("--images", default=str(FASHION), help="idx .gz images (default: Fashion-MNIST's train "
+                    "set where installed; uniform [0, 0.6] pixels otherwise)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.nets[0], args)))
+        return
+    versions = _versions()
+    gpu = ""
+    if args.device == "cuda":
+        import torch
+        gpu = f", GPU {torch.cuda.get_device_name()}"
+    print(f"machine: {_cpu()}, {os.cpu_count()} logical CPUs, torch threads {args.threads}{gpu}, "
+          f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(f"input: {'rate-coded ' + Path(args.images).name if Path(args.images).exists() else 'uniform random'}; "
+          f"load average at start: {os.getloadavg()[0]:.2f}; rounds {args.rounds} x {args.iters} timed steps "
+          "per framework (after 3 warm-up steps), each worker a fresh process")
+    for net in args.nets:
+        names = [f for f in FRAMEWORKS[net] if PEERS.get(f.split("-")[0]) is None
+                 or versions[PEERS[f.split("-")[0]]] != "not installed"]
+        runs: dict[str, list[dict]] = {f: [] for f in names}
+        for _ in range(args.rounds):
+            for f in names:
+                r = _run_worker(f, net, args)
+                if r:
+                    runs[f].append(r)
+        _table(net, runs, args.device)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+def _table(net: str, runs: dict[str, list[dict]], device: str) -> None:
+    cfg = NETS[net]
+    rows = {}
+    for f, rs in runs.items():
+        if not rs:
+            continue
+        times = [t for r in rs for t in r["times"]]
+        med = statistics.median(times)
+        rows[f] = dict(median_ms=med * 1e3, best_ms=min(times) * 1e3, samples_s=rs[0]["batch"] / med,
+                       peak=max(r["peak_rss_mib"] for r in rs), delta=max(r["peak_rss_mib"] - r["rss_before_mib"] for r in rs),
+                       loss=rs[0]["first_loss"], first_s=statistics.median(r["first_step_s"] for r in rs))
+    print(f"\n## {net}: T={cfg['T']}, batch {cfg['B']}, forward + backward + Adam, {device}")
+    peers = [p for p in ("spikingjelly", "snntorch", "spikeport-loop") if p in rows]
+    head = "| framework | ms/step median (best) | samples/s | " + " | ".join(f"x vs {p}" for p in peers) + \
+           f" | peak {'CUDA alloc' if device == 'cuda' else 'RSS'} MiB (training part) | first loss | first step s |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for f, r in rows.items():
+        ratios = " | ".join(f"{rows[p]['median_ms'] / r['median_ms']:.2f}" for p in peers)
+        print(f"| {f} | {r['median_ms']:.1f} ({r['best_ms']:.1f}) | {r['samples_s']:.0f} | {ratios} | "
+              f"{r['peak']:.0f} ({r['delta']:.0f}) | {r['loss']:.6f} | {r['first_s']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

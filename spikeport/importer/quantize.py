@@ -1,0 +1,172 @@
+"""Float layers (:class:`~spikeport.importer.lower.LayerPlan`) -> Loihi integers, one scale per layer
+chosen to minimize the layer's output error.
+
+Units follow :mod:`spikeport.core.quant`: a layer's float state is measured in float input units and
+its Loihi state is that divided by the state scale ``s = weight_scale * input_unit * 2**(-weight_exp)``
+(then shifted by 6). For each layer the quantizer tries clip levels ``c`` (weight_scale =
+``c * max|W| / 127``; weights beyond saturate at +-127) and weight exponents that put the threshold
+mantissa ``vth`` between 2**10 and 2**16. With calibration inputs it runs every candidate in exact
+integer arithmetic on the float reference's input spikes of that layer and keeps the one whose output
+spikes differ least from the float reference's; without, the one with the least weight error.
+
+The recurrent matrix shares the state scale: its exponent is the smallest that does not clip it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikeport.core import loihi, quant
+from spikeport.core.quant import LayerQuant
+from spikeport.deploy import emulator
+from spikeport.deploy.linear import Pool2d
+from spikeport.deploy.netdef import Connection, LoihiNet, Population
+from spikeport.errors import SpikeportError
+from spikeport.importer.lower import LayerPlan
+
+CLIPS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
+VTH_LOW, VTH_HIGH = 1 << 10, 1 << 16  # threshold mantissa range searched (headroom 2**23 / (vth << 6) >= 2)
+EXP_LIMIT = 16
+
+
+@dataclass
+class InputSpec:
+    """How float inputs become Loihi integers: ``x_int = round(x / unit)``; ``graded``: integer payloads
+    (Lava ``num_message_bits=8``) rather than 0/1 spikes; ``max_error``: worst |x - x_int * unit|."""
+
+    unit: float
+    graded: bool
+    max_error: float = 0.0
+
+    def to_int(self, x: np.ndarray) -> np.ndarray:
+        return np.rint(np.asarray(x, np.float64) / self.unit).astype(np.int64)
+
+
+def input_spec(x: np.ndarray | None, levels: int = 255) -> InputSpec:
+    """Binary spikes stay 0/1; integers in 0..levels are graded as they are; other non-negative
+    floats are scaled to 0..levels (``max_error`` says what that costs)."""
+    if x is None:
+        return InputSpec(1.0, False)
+    x = np.asarray(x, np.float64)
+    if np.any(x < 0):
+        raise SpikeportError("inputs: negative values cannot be sent to Loihi as spikes")
+    if np.all((x == 0) | (x == 1)):
+        return InputSpec(1.0, False)
+    if np.all(x == np.rint(x)) and x.max() <= levels:
+        return InputSpec(1.0, True)
+    unit = float(x.max()) / levels
+    worst = float(np.max(np.abs(x - np.rint(x / unit) * unit)))
+    return InputSpec(unit, True, worst if worst > 1e-6 * float(x.max()) else 0.0)  # float32 noise is exact
+
+
+def _exponents(theta: float, s0: float) -> list[int]:
+    """Weight exponents e (a = shift(q @ x, e)) that put vth = theta / (s0 * 2**-e) in [2**10, 2**16]."""
+    vth0 = theta / s0
+    lo = math.floor(math.log2(VTH_LOW / vth0)) if vth0 > 0 else 0
+    hi = math.floor(math.log2(VTH_HIGH / vth0)) if vth0 > 0 else 0
+    return [e for e in range(lo, hi + 1) if -EXP_LIMIT <= e <= EXP_LIMIT] or [max(-EXP_LIMIT, min(EXP_LIMIT, lo))]
+
+
+def _vth(theta: float, s: float, threshold: str) -> int:
+    x = theta / s
+    vth = math.ceil(x - 1e-9) - 1 if threshold == ">=" else round(x)
+    if not 0 <= vth <= loihi.VTH_MAX:
+        raise ValueError(f"threshold {theta} / scale {s} = {vth} outside [0, {loihi.VTH_MAX}]")
+    return int(vth)
+
+
+def _candidate(plan: LayerPlan, unit: float, clip: float, exp: int, threshold: str):
+    w = plan.conn.weight
+    wmax = float(np.max(np.abs(w))) if w is not None and w.size else 0.0
+    ws = clip * wmax / loihi.WEIGHT_MAX if wmax > 0 else 1.0
+    s = ws * unit * 2.0 ** (-exp)
+    mant, bexp = quant.bias_int(plan.bias, s)
+    lif = loihi.LIFParams(du=quant.du_from_decay(plan.beta_syn), dv=quant.dv_from_decay(plan.beta_mem),
+                          vth=_vth(plan.theta, s, threshold), bias_mant=mant, bias_exp=bexp)
+    q = np.zeros((0, 0), np.int8) if w is None else quant.quantize_weight(w, ws)
+    lq = LayerQuant(weight=q, weight_scale=ws, weight_exp=exp, state_scale=s, lif=lif)
+    rec = None
+    if plan.recurrent is not None:
+        rmax = float(np.max(np.abs(plan.recurrent)))
+        e_rec = math.ceil(math.log2(rmax / (loihi.WEIGHT_MAX * s))) if rmax > 0 else 0
+        e_rec = max(-EXP_LIMIT, min(EXP_LIMIT, e_rec))
+        ws_rec = s * 2.0 ** e_rec
+        rec = LayerQuant(weight=quant.quantize_weight(plan.recurrent, ws_rec), weight_scale=ws_rec,
+                         weight_exp=e_rec, state_scale=s, lif=lif)
+    return lq, rec
+
+
+def connection(plan: LayerPlan, lq: LayerQuant, name: str = "w") -> Connection:
+    """The deploy-side Connection of a quantized layer (``plan.conn``'s geometry, ``lq``'s integers)."""
+    c = plan.conn
+    pool = None if c.pool is None else Pool2d(*c.pool)
+    if c.kind == "pool":
+        return Connection(name, lq.weight, 0, kind="pool", in_shape=c.in_shape, pool=pool)
+    if c.kind == "conv":
+        return Connection(name, lq.weight, lq.weight_exp, kind="conv", in_shape=c.in_shape, pool=pool,
+                          stride=c.stride, padding=c.padding, dilation=c.dilation, groups=c.groups)
+    return Connection(name, lq.weight, lq.weight_exp, in_shape=c.in_shape if pool is not None else (),
+                      pool=pool)
+
+
+def run_layer(plan: LayerPlan, lq: LayerQuant, rec: LayerQuant | None, x_int: np.ndarray, graded: bool) -> np.ndarray:
+    """Exact integer run of one layer on x_int [T, B, in]; spikes [T, B, out] bool."""
+    T = x_int.shape[0]
+    pop = Population("layer", plan.size, lq.lif, connection(plan, lq),
+                     None if rec is None else Connection("rec", rec.weight, rec.weight_exp))
+    net = LoihiNet(tuple(plan.conn.in_shape), [pop], T, graded)
+    return emulator.run(net, x_int.reshape(T, x_int.shape[1], -1)).spikes[0]
+
+
+def _errors(plan: LayerPlan, lq: LayerQuant, rec: LayerQuant | None) -> dict:
+    def one(w: np.ndarray, q: LayerQuant) -> tuple[float, float]:
+        wq = q.weight.astype(np.float64) * q.weight_scale
+        norm = float(np.linalg.norm(w)) or 1.0
+        clipped = float(np.mean(np.abs(w) > (loihi.WEIGHT_MAX + 0.5) * q.weight_scale)) if w.size else 0.0
+        return float(np.linalg.norm(w - wq)) / norm, clipped
+
+    out = {"weight_rel_error": 0.0, "clipped_fraction": 0.0}
+    if plan.conn.weight is not None:
+        out["weight_rel_error"], out["clipped_fraction"] = one(plan.conn.weight, lq)
+    if rec is not None:
+        out["recurrent_rel_error"], out["recurrent_clipped_fraction"] = one(plan.recurrent, rec)
+    theta_q = lq.lif.vth * lq.state_scale
+    out["threshold_rel_error"] = abs(theta_q - plan.theta) / plan.theta
+    return out
+
+
+def quantize_layer(plan: LayerPlan, unit: float, graded: bool, threshold: str = ">",
+                   calib_in: np.ndarray | None = None, calib_target: np.ndarray | None = None):
+    """Best (LayerQuant, recurrent LayerQuant or None, report) for one layer (see module docstring).
+    ``calib_in`` [T, B, in] integers; ``calib_target`` [T, B, out] bool float-reference spikes."""
+    best = None
+    w = plan.conn.weight
+    for clip in (CLIPS if w is not None else (1.0,)):
+        wmax = float(np.max(np.abs(w))) if w is not None and w.size else 0.0
+        ws = clip * wmax / loihi.WEIGHT_MAX if wmax > 0 else 1.0
+        exps = _exponents(plan.theta, ws * unit)
+        if calib_in is None:
+            exps = [exps[0] if exps[0] >= 0 else min(0, exps[-1])]
+        if plan.conn.kind == "pool":
+            exps = [0]  # a pool has no weights and no exponent
+        elif plan.conn.kind == "conv" and 1 <= plan.theta / (ws * unit) <= loihi.VTH_MAX:
+            exps = [0] + [e for e in exps if e != 0]  # Lava's Conv runs only weight_exp = 0; ties keep it
+        for exp in exps:
+            try:
+                lq, rec = _candidate(plan, unit, clip, exp, threshold)
+            except ValueError:
+                continue
+            errs = _errors(plan, lq, rec)
+            if calib_in is not None:
+                spikes = run_layer(plan, lq, rec, calib_in, graded)
+                score = float(np.mean(spikes != calib_target))
+                errs["spike_mismatch_rate"] = score
+            else:
+                score = errs["weight_rel_error"]
+            if best is None or score < best[0] - 1e-12:
+                best = (score, lq, rec, {"clip": clip, "weight_exp": exp, **errs})
+    if best is None:
+        raise SpikeportError(f"layer '{plan.name}': no weight scale expresses threshold {plan.theta:g} on Loihi")
+    return best[1], best[2], best[3]

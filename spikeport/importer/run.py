@@ -1,0 +1,195 @@
+"""``spikeport import``: a peer's NIR graph -> a spikeport run folder that deploy, parity, energy and
+report work on.
+
+The folder holds ``model.nir`` (spikeport's own format: float parameters of the *quantized* network,
+Loihi integers in node metadata, recurrent layers as ``lifK -> recK -> lifK``), ``source.nir`` (a copy
+of the peer's file, the float reference's input), ``import.json`` (producer, dt, conventions, the
+approximations made, per-layer quantization error and clipped-weight fraction, and the float
+reference vs integer agreement on the inputs) and, when given, ``inputs.npy`` / ``labels.npy``.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from spikeport import __version__, fileio
+from spikeport.core.quant import LayerQuant
+from spikeport.deploy import emulator
+from spikeport.deploy.nir_load import to_loihi_net
+from spikeport.errors import SpikeportError
+from spikeport.export.nir_export import CONVENTIONS, NIR_FORMAT, affine_node, cuba_lif_node
+from spikeport.importer import conventions, lower, quantize, runio
+from spikeport.importer.graph import flat_graph, read_any
+from spikeport.importer.simulate import predict, simulate
+
+CALIBRATION_SAMPLES = 256
+
+
+def _conn_nodes(i: int, plan: lower.LayerPlan, lq: LayerQuant, unit: float) -> list[tuple[str, nir.NIRNode]]:
+    """The spikeport-format nodes of layer i's feed-forward map: [pool] [flatten] (fc | conv)."""
+    c, out = plan.conn, []
+    if c.pool is not None:
+        k, st, p = c.pool
+        out.append((f"pool{i}", nir.SumPool2d(kernel_size=np.array(k), stride=np.array(st), padding=np.array(p))))
+    if c.kind == "dense":
+        if len(c.in_shape) > 1:
+            pooled = c.in_shape if c.pool is None else (c.in_shape[0], *lin_out(c.in_shape, c.pool))
+            out.append((f"flat{i}", nir.Flatten(input_type={"input": np.array(pooled)}, start_dim=0, end_dim=-1)))
+        out.append((f"fc{i}", affine_node(lq, unit)))
+    elif c.kind == "conv":
+        meta = {"loihi": {"weight": lq.weight.astype(np.int8), "weight_exp": int(lq.weight_exp),
+                          "weight_scale": float(lq.weight_scale), "input_unit": float(unit)}}
+        pooled = c.in_shape if c.pool is None else (c.in_shape[0], *lin_out(c.in_shape, c.pool))
+        out.append((f"conv{i}", nir.Conv2d(input_shape=np.array(pooled[1:]), weight=lq.dequantized_weight(),
+                                           stride=np.array(c.stride), padding=np.array(c.padding),
+                                           dilation=np.array(c.dilation), groups=int(c.groups),
+                                           bias=np.zeros(lq.weight.shape[0]), metadata=meta)))
+    return out
+
+
+def lin_out(shape: tuple[int, ...], pool: tuple) -> tuple[int, int]:
+    from spikeport.deploy.linear import out_hw
+
+    return out_hw(shape[1], shape[2], *pool)
+
+
+def build_graph(plans: list[lower.LayerPlan], layers: list[tuple[LayerQuant, LayerQuant | None]], *,
+                input_shape: tuple[int, ...], spec: quantize.InputSpec, time_steps: int, dt: float,
+                meta: dict) -> nir.NIRGraph:
+    """spikeport-format graph: input -> [pool0] [flat0] (fc0 | conv0) -> lif0 (<-> rec0) -> ... -> output."""
+    nodes = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
+    edges, prev = [], "input"
+    for i, (plan, (lq, rec)) in enumerate(zip(plans, layers)):
+        for name, node in _conn_nodes(i, plan, lq, spec.unit if i == 0 else 1.0):
+            nodes[name] = node
+            edges.append((prev, name))
+            prev = name
+        nodes[f"lif{i}"] = cuba_lif_node(lq, dt, n=plan.size)
+        edges.append((prev, f"lif{i}"))
+        if rec is not None:
+            nodes[f"rec{i}"] = affine_node(rec, 1.0)
+            edges += [(f"lif{i}", f"rec{i}"), (f"rec{i}", f"lif{i}")]
+        prev = f"lif{i}"
+    n_out = plans[-1].size
+    nodes["output"] = nir.Output(output_type={"output": np.array([n_out])})
+    edges.append((prev, "output"))
+    sp = {"format": NIR_FORMAT, "producer": f"spikeport {__version__} import", "dt": float(dt),
+          "time_steps": int(time_steps), "encoder": "imported", "graded_input": bool(spec.graded),
+          "input_unit": float(spec.unit), "input_shape": np.asarray(input_shape, np.int64), "n_classes": int(n_out),
+          "readout": "spike_count", "conventions": CONVENTIONS, **meta}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"spikeport": sp}, type_check=False)
+
+
+def _check_dt(dt, prod: conventions.Producer, metadata: dict, notes: list[str]) -> float:
+    try:
+        dt = float(dt)
+    except (TypeError, ValueError):
+        raise SpikeportError(f"--dt must be a number of seconds, got {dt!r}") from None
+    if not (np.isfinite(dt) and 0 < dt <= 10.0):
+        raise SpikeportError(f"--dt must be a positive number of seconds (at most 10), got {dt!r}")
+    stored = conventions.graph_dt(metadata)
+    if stored is not None and not np.isclose(stored, dt, rtol=1e-9):
+        raise SpikeportError(f"--dt {dt:g} differs from the dt {stored:g} the graph was exported with")
+    if prod.dt_default is not None and not np.isclose(prod.dt_default, dt, rtol=1e-9):
+        notes.append(f"{prod.name}'s own importer assumes dt = {prod.dt_default:g} s; this import uses dt = {dt:g} s")
+    if prod.decay == "steps":
+        notes.append(f"{prod.name} counts steps: time constants are read in steps, dt = {dt:g} s is recorded only")
+    return dt
+
+
+def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str = "auto", reset: str | None = None,
+                 allow_approx: bool = False, inputs: str | Path | None = None, labels: str | Path | None = None,
+                 time_steps: int | None = None) -> dict:
+    """Import ``path`` into the run folder ``out``; returns (and writes) import.json's content."""
+    path, out = Path(path), Path(out)
+    raw = read_any(path)
+    prod = conventions.resolve(producer, getattr(raw, "metadata", None), reset, str(path))
+    notes: list[str] = []
+    dt = _check_dt(dt, prod, dict(getattr(raw, "metadata", None) or {}), notes)
+    fg = flat_graph(raw, str(path), prod.flatten_batch)
+    low = lower.lower(fg, prod, dt, allow_approx)
+    x = y = None
+    if inputs is not None:
+        x, y = runio.load_inputs(inputs, labels, fg.input_shape)
+    elif labels is not None:
+        raise SpikeportError("--labels needs --inputs")
+    T = x.shape[0] if x is not None else time_steps
+    if T is None or not 1 <= int(T) <= 100_000:
+        raise SpikeportError("pass --inputs FILE.npy ([N, T, ...]) or --time-steps to say how many steps a sample runs")
+    spec = quantize.input_spec(x)
+    if spec.max_error > 0:
+        low.approximations.append({"node": fg.input, "issue": "float inputs", "change":
+                                   f"quantized to integers of {spec.unit:.6g} (worst error {spec.max_error:.3g})"})
+    names = [p.name for p in low.layers]
+    ref = None
+    if x is not None:
+        cal = x[:, :CALIBRATION_SAMPLES]
+        ref = simulate(fg, prod, dt, cal, record=names)
+        layer_in = spec.to_int(cal).reshape(cal.shape[0], cal.shape[1], -1)
+    layers, report = [], []
+    for i, plan in enumerate(low.layers):
+        target = None if ref is None else ref.outputs[plan.name].reshape(T, -1, plan.size) > 0
+        lq, rec, errs = quantize.quantize_layer(plan, spec.unit if i == 0 else 1.0, spec.graded and i == 0,
+                                                prod.threshold, None if ref is None else layer_in, target)
+        layers.append((lq, rec))
+        report.append({"layer": f"lif{i}", "source_nodes": plan.nodes, "neuron": plan.neuron_kind,
+                       "neurons": plan.size, "connection": plan.conn.kind, "du": int(lq.lif.du), "dv": int(lq.lif.dv),
+                       "vth": int(lq.lif.vth), **errs})
+        if ref is not None:
+            layer_in = target.astype(np.int64)
+    meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names}
+    graph = build_graph(low.layers, layers, input_shape=fg.input_shape, spec=spec, time_steps=int(T), dt=dt, meta=meta)
+    net = to_loihi_net(graph, out / "model.nir")  # the graph deploys as written (validated here)
+    result = {"format": 1, "source": str(path), "producer": prod.name, "dt": dt, "time_steps": int(T),
+              "conventions": prod.describe(), "notes": low.conventions + notes,
+              "approximations": low.approximations, "exact": not low.approximations,
+              "input": {"unit": spec.unit, "graded": spec.graded, "max_error": spec.max_error},
+              "network": net.describe(), "layers": report}
+    if x is not None:
+        result["agreement"] = agreement(fg, prod, dt, net, x, y, spec, names)
+    out.mkdir(parents=True, exist_ok=True)
+    fileio.write_with(out / "model.nir", lambda tmp: nir.write(str(tmp), graph))
+    if path.resolve() != (out / runio.SOURCE).resolve():
+        fileio.write_with(out / runio.SOURCE, lambda tmp: shutil.copyfile(path, tmp))
+    if x is not None:
+        fileio.write_with(out / runio.INPUTS, lambda tmp: np.save(open(tmp, "wb"), np.swapaxes(x, 0, 1)))
+        if y is not None:
+            fileio.write_with(out / runio.LABELS, lambda tmp: np.save(open(tmp, "wb"), y))
+    fileio.write_json(out / runio.IMPORT_JSON, result)
+    return result
+
+
+def reference(fg, prod, dt: float, x: np.ndarray, names: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Float reference spikes per layer ([T, B, N] bool, spike counts > 0) and its predictions."""
+    res = simulate(fg, prod, dt, x, record=names + [fg.output])
+    spikes = [res.outputs[n].reshape(x.shape[0], x.shape[1], -1) > 0 for n in names]
+    return spikes, predict(res)
+
+
+def agreement(fg, prod, dt: float, net, x: np.ndarray, y, spec: quantize.InputSpec, names: list[str]) -> dict:
+    """Float reference vs the integer network (emulator) on all inputs."""
+    ref, ref_pred = reference(fg, prod, dt, x, names)
+    run = emulator.run(net, spec.to_int(x))
+    pred = run.output_counts().argmax(axis=1)
+    out = {"samples": int(x.shape[1]), "prediction_agreement": float(np.mean(pred == ref_pred)),
+           "spike_agreement": [float(np.mean(a == b)) for a, b in zip(ref, run.spikes)]}
+    if y is not None:
+        out["reference_accuracy"] = float(np.mean(ref_pred == y))
+        out["integer_accuracy"] = float(np.mean(pred == y))
+    return out
+
+
+def load_source(run_dir: str | Path) -> tuple:
+    """(flat source graph, producer, dt, import.json) of an imported run folder."""
+    run_dir = Path(run_dir)
+    info = fileio.read_json(run_dir / runio.IMPORT_JSON)
+    try:
+        prod = conventions.resolve(str(info["producer"]), None, str(info["conventions"]["reset"]), str(run_dir))
+        dt = float(info["dt"])
+    except (KeyError, TypeError, ValueError):
+        raise SpikeportError(f"{run_dir / runio.IMPORT_JSON}: missing or bad 'producer', 'conventions' or 'dt'") from None
+    raw = read_any(run_dir / runio.SOURCE)
+    return flat_graph(raw, str(run_dir / runio.SOURCE), prod.flatten_batch), prod, dt, info

@@ -1,0 +1,87 @@
+"""Inputs and labels of imported runs: ``.npy`` files read without pickle and checked.
+
+Inputs are ``[N, T, *input_shape]`` (N samples, each time-major: T steps of the graph's input),
+floats or integers, finite and non-negative; labels ``[N]`` integers. Internally spikeport runs
+time-major batches ``[T, N, ...]``. An imported run folder keeps copies as ``inputs.npy`` /
+``labels.npy``; its graph metadata says how floats become Loihi integers (``input_unit``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from spikeport.errors import SpikeportError
+
+INPUTS, LABELS, IMPORT_JSON, SOURCE = "inputs.npy", "labels.npy", "import.json", "source.nir"
+MAX_BYTES = 4 << 30
+
+
+def load_npy(path: str | Path, what: str) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise SpikeportError(f"{path}: file not found")
+    if path.stat().st_size > MAX_BYTES:
+        raise SpikeportError(f"{path}: larger than {MAX_BYTES} bytes")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise SpikeportError(f"{path}: not a valid .npy array for {what} ({str(err)[:120]})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        raise SpikeportError(f"{path}: {what} must be a numeric array, got dtype {getattr(arr, 'dtype', '?')}")
+    return arr
+
+
+def load_inputs(inputs: str | Path, labels: str | Path | None, input_shape: tuple[int, ...],
+                time_steps: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(x [T, N, *input_shape] float64, labels [N] int64 or None) from .npy files."""
+    x = load_npy(inputs, "inputs")
+    n_in = int(np.prod(input_shape))
+    if x.ndim < 3 or int(np.prod(x.shape[2:])) != n_in:
+        raise SpikeportError(f"{inputs}: inputs must be [N, T, {', '.join(map(str, input_shape))}] "
+                             f"(samples, time steps, input), got shape {x.shape}")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise SpikeportError(f"{inputs}: inputs hold no samples or no time steps (shape {x.shape})")
+    if time_steps is not None and x.shape[1] != time_steps:
+        raise SpikeportError(f"{inputs}: inputs have {x.shape[1]} time steps, the graph runs {time_steps}")
+    x = x.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise SpikeportError(f"{inputs}: inputs contain NaN or infinite values")
+    if np.any(x < 0):
+        raise SpikeportError(f"{inputs}: inputs contain negative values (Loihi inputs are spikes or graded counts)")
+    x = np.ascontiguousarray(np.swapaxes(x.reshape(x.shape[:2] + tuple(input_shape)), 0, 1))
+    y = None
+    if labels is not None:
+        y = load_npy(labels, "labels")
+        if y.shape != (x.shape[1],) or y.dtype.kind not in "iub":
+            raise SpikeportError(f"{labels}: labels must be [N={x.shape[1]}] integers, got {y.dtype} {y.shape}")
+        y = y.astype(np.int64)
+    return x, y
+
+
+def is_imported(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / IMPORT_JSON).is_file()
+
+
+def run_inputs(net, nir_path: str | Path, inputs: str | Path | None = None, labels: str | Path | None = None,
+               samples: int | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(x_int [T, N, ...] Loihi integers, labels or None, x float [T, N, ...]) for an imported graph:
+    the given files, else the run folder's ``inputs.npy`` / ``labels.npy``."""
+    from spikeport.deploy.nir_load import meta_value
+
+    folder = Path(nir_path).parent
+    if inputs is None:
+        if not (folder / INPUTS).is_file():
+            raise SpikeportError(f"{nir_path}: an imported graph needs inputs: pass --inputs FILE.npy "
+                                 f"([N, T, ...]) or import with --inputs")
+        inputs = folder / INPUTS
+        if labels is None and (folder / LABELS).is_file():
+            labels = folder / LABELS
+    x, y = load_inputs(inputs, labels, net.input_shape, net.time_steps)
+    if samples is not None:
+        x, y = x[:, :samples], (None if y is None else y[:samples])
+    unit = float(meta_value(net, "input_unit", 1.0))
+    x_int = np.rint(x / unit).astype(np.int64)
+    if not net.graded_input and np.any(x_int > 1):
+        raise SpikeportError(f"{inputs}: the graph takes binary spikes but the inputs hold values above 1")
+    return x_int, y, x

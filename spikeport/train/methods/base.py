@@ -1,0 +1,40 @@
+"""What a training method is: how it builds its layers, scores its outputs and reads out a class.
+
+A method is a :class:`Method` object (one per name in ``TrainConfig.method``, see ``methods.METHODS``).
+The default behaviour is the baseline ``lif``: plain :class:`~spikeport.train.model.LIFDense` layers,
+cross-entropy on output spike counts, argmax readout. Methods override only what differs.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from spikeport.train.model import LIFDense
+
+
+class Method:
+    """Base method: CUBA-LIF layers, loss = CE(softmax over output spike counts), readout = argmax of counts."""
+
+    name = "lif"
+    layer_cls: type[LIFDense] = LIFDense
+
+    def layer_kwargs(self, cfg) -> dict:
+        """Extra keyword arguments of ``layer_cls`` taken from the config."""
+        return {}
+
+    def loss(self, outs: list[torch.Tensor], y: torch.Tensor, cfg) -> torch.Tensor:
+        """outs: spikes of every layer, each [T, B, N] float; y [B] int64 class labels -> scalar loss."""
+        return F.cross_entropy(outs[-1].sum(0), y)
+
+    def readout_meta(self, cfg, n_classes: int) -> dict:
+        """Graph metadata (``spikeport.*``) that tells :func:`spikeport.measure.readout.predict` how to
+        turn output spikes into a class."""
+        return {"readout": "spike_count"}
+
+    def trainable(self, model: torch.nn.Module) -> list[torch.nn.Parameter]:
+        """Parameters the optimizer updates."""
+        return [p for p in model.parameters() if p.requires_grad]
+
+    def metrics(self, model: torch.nn.Module) -> dict:
+        """Method-specific values for metrics.json (learned constants, sparsity, ...)."""
+        return {}

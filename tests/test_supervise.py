@@ -1,0 +1,164 @@
+"""Lava supervision: hangs, exceptions and crashes, inside and outside Lava, become one clear
+SpikeportError; the child is always reaped and no process of its session survives the call (or the
+command, even when the command itself is killed)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikeport.core import loihi
+from spikeport.deploy import supervise
+from spikeport.deploy.netdef import Connection, LoihiNet, Population
+from spikeport.errors import SpikeportError
+
+
+def tiny_net() -> tuple[LoihiNet, np.ndarray]:
+    """A 6-5-3 network and 3 samples of 4 steps (binary input spikes)."""
+    rng = np.random.default_rng(0)
+    lif = loihi.LIFParams(du=100, dv=200, vth=10)
+    pops = [Population("lif0", 5, lif, Connection("fc0", rng.integers(-50, 50, (5, 6)).astype(np.int8), 0)),
+            Population("lif1", 3, lif, Connection("fc1", rng.integers(-50, 50, (3, 5)).astype(np.int8), 0))]
+    x = (rng.random((4, 3, 6)) < 0.5).astype(np.int64)
+    return LoihiNet(input_shape=(6,), populations=pops, time_steps=4, graded_input=False), x
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state, ppid, pgrp, session, ...), or None."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def session_members(sid: int) -> list[int]:
+    """Live (non-zombie) processes whose session id is ``sid``."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _proc_stat(int(entry))
+            if st and int(st[3]) == sid and st[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Processes whose environment holds ``SPIKEPORT_TEST_MARK=marker`` (inherited by Lava's forks)."""
+    needle = f"SPIKEPORT_TEST_MARK={marker}".encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        st = _proc_stat(int(entry))
+        if needle in env.split(b"\0") and st and st[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
+@pytest.fixture
+def popen_log(monkeypatch):
+    """Every Popen the supervisor starts, kept for inspection."""
+    started = []
+
+    class Recorder(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(supervise.subprocess, "Popen", Recorder)
+    return started
+
+
+def assert_reaped(procs) -> None:
+    """The child was waited for, and nothing of its session (Lava's forks) is left."""
+    assert len(procs) == 1
+    proc = procs[0]
+    assert proc.returncode is not None, "child not reaped"
+    st = _proc_stat(proc.pid)
+    assert st is None or st[0] != "Z", "child left as a zombie"
+    deadline = time.monotonic() + 3
+    while session_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert session_members(proc.pid) == [], "processes of the Lava child's session survived"
+
+
+def test_clean_run_matches_emulator_and_leaves_nothing(popen_log):
+    from spikeport.deploy import emulator
+
+    net, x = tiny_net()
+    spikes = supervise.run_lava(net, x, timeout_s=60)
+    ref = emulator.run(net, x).spikes
+    assert all(np.array_equal(a, b) for a, b in zip(spikes, ref))
+    assert_reaped(popen_log)
+
+
+@pytest.mark.parametrize("fault, timeout_s, heartbeat_s, expect, limit_s", [
+    ("model-raise", 60, 60, "a Lava process model failed: RuntimeError: injected failure", 20),
+    ("model-hang", 6, 60, "did not finish within 6 s", 20),
+    ("hang", 3, 60, "did not finish within 3 s", 10),
+    ("silent-hang", 60, 3, "no heartbeat for 3 s", 10),
+    ("raise", 60, 60, "injected failure inside the Lava child", 10),
+    ("crash", 60, 60, "killed by SIGSEGV", 10),
+])
+def test_fault_becomes_one_clear_error(fault, timeout_s, heartbeat_s, expect, limit_s, popen_log):
+    net, x = tiny_net()
+    t0 = time.monotonic()
+    with pytest.raises(SpikeportError) as info:
+        supervise.run_lava(net, x, fault=fault, timeout_s=timeout_s, heartbeat_s=heartbeat_s)
+    elapsed = time.monotonic() - t0
+    msg = str(info.value)
+    assert expect in msg and "\n" not in msg, msg
+    assert elapsed < limit_s, f"{fault}: took {elapsed:.1f} s"
+    assert_reaped(popen_log)
+
+
+def test_unknown_fault_is_refused():
+    net, x = tiny_net()
+    with pytest.raises(SpikeportError, match="unknown Lava fault"):
+        supervise.run_lava(net, x, fault="nonsense")
+
+
+def _cli_env(marker: str, fault: str) -> dict:
+    return {**os.environ, "SPIKEPORT_TEST_MARK": marker, supervise.FAULT_ENV: fault}
+
+
+def test_cli_lava_model_exception_is_one_line_and_leaves_no_process(tiny_run):
+    marker = uuid.uuid4().hex
+    proc = subprocess.run([sys.executable, "-m", "spikeport.cli", "deploy", str(tiny_run / "model.nir"),
+                           "--backend", "lava", "--samples", "4"], capture_output=True, text=True, timeout=120,
+                          env=_cli_env(marker, "model-raise"))
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "a Lava process model failed" in lines[0], proc.stderr
+    assert marked_processes(marker) == []
+
+
+def test_killing_the_command_takes_lava_down_with_it(tiny_run):
+    """SIGKILL the CLI while Lava hangs inside a process model: the child notices its parent is gone
+    and kills its own process group within a few seconds."""
+    marker = uuid.uuid4().hex
+    cmd = [sys.executable, "-m", "spikeport.cli", "deploy", str(tiny_run / "model.nir"), "--backend", "lava",
+           "--samples", "4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_cli_env(marker, "model-hang"))
+    deadline = time.monotonic() + 60
+    while len(marked_processes(marker)) < 4 and time.monotonic() < deadline:  # CLI, child, Lava actors
+        time.sleep(0.2)
+    assert len(marked_processes(marker)) >= 4, "Lava never started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked_processes(marker) == [], "Lava processes outlived the killed command"
