@@ -68,6 +68,9 @@ def train(
     limit: Optional[int] = typer.Option(None, min=1, help="use only the first N train and test samples"),
     data_dir: Optional[str] = typer.Option(None, help="folder of IDX / N-MNIST files"),
     config: Optional[Path] = typer.Option(None, help="TOML file with the training configuration; flags override it"),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:K (training passes; integer evaluation runs on the CPU)"),
+    distributed: bool = typer.Option(False, "--distributed", help="data-parallel training; launch with "
+                                     "`torchrun --nproc-per-node N $(which spikeport) train ... --distributed`"),
 ):
     """Train a spiking network with surrogate-gradient BPTT and quantization-aware training."""
     from spikeport.train.config import TrainConfig
@@ -88,7 +91,10 @@ def train(
     cfg.validate("options")
     with _progress() as prog:
         task = prog.add_task(f"training {cfg.method} on {cfg.data}", total=None)
-        metrics = run_train(cfg, out_dir, progress=lambda _s, done, total: prog.update(task, completed=done, total=total))
+        metrics = run_train(cfg, out_dir, progress=lambda _s, done, total: prog.update(task, completed=done, total=total),
+                            device=device, use_distributed=distributed)
+    if not metrics:  # a non-zero rank of a distributed run: rank 0 reports
+        return
     _summary([("float accuracy", f"{metrics['float_accuracy']:.2%}"),
               ("quantized (Loihi) accuracy", f"{metrics['quantized_accuracy']:.2%}"),
               ("train time", f"{metrics['train_seconds']:.1f} s"), ("run folder", str(out_dir))], "trained")

@@ -10,8 +10,9 @@ import torch
 
 from spikeport import fileio
 from spikeport.data import encode, float_view
+from spikeport.errors import SpikeportError
 from spikeport.measure.readout import predict
-from spikeport.train import checkpoint, methods
+from spikeport.train import checkpoint, distributed, methods
 from spikeport.train.config import TrainConfig
 from spikeport.train.model import SpikingMLP
 
@@ -48,14 +49,24 @@ def evaluate(model: SpikingMLP, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, 
     return {"accuracy": correct / max(total, 1), "samples": total, "firing_rates": rates}
 
 
-def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None) -> dict:
-    """Train, write model.safetensors + config.json + metrics.json into ``out``; return the metrics."""
+def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *,
+          device: str = "cpu", use_distributed: bool = False) -> dict:
+    """Train, write model.safetensors + config.json + metrics.json into ``out``; return the metrics.
+
+    ``device``: "cpu" or "cuda[:k]" for the float/QAT training passes (evaluation of the Loihi-integer
+    forward runs on the CPU). ``use_distributed``: join the torchrun process group and train with
+    DistributedDataParallel (same global batch as one process); only rank 0 writes files.
+    """
     cfg.validate()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SpikeportError(f"--device {device}: no CUDA device is available")
+    world = distributed.init(device) if use_distributed else distributed.World(device=device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     ds = checkpoint.dataset_for(cfg)
     n_in = int(np.prod(ds.input_shape))
-    model = checkpoint.build_model(cfg, n_in, ds.n_classes, tuple(ds.input_shape))
+    model = checkpoint.build_model(cfg, n_in, ds.n_classes, tuple(ds.input_shape)).to(world.device)
+    net = distributed.wrap(model, world)
     method = methods.get(cfg.method)
     opt = torch.optim.Adam(method.trainable(model), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
@@ -67,11 +78,12 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None) -
         order = rng.permutation(n)
         losses = []
         for b in range(steps):
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            idx = distributed.local_slice(order[b * cfg.batch_size:(b + 1) * cfg.batch_size], world)
             enc = _encode_batch(ds.x_train[idx], cfg, seed=cfg.seed * 7919 + epoch * steps + b)
-            xf = torch.from_numpy(float_view(enc, cfg.encoder))
-            outs = model(xf, qat=cfg.qat)
-            loss = method.loss(outs, torch.from_numpy(np.asarray(ds.y_train[idx], dtype=np.int64)), cfg)
+            xf = torch.from_numpy(float_view(enc, cfg.encoder)).to(world.device)
+            outs = net(xf, qat=cfg.qat)
+            labels = torch.from_numpy(np.asarray(ds.y_train[idx], dtype=np.int64)).to(world.device)
+            loss = method.loss(outs, labels, cfg)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -81,7 +93,10 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None) -
         sched.step()
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
     train_time = time.time() - t0
-    model.eval()
+    model.cpu().eval()
+    if not world.is_main:
+        distributed.finish(world)
+        return {}
     float_acc = evaluate(model, ds.x_test, ds.y_test, cfg, integer=False)
     qat_acc = evaluate(model, ds.x_test, ds.y_test, cfg, integer=False, qat=True)
     int_acc = evaluate(model, ds.x_test, ds.y_test, cfg, integer=True)
@@ -94,9 +109,11 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None) -
         "fire_intensity": round(_fire_intensity(model, int_acc["firing_rates"]), 6),
         **method.metrics(model),
     }
+    metrics.update({"device": world.device, "processes": world.size})
     out = Path(out)
     checkpoint.save(out, model, cfg, n_in, ds.n_classes, tuple(ds.input_shape))
     fileio.write_json(out / "metrics.json", metrics)
+    distributed.finish(world)
     return metrics
 
 
