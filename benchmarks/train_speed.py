@@ -10,6 +10,8 @@ machine (the load average is printed).
 Nets (LIF, beta = 0.9, theta = 1, reset to zero, no bias):
   mlp : 784-256-10, T=25, batch 128
   conv: conv3x3(1->16)-LIF-maxpool2-conv3x3(16->32)-LIF-maxpool2-fc(1568->10)-LIF, 28x28, T=8, batch 128
+  lif : the neuron alone: the mlp's first-layer current [25, 128, 256] as the only parameter,
+        forward + backward, no optimizer step (what the fused op changes, without the GEMMs)
 
 Usage: ``python benchmarks/train_speed.py [--rounds 3] [--iters 15] [--threads 2] [--nets mlp conv]``.
 Peers are optional (``pip install snntorch spikingjelly``); missing ones are reported and skipped.
@@ -28,13 +30,17 @@ import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # spikeport importable from a checkout that is not installed
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
-NETS = {"mlp": dict(T=25, B=128), "conv": dict(T=8, B=128)}
+NETS = {"mlp": dict(T=25, B=128), "conv": dict(T=8, B=128), "lif": dict(T=25, B=128)}
 BETA, THETA, SLOPE = 0.9, 1.0, 10.0
 FRAMEWORKS = {
     "mlp": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly", "snntorch",
-            "snntorch-hoisted"],
-    "conv": ["spikeport-fused", "spikeport-loop", "spikingjelly", "snntorch"],
+            "snntorch-hoisted", "floor-no-neuron"],
+    "conv": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly", "snntorch",
+             "floor-no-neuron"],
+    "lif": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly", "snntorch"],
 }
 PEERS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch"}
 
@@ -72,6 +78,13 @@ def _weights(torch, net: str):
     return out
 
 
+def _current_holder(torch):
+    """The ``lif`` net's model: one parameter, the input current [T, B, 256]."""
+    m = torch.nn.Module()
+    m.cur = torch.nn.Parameter(torch.zeros(NETS["lif"]["T"], NETS["lif"]["B"], 256))
+    return m
+
+
 def _spikeport_model(torch, net: str, impl: str):
     """spikeport: torch layers + ``cuba_lif_multistep`` (fused) or ``LIFDense``'s step loop."""
     from torch import nn
@@ -87,9 +100,15 @@ def _spikeport_model(torch, net: str, impl: str):
         return model, [l.weight for l in model.layers], lambda m, x: m(x)[-1]
     fire = reference_multistep if impl == "loop" else (
         lambda c, *a, **k: cuba_lif_multistep(c, *a, compile=impl == "compile", **k))
+    if impl == "floor":  # no neuron: one ReLU, so the step is the layers, loss and Adam alone
+        fire = lambda c, *a, **k: torch.relu(c)  # noqa: E731
 
     def lif(c):  # c [T, B, ...]
         return fire(c, 0.0, BETA, THETA, slope=SLOPE)
+
+    if net == "lif":
+        model = _current_holder(torch)
+        return model, [model.cur], lambda m, x: lif(m.cur)
 
     if net == "mlp":
         model = nn.Sequential(nn.Linear(784, 256, bias=False), nn.Linear(256, 10, bias=False))
@@ -119,6 +138,14 @@ def _spikingjelly_model(torch, net: str):
     def lif():  # V = (1 - 1/tau) V + X with tau = 10 -> beta 0.9; hard reset to 0, reset not detached
         return neuron.LIFNode(tau=1 / (1 - BETA), decay_input=False, v_threshold=THETA, v_reset=0.0,
                               surrogate_function=surrogate.SoftSign(alpha=SLOPE), step_mode="m", backend="torch")
+    if net == "lif":
+        model = _current_holder(torch)
+        model.node = lif()
+
+        def forward_lif(m, x):
+            functional.reset_net(m)
+            return m.node(m.cur)
+        return model, [model.cur], forward_lif
     if net == "mlp":
         model = nn.Sequential(layer.Linear(784, 256, bias=False, step_mode="m"), lif(),
                               layer.Linear(256, 10, bias=False, step_mode="m"), lif())
@@ -146,6 +173,17 @@ def _snntorch_model(torch, net: str, hoisted: bool):
 
     def leaky():
         return snn.Leaky(beta=BETA, threshold=THETA, reset_mechanism="zero", spike_grad=surrogate.fast_sigmoid(SLOPE))
+    if net == "lif":
+        model = _current_holder(torch)
+        model.node = leaky()
+
+        def forward_lif(m, x):
+            mem, out = m.node.reset_mem(), []
+            for t in range(m.cur.shape[0]):
+                spk, mem = m.node(m.cur[t], mem)
+                out.append(spk)
+            return torch.stack(out)
+        return model, [model.cur], forward_lif
     if net == "mlp":
         model = nn.ModuleList([nn.Linear(784, 256, bias=False), leaky(), nn.Linear(256, 10, bias=False), leaky()])
         params = [model[0].weight, model[2].weight]
@@ -173,6 +211,22 @@ def _snntorch_model(torch, net: str, hoisted: bool):
     return model, params, forward
 
 
+def _saved_mib(torch, forward, model, x) -> float:
+    """MiB of distinct tensor storages autograd keeps for backward after one forward (the activation
+    memory of BPTT, independent of allocator and interpreter; parameters excluded)."""
+    seen, params = {}, {p.untyped_storage().data_ptr() for p in model.parameters()}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params:
+            seen[st.data_ptr()] = st.nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = forward(model, x)
+    del out
+    return sum(seen.values()) / 2 ** 20
+
+
 def _vm_rss_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -187,45 +241,50 @@ def worker(framework: str, net: str, args) -> dict:
     torch.set_num_threads(args.threads)
     device, cuda = args.device, args.device == "cuda"
     torch.manual_seed(0)
-    if framework.startswith("spikeport"):
-        impl = {"spikeport-fused": "fused", "spikeport-fused-compile": "compile", "spikeport-loop": "loop"}[framework]
-        model, params, forward = _spikeport_model(torch, net, impl)
+    impls = {"spikeport-fused": "fused", "spikeport-fused-compile": "compile", "spikeport-loop": "loop",
+             "floor-no-neuron": "floor"}
+    if framework in impls:
+        model, params, forward = _spikeport_model(torch, net, impls[framework])
     elif framework == "spikingjelly":
         model, params, forward = _spikingjelly_model(torch, net)
     else:
         model, params, forward = _snntorch_model(torch, net, hoisted=framework == "snntorch-hoisted")
-    with torch.no_grad():
-        for p, w in zip(params, _weights(torch, net)):
-            p.copy_(w)
     x, y = _batch(torch, net, Path(args.images))
+    init = [x @ _weights(torch, "mlp")[0].t()] if net == "lif" else _weights(torch, net)
+    with torch.no_grad():
+        for p, w in zip(params, init):
+            p.copy_(w)
     model, x, y = model.to(device), x.to(device), y.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = None if net == "lif" else torch.optim.Adam(model.parameters(), lr=1e-3)
     rss_before = torch.cuda.memory_allocated() / 1024 if cuda else _vm_rss_kib()
 
     def step():
         out = forward(model, x)
         loss = F.cross_entropy(out.sum(0), y)
-        opt.zero_grad(set_to_none=True)
+        model.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        if opt is not None:
+            opt.step()
         if cuda:
             torch.cuda.synchronize()
         return loss, out
 
+    saved = _saved_mib(torch, forward, model, x)
     t0 = time.perf_counter()
     first_loss, out = step()
     first_loss, out_rate = float(first_loss), float(out.mean())
     first_step_s = time.perf_counter() - t0
     for _ in range(2):
         step()
-    times = []
+    times, cpu_times = [], []
     for _ in range(args.iters):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
     peak = torch.cuda.max_memory_allocated() / 1024 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return dict(framework=framework, net=net, times=times, first_loss=first_loss, out_rate=out_rate,
-                first_step_s=first_step_s, peak_rss_mib=peak / 1024, rss_before_mib=rss_before / 1024,
+    return dict(framework=framework, net=net, times=times, cpu_times=cpu_times, first_loss=first_loss, out_rate=out_rate,
+                first_step_s=first_step_s, saved_mib=saved, peak_rss_mib=peak / 1024, rss_before_mib=rss_before / 1024,
                 batch=int(x.shape[1]))
 
 
@@ -233,8 +292,10 @@ def worker(framework: str, net: str, args) -> dict:
 def _versions() -> dict:
     import importlib.metadata as md
 
-    out = {}
-    for name in ("torch", "numpy", "snntorch", "spikingjelly", "spikeport"):
+    import spikeport
+
+    out = {"spikeport": spikeport.__version__}
+    for name in ("torch", "numpy", "snntorch", "spikingjelly"):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -252,7 +313,7 @@ def _cpu() -> str:
 def _run_worker(framework: str, net: str, args) -> dict | None:
     cmd = [sys.executable, __file__, "--worker", framework, "--nets", net, "--iters", str(args.iters),
            "--threads", str(args.threads), "--device", args.device, "--images", args.images]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         print(f"  {framework}/{net} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
@@ -269,6 +330,8 @@ def main() -> None:
                     help="cuda: same code on the GPU; memory is then torch.cuda.max_memory_allocated")
     ap.add_argument("--images", default=str(FASHION), help="idx .gz images (default: Fashion-MNIST's train "
                     "set where installed; uniform [0, 0.6] pixels otherwise)")
+    ap.add_argument("--ratio-by", default="median", choices=["median", "best", "cpu"],
+                    help="time the speed ratios compare: median or best wall time, or median process CPU time")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -294,11 +357,11 @@ def main() -> None:
                 r = _run_worker(f, net, args)
                 if r:
                     runs[f].append(r)
-        _table(net, runs, args.device)
+        _table(net, runs, args.device, args.ratio_by)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
-def _table(net: str, runs: dict[str, list[dict]], device: str) -> None:
+def _table(net: str, runs: dict[str, list[dict]], device: str, ratio_by: str) -> None:
     cfg = NETS[net]
     rows = {}
     for f, rs in runs.items():
@@ -307,18 +370,23 @@ def _table(net: str, runs: dict[str, list[dict]], device: str) -> None:
         times = [t for r in rs for t in r["times"]]
         med = statistics.median(times)
         rows[f] = dict(median_ms=med * 1e3, best_ms=min(times) * 1e3, samples_s=rs[0]["batch"] / med,
+                       cpu_ms=statistics.median(t for r in rs for t in r["cpu_times"]) * 1e3,
                        peak=max(r["peak_rss_mib"] for r in rs), delta=max(r["peak_rss_mib"] - r["rss_before_mib"] for r in rs),
-                       loss=rs[0]["first_loss"], first_s=statistics.median(r["first_step_s"] for r in rs))
+                       saved=rs[0]["saved_mib"], loss=rs[0]["first_loss"], first_s=statistics.median(r["first_step_s"] for r in rs))
+    if not rows:
+        return
     print(f"\n## {net}: T={cfg['T']}, batch {cfg['B']}, forward + backward + Adam, {device}")
     peers = [p for p in ("spikingjelly", "snntorch", "spikeport-loop") if p in rows]
-    head = "| framework | ms/step median (best) | samples/s | " + " | ".join(f"x vs {p}" for p in peers) + \
-           f" | peak {'CUDA alloc' if device == 'cuda' else 'RSS'} MiB (training part) | first loss | first step s |"
+    head = "| framework | ms/step median (best) | CPU ms/step | samples/s | " + \
+        " | ".join(f"x vs {p} ({ratio_by})" for p in peers) + \
+           f" | saved for backward MiB | peak {'CUDA alloc' if device == 'cuda' else 'RSS'} MiB (training part) | first loss | first step s |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for f, r in rows.items():
-        ratios = " | ".join(f"{rows[p]['median_ms'] / r['median_ms']:.2f}" for p in peers)
-        print(f"| {f} | {r['median_ms']:.1f} ({r['best_ms']:.1f}) | {r['samples_s']:.0f} | {ratios} | "
-              f"{r['peak']:.0f} ({r['delta']:.0f}) | {r['loss']:.6f} | {r['first_s']:.2f} |")
+        key = {"median": "median_ms", "best": "best_ms", "cpu": "cpu_ms"}[ratio_by]
+        ratios = " | ".join(f"{rows[p][key] / r[key]:.2f}" for p in peers)
+        print(f"| {f} | {r['median_ms']:.1f} ({r['best_ms']:.1f}) | {r['cpu_ms']:.1f} | {r['samples_s']:.0f} | {ratios} | "
+              f"{r['saved']:.1f} | {r['peak']:.0f} ({r['delta']:.0f}) | {r['loss']:.6f} | {r['first_s']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,20 @@ console = Console(stderr=True)
 out = Console()
 
 
+def _max_memory():
+    return typer.Option(None, "--max-memory-gb", help="memory budget in GiB: samples run in chunks that fit, a network "
+                        "whose one sample does not is refused with the estimate (default: 80% of available memory, "
+                        "or SPIKEPORT_MAX_MEMORY_GB)")
+
+
+def _max_steps():
+    return typer.Option(None, "--max-steps", min=1, help="refuse runs of more than samples x time steps (default 1e8)")
+
+
+def _timeout():
+    return typer.Option(None, "--timeout", min=1, help="seconds before a Lava run is stopped (default 1800)")
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
@@ -54,7 +68,7 @@ def _table(table: tuple[list[str], list[list[str]]], title: str, columns: dict[s
 
 @app.command()
 def train(
-    data: str = typer.Option("digits", help="digits | mnist5k | fashion-mnist | mnist | nmnist"),
+    data: Optional[str] = typer.Option(None, help="digits (default) | mnist5k | fashion-mnist | mnist | nmnist"),
     epochs: Optional[int] = typer.Option(None, min=1, help="training epochs"),
     out_dir: Path = typer.Option(..., "--out", help="run folder to write (model.safetensors, config.json, metrics.json)"),
     method: Optional[str] = typer.Option(None, help="training method (lif, ...)"),
@@ -71,13 +85,21 @@ def train(
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:K (training passes; integer evaluation runs on the CPU)"),
     distributed: bool = typer.Option(False, "--distributed", help="data-parallel training; launch with "
                                      "`torchrun --nproc-per-node N $(which spikeport) train ... --distributed`"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the run folder's per-epoch checkpoint/ "
+                                "(same options; ends with the weights an uninterrupted run reaches)"),
 ):
     """Train a spiking network with surrogate-gradient BPTT and quantization-aware training."""
+    from spikeport.train import resume as resume_state
     from spikeport.train.config import TrainConfig
     from spikeport.train.loop import train as run_train
 
-    cfg = TrainConfig.from_toml(config) if config else TrainConfig()
-    given = {"data": data if (data != "digits" or not config) else None, "epochs": epochs, "method": method,
+    if config:
+        cfg = TrainConfig.from_toml(config)
+    elif resume and resume_state.has_state(out_dir):  # the interrupted run's own configuration
+        cfg = TrainConfig.from_dict(resume_state.read_state(out_dir)[0]["config"], str(out_dir / resume_state.STATE))
+    else:
+        cfg = TrainConfig()
+    given = {"data": data, "epochs": epochs, "method": method,
              "arch": arch, "time_steps": time_steps, "encoder": encoder, "batch_size": batch_size, "lr": lr,
              "seed": seed, "limit": limit, "data_dir": data_dir}
     for key, val in given.items():
@@ -92,7 +114,7 @@ def train(
     with _progress() as prog:
         task = prog.add_task(f"training {cfg.method} on {cfg.data}", total=None)
         metrics = run_train(cfg, out_dir, progress=lambda _s, done, total: prog.update(task, completed=done, total=total),
-                            device=device, use_distributed=distributed)
+                            device=device, use_distributed=distributed, resume=resume)
     if not metrics:  # a non-zero rank of a distributed run: rank 0 reports
         return
     _summary([("float accuracy", f"{metrics['float_accuracy']:.2%}"),
@@ -114,6 +136,19 @@ def export(run_dir: Path = typer.Argument(..., help="run folder written by `spik
         from spikeport.export.onnx_export import export_onnx
 
         out.print(f"wrote {export_onnx(run_dir)}")
+
+
+@app.command("convert-checkpoint")
+def convert_checkpoint(src: Path = typer.Argument(..., help="a PyTorch .pt / .pth file holding a plain state dict"),
+                       config: Path = typer.Option(..., "--config", help="config.json: a spikeport checkpoint's, or "
+                                                   "the training fields (data, hidden, time_steps, ...)"),
+                       out_dir: Path = typer.Option(..., "--out", help="run folder to write")):
+    """Convert a pickled PyTorch state dict safely (tensors only, torch.load weights_only=True, validated
+    against the architecture) into model.safetensors + config.json."""
+    from spikeport.convert import convert_checkpoint as run_convert
+
+    path = run_convert(src, config=config, out=out_dir)
+    out.print(f"wrote {path / 'model.safetensors'} and {path / 'config.json'}")
 
 
 @app.command("import")
@@ -153,13 +188,16 @@ def deploy(graph: Path = typer.Argument(..., help="a .nir file"),
            out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for deploy.json and predictions.npz"),
            data_dir: Optional[str] = typer.Option(None),
            inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] instead of a dataset"),
-           labels: Optional[Path] = typer.Option(None, help="labels .npy [N] for --inputs")):
+           labels: Optional[Path] = typer.Option(None, help="labels .npy [N] for --inputs"),
+           timeout: Optional[float] = _timeout(), max_memory_gb: Optional[float] = _max_memory(),
+           max_steps: Optional[int] = _max_steps()):
     """Run a NIR graph alone on Lava (fixed_pt) or the emulator and report its accuracy."""
     from spikeport.workflow import deploy as run_deploy
 
     with console.status(f"running {graph} on {backend}"):
         res = run_deploy(graph, data=data, data_dir=data_dir, backend=backend, samples=samples, out=out_dir,
-                         inputs=inputs, labels=labels)
+                         inputs=inputs, labels=labels, timeout_s=timeout, max_memory_gb=max_memory_gb,
+                         max_steps=max_steps)
     acc = "n/a (no labels)" if res["accuracy"] is None else f"{res['accuracy']:.2%}"
     _summary([("backend", res["backend"]), ("network", res["network"]), ("samples", str(res["samples"])),
               ("accuracy", acc), ("samples/s", f"{res['samples_per_s']:.1f}")], "deployed")
@@ -174,7 +212,9 @@ def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint 
            out_path: Optional[Path] = typer.Option(None, "--out", help="parity.json path (default RUN/parity.json)"),
            inputs: Optional[Path] = typer.Option(None, help="imported runs: inputs .npy [N, T, ...] (default: "
                                                  "the run's inputs.npy)"),
-           labels: Optional[Path] = typer.Option(None, help="imported runs: labels .npy [N]")):
+           labels: Optional[Path] = typer.Option(None, help="imported runs: labels .npy [N]"),
+           timeout: Optional[float] = _timeout(), max_memory_gb: Optional[float] = _max_memory(),
+           max_steps: Optional[int] = _max_steps()):
     """Compare the quantized PyTorch reference (imported runs: the producer's float reference) with the
     deployed graph, spike by spike (CI gate)."""
     from spikeport.report.markdown import summary_rows
@@ -182,7 +222,8 @@ def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint 
 
     with console.status(f"parity on {backend}"):
         res = run_parity(run_dir, backend=backend, samples=samples, max_mismatches=max_mismatches, out=out_path,
-                         shards=shards, inputs=inputs, labels=labels)
+                         shards=shards, inputs=inputs, labels=labels, timeout_s=timeout,
+                         max_memory_gb=max_memory_gb, max_steps=max_steps)
     _summary(summary_rows({"parity": res}), "parity")
 
 
@@ -193,14 +234,15 @@ def energy(target: Path = typer.Argument(..., help="run folder or .nir file"),
            samples: int = typer.Option(1000, help="test samples to count operations on"),
            data: Optional[str] = typer.Option(None, help="dataset (default: the one named in the graph)"),
            data_dir: Optional[str] = typer.Option(None),
-           inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] instead of a dataset")):
+           inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] instead of a dataset"),
+           max_memory_gb: Optional[float] = _max_memory(), max_steps: Optional[int] = _max_steps()):
     """Count SynOps / MACs / neuron updates on the deployed network and estimate energy per sample."""
     from spikeport.report import markdown as md
     from spikeport.workflow import check_samples, energy as run_energy
 
     check_samples(samples)
     res = run_energy(target, profiles=profile, profiles_file=profiles_file, samples=samples, data=data, data_dir=data_dir,
-                     inputs=inputs)
+                     inputs=inputs, max_memory_gb=max_memory_gb, max_steps=max_steps)
     _table(md.layer_rows(res), f"operations per sample ({res['network']}, T={res['time_steps']}, "
            f"{res['samples']} samples)", {"layer": "layer", "neurons": "neurons", "SynOps": "SynOps",
                                           "effective MACs": "effective\nMACs", "dense ANN MACs": "dense ANN\nMACs",
@@ -259,7 +301,15 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _terminate(_signum, _frame) -> None:
+    """SIGTERM unwinds like Ctrl-C: temporary files are removed and Lava's child is stopped."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except ParityFailure as err:

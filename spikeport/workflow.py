@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from spikeport import fileio
+from spikeport import fileio, limits, streaming
 from spikeport.data import encode, load_dataset
 from spikeport.deploy import emulator
 from spikeport.deploy.netdef import LoihiNet
@@ -53,11 +53,16 @@ def check_samples(samples: int | None) -> None:
 
 
 def test_inputs(net: LoihiNet, data: str, data_dir: str | None, samples: int | None,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """First ``samples`` test samples encoded as the graph says: (x_int [T,B,...], labels [B], x [B,...])."""
+                seed: int = 0, before_encoding: Callable[[int], None] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First ``samples`` test samples encoded as the graph says: (x_int [T,B,...], labels [B], x [B,...]).
+    ``before_encoding(B)`` runs once the sample count is known, before the inputs are allocated (the
+    memory budget check)."""
     check_samples(samples)
     ds = load_dataset(data, data_dir, seed=seed, n_bins=net.time_steps)
     x, y = ds.x_test[:samples] if samples else ds.x_test, ds.y_test[:samples] if samples else ds.y_test
+    if before_encoding is not None:
+        before_encoding(len(y))
     shape = tuple(int(s) for s in np.asarray(meta_value(net, "input_shape", ds.input_shape)).ravel())
     if int(np.prod(ds.input_shape)) != net.input_size:
         raise SpikeportError(f"dataset {data} has inputs of shape {ds.input_shape}, the graph expects {shape}")
@@ -105,12 +110,17 @@ def run_backend(net: LoihiNet, x_int: np.ndarray, backend: str, *, record: str =
 
 def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, backend: str = "lava",
            samples: int | None = None, out: str | Path | None = None, seed: int = 0,
-           inputs: str | Path | None = None, labels: str | Path | None = None) -> dict:
+           inputs: str | Path | None = None, labels: str | Path | None = None, timeout_s: float | None = None,
+           max_memory_gb: float | None = None, max_steps: int | None = None) -> dict:
     """Run ``model.nir`` alone on a backend over the test split (or ``inputs``); write deploy.json
-    (+ predictions.npz). Without labels ``accuracy`` is None."""
+    (+ predictions.npz). Without labels ``accuracy`` is None. Samples run in chunks sized to the
+    memory budget (:mod:`spikeport.limits`); a network over budget is refused before it runs."""
     net = load_nir(nir_path)
     x_int, y, _ = graph_inputs(net, nir_path, data, data_dir, samples, seed, inputs, labels)
-    run = run_backend(net, x_int, parse_backends(backend)[0], record="output")
+    b = parse_backends(backend)[0]
+    chunk = limits.plan_chunk(net, x_int.shape[1], [b], limits.Budget.make(max_memory_gb, max_steps), "deploy")
+    run = BackendRun(*streaming.run_chunks(
+        lambda xs: run_backend(net, xs, b, record="output", timeout_s=timeout_s), x_int, chunk))
     pred = predict(run.spikes[-1], net.meta)
     result = {"backend": backend, "graph": str(nir_path), "network": net.describe(), "samples": int(len(pred)),
               "accuracy": None if y is None else parity_mod.accuracy(pred, y),
@@ -120,7 +130,7 @@ def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, back
         fileio.write_json(out / "deploy.json", result)
         arrays = {"predictions": pred, "output_counts": run.spikes[-1].sum(0),
                   **({} if y is None else {"labels": y})}
-        fileio.write_with(out / "predictions.npz", lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+        fileio.write_npz(out / "predictions.npz", arrays)
     return result
 
 
@@ -143,12 +153,16 @@ def _reference(run_dir: Path, x_int: np.ndarray, x: np.ndarray, net: LoihiNet):
 
 def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = None,
            max_mismatches: int | None = 0, out: str | Path | None = None, timeout_s: float | None = None,
-           shards: int = 1, inputs: str | Path | None = None, labels: str | Path | None = None) -> dict:
+           shards: int = 1, inputs: str | Path | None = None, labels: str | Path | None = None,
+           max_memory_gb: float | None = None, max_steps: int | None = None) -> dict:
     """Compare the quantized torch reference with each backend on the test split; write parity.json.
 
+    Samples run in chunks sized to the memory budget (``max_memory_gb``, ``max_steps``: see
+    :mod:`spikeport.limits`), so memory stays flat however many samples run (:mod:`spikeport.streaming`).
     Raises :class:`ParityFailure` (after writing the report) when mismatches exceed ``max_mismatches``.
     """
     run_dir = Path(run_dir)
+    fileio.refuse_pickle(run_dir)
     if (run_dir / "import.json").is_file():  # imported from a peer: the float reference is the source graph
         from spikeport.importer.parity import parity_imported
 
@@ -163,29 +177,34 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
     from spikeport.train import checkpoint
 
     _, cfg, _ = checkpoint.load(run_dir)
-    x_int, y, x = test_inputs(net, cfg.data, cfg.data_dir, samples, cfg.seed)
-    ref, float_out, cfg = _reference(run_dir, x_int, x, net)
+    budget, plan = limits.Budget.make(max_memory_gb, max_steps), {}
+
+    def _plan(n: int) -> None:  # before the inputs are encoded: refuse early, with the estimate
+        plan["chunk"] = limits.plan_chunk(net, n, ["reference", *backends], budget, "parity")
+
+    x_int, y, x = test_inputs(net, cfg.data, cfg.data_dir, samples, cfg.seed, before_encoding=_plan)
+    chunk = plan["chunk"]
     names = [p.name for p in net.populations]
-    ref_pred = predict(ref[-1], net.meta)
-    runs = {b: run_backend(net, x_int, b, timeout_s=timeout_s, shards=shards) for b in backends}
+    cp = streaming.parity_chunks(net, x_int, lambda xs: _reference(run_dir, xs, None, net)[:2], backends,
+                                 lambda xs, b: run_backend(net, xs, b, timeout_s=timeout_s, shards=shards), chunk)
+    ref_pred = cp.ref_pred
     result = {
         "backend": ",".join(backends), "samples": int(len(y)), "network": net.describe(),
         "time_steps": net.time_steps, "dataset": cfg.data,
-        "float_accuracy": parity_mod.accuracy(predict(float_out, net.meta), y),
-        "reference_accuracy": parity_mod.accuracy(ref_pred, y),
+        "float_accuracy": parity_mod.accuracy(cp.float_pred, y),
+        "reference_accuracy": parity_mod.accuracy(ref_pred, y), "chunk_samples": chunk,
     }
     comparisons = []
-    for b, run in runs.items():
-        cmp = parity_mod.compare(ref, run.spikes, names)
-        pred = predict(run.spikes[-1], net.meta)
+    for b in backends:
+        pred = cp.preds[b]
         comparisons.append({"pair": f"reference-{b}", "backend": b, "backend_accuracy": parity_mod.accuracy(pred, y),
                             "prediction_agreement": parity_mod.agreement(ref_pred, pred),
-                            "samples_per_s": round(run.samples_per_s, 2), **cmp})
-    if len(runs) > 1:
-        (ba, ra), (bb, rb) = list(runs.items())[:2]
-        cmp = parity_mod.compare(ra.spikes, rb.spikes, names)
-        comparisons.append({"pair": f"{ba}-{bb}", "prediction_agreement": parity_mod.agreement(
-            predict(ra.spikes[-1], net.meta), predict(rb.spikes[-1], net.meta)), **cmp})
+                            "samples_per_s": round(len(y) / max(cp.seconds[b], 1e-9), 2),
+                            **cp.tallies[f"reference-{b}"].result()})
+    if len(backends) > 1:
+        ba, bb = backends[:2]
+        comparisons.append({"pair": f"{ba}-{bb}", "prediction_agreement": parity_mod.agreement(cp.preds[ba], cp.preds[bb]),
+                            **cp.tallies[f"{ba}-{bb}"].result()})
     main = comparisons[0]
     result.update({
         "backend_accuracy": main["backend_accuracy"], "prediction_agreement": main["prediction_agreement"],
@@ -200,9 +219,8 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
     result["passed"] = max_mismatches is None or result["spike_mismatches"] <= max_mismatches
     report_path = Path(out) if out else run_dir / "parity.json"
     fileio.write_json(report_path, result)
-    sample = result["first_divergence"]["sample"] if result["first_divergence"] else 0
-    save_spike_sample(report_path.with_name(SPIKE_SAMPLE), names, sample, int(y[sample]),
-                      {"reference": ref, **{b: r.spikes for b, r in runs.items()}})
+    sample, sides = cp.sample_sides(result["first_divergence"])
+    save_spike_sample(report_path.with_name(SPIKE_SAMPLE), names, sample, int(y[sample]), sides, sliced=True)
     if not result["passed"]:
         d = result["first_divergence"]
         raise ParityFailure(f"parity failed: {result['spike_mismatches']} spike mismatches (allowed {max_mismatches}); "
@@ -212,10 +230,11 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
 
 
 def save_spike_sample(path: Path, names: list[str], sample: int, label: int,
-                      sides: dict[str, list[np.ndarray]]) -> None:
+                      sides: dict[str, list[np.ndarray]], sliced: bool = False) -> None:
     """Write one sample's spikes of every layer, for each side of a parity run, to ``path`` (atomic).
 
-    ``sides``: ``{"reference" | backend: [T, B, N_i] spikes per layer}``. The .npz holds no pickled
+    ``sides``: ``{"reference" | backend: [T, B, N_i] spikes per layer}`` (``sliced``: already the
+    sample's own ``[T, N_i]``). The .npz holds no pickled
     objects (load it with ``allow_pickle=False``): ``layers`` [L] str, ``sides`` [S] str, ``sample``
     (index in the parity batch) and ``label`` int scalars, and ``{side}_{i}`` [T, N_i] bool for each
     side and layer index ``i``.
@@ -224,13 +243,8 @@ def save_spike_sample(path: Path, names: list[str], sample: int, label: int,
               "sample": np.int64(sample), "label": np.int64(label)}
     for side, spikes in sides.items():
         for i, s in enumerate(spikes):
-            arrays[f"{side}_{i}"] = np.asarray(s)[:, sample] != 0
-
-    def _write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-
-    fileio.write_with(path, _write)
+            arrays[f"{side}_{i}"] = (np.asarray(s) if sliced else np.asarray(s)[:, sample]) != 0
+    fileio.write_npz(path, arrays, compressed=True)
 
 
 def _emulator_state(net: LoihiNet, x_int: np.ndarray, d: dict) -> dict:
@@ -285,7 +299,8 @@ def _energy_split(counts: dict, table: dict, names: list[str]) -> dict:
 
 def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_file: str | Path | None = None,
            samples: int | None = 1000, data: str | None = None, data_dir: str | None = None,
-           out: str | Path | None = None, inputs: str | Path | None = None) -> dict:
+           out: str | Path | None = None, inputs: str | Path | None = None,
+           max_memory_gb: float | None = None, max_steps: int | None = None) -> dict:
     """Count operations on the deployed network (emulator run over ``samples`` test samples) and price
     them on every (or the named) device profile; write energy.json. ``target``: run folder or .nir.
 
@@ -303,6 +318,7 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
     nir_path = target / "model.nir" if target.is_dir() else target
     net = load_nir(nir_path)
     x_int, _, _ = graph_inputs(net, nir_path, data or meta_value(net, "dataset"), data_dir, samples, inputs=inputs)
+    limits.check_whole(net, x_int.shape[1], ["emulator"], limits.Budget.make(max_memory_gb, max_steps), "energy")
     spikes = emulator.run(net, x_int).spikes
     counts = count_ops(_op_layers(net, x_int, spikes))
     table = load_profiles(profiles_file)

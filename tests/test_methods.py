@@ -215,6 +215,22 @@ def test_spikeseq_loss_is_zero_on_the_target_and_graph_carries_the_readout(runs)
     assert np.array_equal(np.asarray(net.meta["readout_targets"]).astype(bool), tg.numpy().astype(bool))
 
 
+@pytest.mark.parametrize("method,arch", [("spikeseq", "conv"), ("firate", "rfc")])
+def test_method_on_other_architectures(tmp_path, method, arch):
+    """Methods that change only the loss / readout or the surrogate run on conv and recurrent nets too."""
+    from spikeport.export.nir_export import export_run
+    from spikeport.train.loop import train
+
+    train(tiny_cfg(method, arch=arch, limit=120), tmp_path)
+    export_run(tmp_path)
+    model, cfg, _ = checkpoint.load(tmp_path)
+    x, _ = _test_inputs(cfg, n=40)
+    ref = [s.numpy() for s in model.forward_int(torch.from_numpy(x.astype(np.int64)))]
+    emu = emulator.run(load_nir(tmp_path / "model.nir"), x).spikes
+    assert [int((a != b).sum()) for a, b in zip(ref, emu)] == [0] * len(ref)
+    assert ref[-1].sum() > 0
+
+
 # --- firate: the discrete f-I curve ---------------------------------------------------------------
 PARAMS = [(0.5, 0.9, 1.0), (0.0, 0.8, 0.7), (0.3, 1.0, 1.0)]  # (beta_syn, beta_mem, theta)
 

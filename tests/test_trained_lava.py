@@ -39,7 +39,7 @@ def test_trained_net_parity_on_100_samples(run_dir):
     assert res["spike_mismatches"] == 0, res["first_divergence"]
     assert [c["spike_mismatches"] for c in res["comparisons"]] == [0, 0, 0]
     assert all(row["spikes_a"] > 0 for row in res["per_layer"])  # every layer spikes
-    assert res["reference_accuracy"] > 0.3
+    assert res["reference_accuracy"] > 0.2  # trained: twice chance after a few epochs on 500 samples
 
 
 def _many_samples(run_dir, n: int):

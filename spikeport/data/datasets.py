@@ -152,12 +152,17 @@ def _find_idx(folder: Path, base: str) -> Path:
     raise SpikeportError(f"{folder}: missing IDX file {base} (or {base}.gz)")
 
 
+MAX_FILE_BYTES = 2 << 30  # one data file, decompressed (MNIST's largest is 47 MB): stops gzip bombs
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        return path.read_bytes()
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise SpikeportError(f"{path}: holds more than {MAX_FILE_BYTES >> 20} MiB (decompressed)")
+        return data
     except (OSError, EOFError, zlib.error) as err:
         raise SpikeportError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
 

@@ -1,11 +1,11 @@
 """A batched integer simulator that runs a :class:`LoihiNet` exactly as Lava's fixed_pt models do.
 
-Every neuron update goes through :func:`spikeport.core.loihi.lif_step`; every connection through
+Neurons follow :func:`spikeport.core.loihi.lif_step`, run by :mod:`spikeport.deploy.kernels` (its
+arithmetic fused and compiled; ``lif_step`` itself without numba); every connection goes through
 :meth:`Connection.apply` (exact float BLAS / conv on integers, Lava Conv's 24-bit wrap where Lava uses
 a Conv). Per population, the feed-forward input of all T steps is one batched product (computed once
-when the input repeats every step, as direct encoding does), then the neurons run step by step on
-int64 arrays in blocks of samples small enough to stay in cache. Samples are processed in chunks
-that bound memory.
+when the network input repeats every step, as direct encoding does), then the neurons run step by
+step. Samples are processed in chunks that bound memory.
 """
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikeport.core import loihi
+from spikeport.deploy import kernels
 from spikeport.deploy.netdef import Connection, LoihiNet, Population
 
 CHUNK_ELEMENTS = 1 << 24  # int64 input currents held per chunk: T * samples * neurons (128 MiB)
-BLOCK_ELEMENTS = 1 << 15  # neuron states updated per lif_step call (cache-sized)
 
 
 @dataclass
@@ -39,10 +38,11 @@ def connection_input(conn: Connection, x: np.ndarray) -> np.ndarray:
     return conn.apply(x.reshape(-1, x.shape[-1])).reshape(*lead, conn.shape[0])
 
 
-def _feedforward(conn: Connection, x: np.ndarray) -> np.ndarray:
-    """x [T, B, in] -> [T, B, out] summed inputs; one product when all T frames are equal."""
+def _feedforward(conn: Connection, x: np.ndarray, maybe_static: bool) -> np.ndarray:
+    """x [T, B, in] -> [T, B, out] summed inputs; one product when all T frames are equal (checked
+    only where that can happen: ``maybe_static``, the network input)."""
     T, B = x.shape[:2]
-    if T > 1 and (x == x[:1]).all():
+    if maybe_static and T > 1 and (x == x[:1]).all():
         return np.broadcast_to(connection_input(conn, x[0]), (T, B, conn.shape[0]))
     return connection_input(conn, x.reshape(T * B, -1)).reshape(T, B, -1)
 
@@ -50,24 +50,22 @@ def _feedforward(conn: Connection, x: np.ndarray) -> np.ndarray:
 def _integrate(pop: Population, ff: np.ndarray, record_states: bool):
     """Run one population over ff [T, B, N] summed inputs; returns spikes [T, B, N] and (u, v) or None."""
     T, B, N = ff.shape
+    u = np.zeros((B, N), dtype=np.int64)
+    v = np.zeros((B, N), dtype=np.int64)
+    bias = pop.lif.effective_bias()
+    if pop.recurrent is None:
+        out, us, vs = kernels.run_block(ff, u, v, pop.lif, bias, record_states)
+        return out, ((us, vs) if record_states else None)
     out = np.zeros((T, B, N), dtype=bool)
     us = np.zeros((T, B, N), dtype=np.int64) if record_states else None
     vs = np.zeros((T, B, N), dtype=np.int64) if record_states else None
-    bias = pop.lif.effective_bias()
-    block = max(1, BLOCK_ELEMENTS // N)
-    for lo in range(0, B, block):
-        hi = min(B, lo + block)
-        u = np.zeros((hi - lo, N), dtype=np.int64)
-        v = np.zeros((hi - lo, N), dtype=np.int64)
-        s = np.zeros((hi - lo, N), dtype=bool)
-        for t in range(T):
-            a = ff[t, lo:hi]
-            if pop.recurrent is not None:
-                a = a + pop.recurrent.apply(s.astype(np.int64))
-            s, u, v = loihi.lif_step(u, v, a, pop.lif, bias)
-            out[t, lo:hi] = s
-            if record_states:
-                us[t, lo:hi], vs[t, lo:hi] = u, v
+    s = np.zeros((B, N), dtype=bool)
+    for t in range(T):  # the recurrent input of step t needs the spikes of step t-1
+        a = ff[t] + pop.recurrent.apply(s)
+        o, su, sv = kernels.run_block(a[None], u, v, pop.lif, bias, record_states)
+        out[t], s = o[0], o[0]
+        if record_states:
+            us[t], vs[t] = su[0], sv[0]
     return out, ((us, vs) if record_states else None)
 
 
@@ -75,8 +73,8 @@ def _run_chunk(net: LoihiNet, x: np.ndarray, record_states: bool):
     T, B = x.shape[:2]
     layer_in = x.reshape(T, B, -1)
     spikes, states = [], []
-    for pop in net.populations:
-        out, st = _integrate(pop, _feedforward(pop.input, layer_in), record_states)
+    for idx, pop in enumerate(net.populations):
+        out, st = _integrate(pop, _feedforward(pop.input, layer_in, idx == 0), record_states)
         spikes.append(out)
         states.append(st)
         layer_in = out

@@ -1,6 +1,6 @@
 """Run a :class:`LoihiNet` on Lava's bit-accurate Loihi model (``Loihi2SimCfg(select_tag="fixed_pt")``).
 
-Streaming recipe (compile once, run once): all N samples are laid back to back in one RingBuffer,
+Streaming recipe (compile once, run once): all N samples are laid back to back in one source,
 the network runs ``N*T + L + 1`` steps, and every population is a ``LIF`` with reset
 (``LIFReset``) whose reset phase is aligned with the step at which its sample window begins.
 
@@ -9,7 +9,7 @@ KLIF v floor, recording its own spikes to a file (reading a Lava sink with ``Var
 per value). Connections are Dense, Sparse or Conv (``Connection.lava_process``); a Conv sees its
 input through virtual ports that turn spikeport's flat C-major order into Lava's (W, H, C).
 
-Alignment. The RingBuffer sends frame k at Lava step k+1 (Lava counts steps from 1); every
+Alignment. The source (``FrameSource``) sends frame k at Lava step k+1 (Lava counts steps from 1); every
 connection delays by one step. So population l (0-based) receives frame k of sample n at step
 ``n*T + k + l + 2``: its window starts at steps congruent to ``(l + 2) mod T``, which is its reset
 offset. Its recorded spikes are read back from the same windows.
@@ -101,19 +101,17 @@ def _lif_process(pop, idx: int, T: int, record_path: str, record_steps: int):
 def build_network(net: LoihiNet, x: np.ndarray, record_dir: str = "", record: str = "all", fault: str = ""):
     """Lava processes for streaming x [T, B, ...] through ``net``; nothing runs yet.
 
-    Returns (source, lifs, recorded, steps): the RingBuffer source, one LoihiLIF per population,
+    Returns (source, lifs, recorded, steps): the FrameSource, one LoihiLIF per population,
     [(population index, size, file)] of the populations that record their spikes into ``record_dir``
     (all for ``record="all"``, the last for ``"output"``, none without a folder) and the number of
     Lava steps to run."""
-    from lava.proc.io.source import RingBuffer as Source
+    from spikeport.deploy.lava_procs.process import FrameSource
 
     T, B = x.shape[:2]
     n_layers = len(net.populations)
     steps = B * T + n_layers + 1
     frames = x.reshape(T, B, -1).transpose(1, 0, 2).reshape(B * T, -1)  # sample-major stream
-    stream = np.zeros((net.input_size, steps), dtype=np.int32)
-    stream[:, : B * T] = frames.T
-    source = Source(data=stream)
+    source = FrameSource(frames=np.ascontiguousarray(frames, dtype=np.int32))
     prev_out, recorded, lifs = source.s_out, [], []
     for idx, pop in enumerate(net.populations):
         path = f"{record_dir}/p{idx}.npy" if record_dir and (record == "all" or idx == n_layers - 1) else ""

@@ -5,8 +5,11 @@ Layout. spikeport keeps every tensor in torch order: a sample is ``[C, H, W]``, 
 cross-correlation (torch's ``conv2d``). Lava's Conv works in ``(X, Y, C) = (W, H, C)`` with a weight
 ``[C_out, kx, ky, C_in/groups]`` and computes a true convolution; :func:`lava_conv_params` converts.
 
-Exactness. Inputs and weights are integers, so a float64 product is exact while every partial sum
-stays below 2**53 (checked); results are rounded back to int64.
+Exactness. Inputs and weights are integers, so a float computation is exact while every partial sum
+stays below 2**24 (float32) or 2**53 (float64): the bound max|x| * window * max_row sum|w| picks the
+type; results are rounded back to int64. Only direct algorithms are used (BLAS GEMM, torch's CPU
+pooling and direct convolution; no Winograd or FFT), and ``tests/test_kernels.py`` checks them against
+integer products.
 
 Folding. A sum pool feeding a conv is folded into one Lava Conv when that is exact: the pool's windows
 tile the input (stride = kernel, no padding, the kernel divides H and W). Then
@@ -60,48 +63,57 @@ def out_hw(h: int, w: int, kernel, stride, padding, dilation=(1, 1)) -> tuple[in
     return int(ho), int(wo)
 
 
-def _check_exact(x_peak: float, weight_sum: float, what: str) -> None:
-    if x_peak * weight_sum >= EXACT_FLOAT_LIMIT:
-        raise ValueError(f"{what}: integer sums may reach 2**53; the float64 product would not be exact")
+FLOAT32_EXACT_LIMIT = 2**24
 
 
-def sum_pool(x: np.ndarray, pool: Pool2d) -> np.ndarray:
-    """x [M, C, H, W] integers -> [M, C, Ho, Wo] int64 window sums (zero padding)."""
-    m, c, h, w = x.shape
-    if pool.tiles(h, w):  # fast exact path: reshape and sum in int64
-        kh, kw = pool.kernel
-        return x.astype(np.int64).reshape(m, c, h // kh, kh, w // kw, kw).sum(axis=(3, 5))
+def peak(x: np.ndarray) -> float:
+    """max |x| (1 for spikes, without a pass over them)."""
+    if x.dtype == bool:
+        return 1.0
+    return float(max(x.max(initial=0), -x.min(initial=0))) if x.size else 0.0
+
+
+def exact_float_dtype(bound: float):
+    """The float type in which integer sums bounded by ``bound`` are exact, in any order and with FMA:
+    float32 below 2**24, float64 below 2**53; None beyond (never the case for 8-bit weights and inputs)."""
+    if bound < FLOAT32_EXACT_LIMIT:
+        return np.float32
+    return np.float64 if bound < EXACT_FLOAT_LIMIT else None
+
+
+def row_abs_sum(weight: np.ndarray) -> float:
+    """max over outputs of sum |w| (weight [out, ...])."""
+    w = np.abs(np.asarray(weight, dtype=np.float64))
+    return float(w.reshape(len(w), -1).sum(axis=1).max(initial=0)) if w.size else 0.0
+
+
+def forward(x: np.ndarray, in_shape: tuple[int, ...], *, pool: Pool2d | None = None, kind: str = "dense",
+            weight: np.ndarray | None = None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+            groups: int = 1) -> tuple[np.ndarray, float]:
+    """x [M, in] integers -> ([M, out] int64, bound on |out|): the optional sum pool (zero padding), then
+    a dense product (``kind="dense"``, weight [out, pooled size], C-major flatten), a cross-correlation
+    (``"conv"``, weight [C_out, C/groups, kh, kw]) or nothing (``"pool"``). Exact (module docstring):
+    every value is an integer-valued float, converted without rounding."""
     import torch
     import torch.nn.functional as F
 
-    _check_exact(float(np.abs(x).max(initial=0)), float(np.prod(pool.kernel)), "sum pool")
-    out = F.avg_pool2d(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)), pool.kernel, pool.stride,
-                       pool.padding, divisor_override=1)
-    return torch.round(out).to(torch.int64).numpy()
-
-
-def conv2d(x: np.ndarray, weight: np.ndarray, stride, padding, dilation, groups: int) -> np.ndarray:
-    """x [M, C, H, W] integers, weight [C_out, C/groups, kh, kw] -> [M, C_out, Ho, Wo] int64
-    (torch cross-correlation in float64, exact)."""
-    import torch
-    import torch.nn.functional as F
-
-    w = np.asarray(weight, dtype=np.float64)
-    _check_exact(float(np.abs(x).max(initial=0)), float(np.abs(w).reshape(len(w), -1).sum(1).max(initial=0)), "conv")
-    out = F.conv2d(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)), torch.from_numpy(w),
-                   stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation), groups=int(groups))
-    return torch.round(out).to(torch.int64).numpy()
-
-
-def dense(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """x [M, in] integers, weight [out, in] -> x @ weight.T as int64 (float32 or float64 BLAS when exact)."""
-    w_sum = float(np.abs(weight).sum(axis=1).max(initial=0))
-    peak = float(np.abs(x).max(initial=0)) * w_sum
-    if peak < 2**24:  # every partial sum is an integer float32 holds exactly
-        return np.rint(x.astype(np.float32) @ weight.T.astype(np.float32)).astype(np.int64)
-    if peak < EXACT_FLOAT_LIMIT:
-        return np.rint(x.astype(np.float64) @ weight.T.astype(np.float64)).astype(np.int64)
-    return x.astype(np.int64) @ weight.T.astype(np.int64)
+    m = x.shape[0]
+    bound = peak(x) * (float(np.prod(pool.kernel)) if pool is not None else 1.0) * \
+        (row_abs_sum(weight) if kind != "pool" else 1.0)
+    dtype = exact_float_dtype(bound)
+    if dtype is None:
+        raise ValueError("integer sums may reach 2**53; a float product would not be exact")
+    if kind == "dense" and pool is None:  # numpy BLAS
+        return (x.astype(dtype) @ np.asarray(weight, dtype).T).astype(np.int64), bound
+    h = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype)).reshape(m, *in_shape)
+    if pool is not None:
+        h = F.avg_pool2d(h, pool.kernel, pool.stride, pool.padding, divisor_override=1)
+    if kind == "conv":
+        h = F.conv2d(h, torch.from_numpy(np.asarray(weight, dtype)), stride=tuple(stride), padding=tuple(padding),
+                     dilation=tuple(dilation), groups=int(groups))
+    elif kind == "dense":
+        h = h.reshape(m, -1) @ torch.from_numpy(np.asarray(weight, dtype)).t()
+    return h.reshape(m, -1).to(torch.int64).numpy(), bound
 
 
 # --- unrolled matrices (CHW order on both sides) ---------------------------------------------------

@@ -139,28 +139,20 @@ class Connection:
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Summed input [M, out] int64 for inputs x [M, in] (integers), exactly as Lava delivers it."""
-        m = x.shape[0]
-        if self.kind == "dense" and self.pool is None:
-            acc = linear.dense(x, self.weight)
-        else:
-            h = x.reshape(m, *self.in_shape)
-            if self.pool is not None:
-                h = linear.sum_pool(h, self.pool)
-            if self.kind == "conv":
-                h = linear.conv2d(h, self.weight, self.stride, self.padding, self.dilation, self.groups)
-            elif self.kind == "dense":
-                h = linear.dense(h.reshape(m, -1), self.weight)
-            acc = h.reshape(m, -1)
-        if self.lava_process == "conv":
-            return loihi.wrap_conv_output(acc)  # Lava's Conv: no exponent (0 here), 24-bit wrap
+        acc, bound = linear.forward(x, self.in_shape, pool=self.pool, kind=self.kind, weight=self.weight,
+                                    stride=self.stride, padding=self.padding, dilation=self.dilation,
+                                    groups=self.groups)
+        if self.lava_process == "conv":  # Lava's Conv: no exponent (0 here), 24-bit wrap
+            return acc if bound < loihi.STATE_MAX else loihi.wrap_conv_output(acc)
         return loihi.shift_exp(acc, self.weight_exp)
 
     def check_loihi(self) -> None:
         """Raise ValueError when the weights Lava would receive do not fit Loihi's 8 bits."""
         w = self.lava_conv()["weight"] if self.lava_process == "conv" else self.to_matrix().data
         if w.size and (w.min() < loihi.WEIGHT_MIN or w.max() > loihi.WEIGHT_MAX):
-            raise ValueError(f"weights reach {int(np.abs(w).max())} after folding the pool; Loihi has 8 bits "
-                             f"[{loihi.WEIGHT_MIN}, {loihi.WEIGHT_MAX}] (overlapping pool windows add weights)")
+            why = " after folding the pool (overlapping pool windows add weights)" if self.pool is not None else ""
+            raise ValueError(f"weights reach {int(np.abs(w).max())}{why}; Loihi has 8 bits "
+                             f"[{loihi.WEIGHT_MIN}, {loihi.WEIGHT_MAX}]")
 
 
 @dataclass
@@ -201,8 +193,10 @@ class LoihiNet:
         return self.populations[-1].size
 
     def describe(self) -> str:
-        sizes = [str(self.input_size)] + [str(p.size) for p in self.populations]
-        return "-".join(sizes)
+        """Layer sizes, e.g. ``784-128-10``; spatial layers as CxHxW (``1x28x28-8x28x28-...``)."""
+        spatial = self.populations and self.populations[0].input.kind != "dense" and len(self.input_shape) == 3
+        first = "x".join(map(str, self.input_shape)) if spatial else str(self.input_size)
+        return "-".join([first] + ["x".join(map(str, p.shape)) if p.shape else str(p.size) for p in self.populations])
 
 
 def _conn_head(c: Connection) -> dict:

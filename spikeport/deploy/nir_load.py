@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from spikeport.core import loihi
+from spikeport.deploy import nir_guard
 from spikeport.deploy.linear import Pool2d, pair
 from spikeport.deploy.netdef import Connection, LoihiNet, Population
 from spikeport.errors import SpikeportError
@@ -33,23 +34,9 @@ class _Ctx:
 
 
 def read_graph(path: str | Path):
-    """nir.read with every failure turned into a one-line error naming the file."""
-    import h5py
-    import nir
-
-    path = Path(path)
-    if not path.is_file():
-        raise SpikeportError(f"{path}: file not found")
-    try:
-        ok = h5py.is_hdf5(str(path))
-    except OSError:
-        ok = False
-    if not ok:
-        raise SpikeportError(f"{path}: not a NIR file (not HDF5)")
-    try:
-        return nir.read(str(path), type_check=False)  # shapes are checked here, per node, with clearer errors
-    except Exception as err:  # nir/h5py raise many types on corrupt input
-        raise SpikeportError(f"{path}: cannot read NIR graph ({type(err).__name__}: {err})") from None
+    """nir.read after a structural check of the file (``nir_guard``: no huge arrays, links or external
+    data); every failure is a one-line error naming the file. Shapes are checked here, per node."""
+    return nir_guard.read_nir(path)
 
 
 def _meta(node, ctx: _Ctx, name: str) -> dict:
@@ -84,6 +71,7 @@ def _weights(node, ctx: _Ctx, name: str, ndim: int) -> tuple[np.ndarray, int]:
         raise ctx.err(name, f"float weight shape {fw.shape} differs from integer weight shape {w.shape}")
     if not np.all(np.isfinite(fw)):
         raise ctx.err(name, "float weight contains NaN or infinite values")
+    nir_guard.check_dequantized(fw, w, lo, f"{ctx.path}: node '{name}'")
     exp = _int(lo, "weight_exp", ctx, name)
     if not -24 <= exp <= 24:
         raise ctx.err(name, f"weight_exp {exp} is outside [-24, 24]")
@@ -226,7 +214,9 @@ def _cuba_lif(node, ctx: _Ctx, name: str, size: int) -> loihi.LIFParams:
         mode = next((str(np.asarray(where[k])) for k in RESET_KEYS if k in where), "")
         if "sub" in mode.lower():
             raise ctx.err(name, f"resets by subtraction ({mode!r}); Loihi resets v to zero")
-    for fld in ("tau_syn", "tau_mem", "v_threshold"):
+    for fld in ("tau_syn", "tau_mem", "v_threshold", "r", "v_leak", "w_in", "v_reset"):
+        if getattr(node, fld, None) is None and fld not in ("tau_syn", "tau_mem", "v_threshold"):
+            continue
         val = np.asarray(getattr(node, fld))
         if val.size not in (1, size):
             raise ctx.err(name, f"{fld} has {val.size} values for {size} neurons")
@@ -306,15 +296,18 @@ def to_loihi_net(graph, path: str | Path = "<graph>") -> LoihiNet:
     inputs = [n for n, nd in nodes.items() if type(nd).__name__ == "Input"]
     if len(inputs) != 1:
         raise SpikeportError(f"{path}: graph must have exactly one Input node, found {len(inputs)}")
-    meta = dict((graph.metadata or {}).get("spikeport", {}) or {})
+    gmeta = graph.metadata if isinstance(graph.metadata, dict) else {}
+    meta = gmeta.get("spikeport") if isinstance(gmeta.get("spikeport"), dict) else {}
+    meta = dict(meta)
     if "time_steps" not in meta:
         raise SpikeportError(f"{path}: graph metadata has no 'spikeport.time_steps'")
-    T = int(np.asarray(meta["time_steps"]))
-    if not 1 <= T <= 100_000:
-        raise SpikeportError(f"{path}: time_steps {T} outside [1, 100000]")
-    declared = nodes[inputs[0]].input_type["input"]
-    in_shape = tuple(int(s) for s in np.asarray(meta.get("input_shape", declared)).ravel())
-    shape = tuple(int(s) for s in np.asarray(declared).ravel()) if declared is not None else in_shape
+    T = nir_guard.int_field(meta["time_steps"], f"{path}: graph metadata 'spikeport.time_steps'", 1, 100_000)
+    declared = (getattr(nodes[inputs[0]], "input_type", None) or {}).get("input")
+    if declared is None and "input_shape" not in meta:
+        raise ctx.err(inputs[0], "declares no input shape")
+    in_shape = nir_guard.shape_field(meta.get("input_shape", declared), f"{path}: graph metadata 'spikeport.input_shape'")
+    shape = nir_guard.shape_field(declared, f"{path}: node '{inputs[0]}': input type") \
+        if declared is not None else in_shape
     if int(np.prod(shape)) != int(np.prod(in_shape)):
         raise ctx.err(inputs[0], f"input type {shape} does not match metadata input_shape {in_shape}")
     pops: list[Population] = []
@@ -356,8 +349,18 @@ def to_loihi_net(graph, path: str | Path = "<graph>") -> LoihiNet:
 
 
 def load_nir(path: str | Path) -> LoihiNet:
-    """Read and validate ``path`` into a deployable LoihiNet."""
-    return to_loihi_net(read_graph(path), path)
+    """Read and validate ``path`` into a deployable LoihiNet. A value of the wrong kind deep inside a
+    node (a string where numbers belong, an array where a scalar does) that no check above names is
+    still reported as a one-line error naming the file."""
+    graph = read_graph(path)
+    try:
+        nir_guard.check_values(graph, path)
+        return to_loihi_net(graph, path)
+    except SpikeportError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, ZeroDivisionError,
+            MemoryError) as err:
+        raise SpikeportError(f"{path}: invalid graph ({type(err).__name__}: {str(err)[:160]})") from None
 
 
 def meta_value(net: LoihiNet, key: str, default: Any = None) -> Any:

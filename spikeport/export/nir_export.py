@@ -27,10 +27,11 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from spikeport import __version__, fileio
-from spikeport.core import quant
+from spikeport import __version__, fileio, limits
+from spikeport.core import loihi, quant
 from spikeport.core.quant import LayerQuant
 from spikeport.data import INPUT_LEVELS, is_graded
+from spikeport.errors import SpikeportError
 
 # Seconds per step written into every exported graph. 1e-4 because snnTorch's importer hard-codes
 # dt = 1e-4 and refuses a CubaLIF whose r != tau_mem / 1e-4; with this dt it loads our graphs and
@@ -107,6 +108,10 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     from spikeport.train import checkpoint, methods
 
     model, cfg, raw = checkpoint.load(run_dir)
+    misfits = weight_misfits(model)
+    if misfits:
+        raise SpikeportError(f"{run_dir}: values do not fit Loihi's integers after scaling and would be clipped: "
+                             f"{limits.describe_misfits(misfits)}")
     readout = methods.get(cfg.method).readout_meta(cfg, raw["n_classes"])
     kw = dict(input_shape=tuple(raw.get("input_shape") or [raw["n_inputs"]]), time_steps=cfg.time_steps,
               encoder=cfg.encoder, n_classes=raw["n_classes"],
@@ -119,4 +124,27 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         graph = nir_layers.build_net_graph(model, **kw)
     out = Path(out) if out else Path(run_dir) / "model.nir"
     fileio.write_with(out, lambda tmp: nir.write(str(tmp), graph))
+    return out
+
+
+def weight_misfits(model) -> list[dict]:
+    """Per layer, the weights whose ``round(w / weight_scale)`` leaves Loihi's 8 bits and the biases
+    whose mantissa leaves its 13 bits at the largest exponent: what quantizing would clip silently.
+    Empty for spikeport's own max-abs scaling; a method with its own scale can produce misfits."""
+    out = []
+    for i, layer in enumerate(getattr(model, "layers", [])):
+        if not (hasattr(layer, "float_params") and hasattr(layer, "quantize")):
+            continue
+        w, b = layer.float_params()
+        lq = layer.quantize(w, b)
+        fit = limits.weight_fit(f"layer {i} weights", w.detach().cpu().double().numpy(), lq.weight_scale,
+                                loihi.WEIGHT_MIN, loihi.WEIGHT_MAX)
+        if fit:
+            out.append(fit)
+        if b is not None:
+            exact = np.rint(b.detach().cpu().double().numpy() * (1 << loihi.ACT_SHIFT) / lq.state_scale)
+            fit = limits.weight_fit(f"layer {i} biases", exact, 2.0 ** lq.lif.bias_exp, loihi.BIAS_MANT_MIN,
+                                    loihi.BIAS_MANT_MAX)
+            if fit:
+                out.append(fit)
     return out

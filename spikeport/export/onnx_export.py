@@ -16,7 +16,8 @@ Arithmetic, per population, in int64 ONNX operators (values are integers through
   to 24 bits (``runs_as_lava_conv``);
 * per step: ``u = wrap24(wrap32(tz(u * (4096 - du - 1)) + wrap32(a << 6)))``,
   ``v = clip(wrap32(tz(v * (4096 - dv)) + u + bias), +-(2**23 - 1))`` (floor at 0 for KLIF),
-  ``s = v > vth << 6``, ``v = 0 where s``; ``tz(p) = sign(p) * (|p| div 4096)`` rounds toward zero;
+  ``s = v > vth << 6``, ``v = 0 where s``; ``tz(p) = sign(p) * (|p| div 4096)`` rounds toward zero
+  (the sign by ``Where``: onnxruntime's int64 ``Sign`` is wrong beyond 2**31);
   a recurrent connection adds ``shift(W_rec s[t-1], exp_rec)`` to ``a``.
 """
 from __future__ import annotations
@@ -81,7 +82,8 @@ class _Builder:
             return self.op("Mul", x, self.const(0))
         p = self.op("Mul", x, self.const(factor))
         mag = self.op("Div", self.op("Abs", p), self.const(loihi.DECAY_UNITY))  # non-negative: trunc = floor
-        return self.op("Mul", self.op("Sign", p), mag)
+        # sign(p) * mag without Sign: onnxruntime's int64 Sign is wrong beyond 2**31 (measured, 1.23)
+        return self.op("Where", self.op("Less", p, self.const(0)), self.op("Neg", mag), mag)
 
 
 def _matrix(conn: Connection) -> np.ndarray:

@@ -11,9 +11,12 @@ Per-step neuron updates, with ``dt`` in seconds (explicit everywhere) and ``x`` 
 
 * ``euler``: NIR's ODEs taken one forward-Euler step, current first (spikeport, snnTorch, Norse):
   ``I <- I + dt/tau_syn (w_in x - I)``; ``v <- v + dt/tau_mem (v_leak - v + r I)``.
-* ``exp``: exact exponential leak with unit input gain (Rockpool):
-  ``I <- exp(-dt/tau_syn) I + x``; ``v <- exp(-dt/tau_mem) v + I``; ``r``, ``w_in`` only carry dt.
+* ``exp``: exact exponential leak (Rockpool): ``I <- exp(-dt/tau_syn) (I + x)``;
+  ``v <- exp(-dt/tau_mem) v + I + v_leak``; ``r``, ``w_in`` only carry dt.
 * ``steps``: Sinabs counts steps: ``v <- exp(-1/tau) v + x`` with ``tau`` in steps; ``dt`` unused.
+
+IF (every producer): ``v <- v + r x`` per step, dt unused (``r`` ignored where the peer ignores it),
+as every peer integrates it; LI / CubaLI are LIF / CubaLIF without threshold (output: v).
 """
 from __future__ import annotations
 
@@ -33,8 +36,8 @@ class Producer:
     spikes per step instead of one; ``if_clamp``: IF membranes clamped at -v_threshold after the
     reset (Sinabs' ``min_v_mem``); ``init_v_leak``: membranes (and Norse's synapse) start at v_leak;
     ``synapse_v_leak``: the synaptic current also leaks toward v_leak (Norse's LIBox synapse);
-    ``flatten_batch``: Flatten's start/end dims and the Input shape count the batch (Norse writes a
-    leading batch of 1); ``recurrent_cuba_reset``:
+    ``flatten_batch``: Flatten's start/end dims count the batch; ``input_batch``: the Input shape starts
+    with the exporter's sample batch of 1 (Norse, Rockpool); ``recurrent_cuba_reset``:
     ``"same_step"`` or ``"next_step"`` for a CubaLIF inside a recurrent loop (snnTorch RSynaptic as
     released: the step after a spike sets v to 0, discarding that step's input to v, and cannot
     spike); ``uses_r``: LIF/CubaLIF input gains r*dt/tau (and w_in*dt/tau_syn) apply; ``dt_default``: the dt the peer's own importer
@@ -49,6 +52,7 @@ class Producer:
     init_v_leak: bool = False
     synapse_v_leak: bool = False
     flatten_batch: bool = False
+    input_batch: bool = False
     recurrent_cuba_reset: str = "same_step"
     uses_r: bool = True
     dt_default: float | None = None
@@ -76,7 +80,7 @@ PRODUCERS: dict[str, Producer] = {
                "spike and that step's input is discarded from v (RLeaky resets in the same step)",
                "v_leak must be 0 (snnTorch refuses others); Flatten dims are batch-less (export side)")),
     "norse": Producer(
-        "norse", init_v_leak=True, synapse_v_leak=True, flatten_batch=True, dt_default=1e-3,
+        "norse", init_v_leak=True, synapse_v_leak=True, flatten_batch=True, input_batch=True, dt_default=1e-3,
         notes=("Norse's from_nir defaults to dt = 1e-3; pass the graph's dt explicitly",
                "CubaLIF: I += dt/tau_syn*((v_leak - I) + w_in*x) (the synapse also leaks to v_leak), "
                "v += dt/tau_mem*((r*I + v_leak) - v), spike when v > v_th, v <- v_reset",
@@ -91,11 +95,14 @@ PRODUCERS: dict[str, Producer] = {
                "IF/LIF emit n = trunc(v / v_th) spikes when v >= v_th and subtract n*v_th; IF clamps v "
                "at -v_th (min_v_mem)", "SumPool2d is a plain sum; Flatten dims are batch-less")),
     "rockpool": Producer(
-        "rockpool", decay="exp", threshold=">=", reset="subtract", multi_spike=True, uses_r=False,
+        "rockpool", decay="exp", threshold=">=", reset="subtract", multi_spike=True, uses_r=False, input_batch=True,
         dt_default=None,
-        notes=("Rockpool writes r = tau*exp(-dt/tau)/dt only to carry dt; its neurons decay by "
-               "exp(-dt/tau) with unit input gain", "spikes n = floor(v / v_th) when v >= v_th, "
-               "subtract n*v_th")),
+        notes=("Rockpool writes r = tau*exp(-dt/tau)/dt only to carry dt (its from_nir reads dt = tau/(1+r), "
+               "which is not the dt written); pass --dt explicitly",
+               "LIFTorch: i += x; v *= exp(-dt/tau_mem); i *= exp(-dt/tau_syn); v += i + v_leak (v_leak is a "
+               "per-step bias); r and w_in unused",
+               "spikes n = floor(v / v_th) when v >= v_th (at most 2**16), subtract n*v_th",
+               "from_nir casts LI's tau to an integer (a Rockpool bug); spikeport reads LI as NIR's Euler LI")),
 }
 
 # Graph metadata keys or producer strings that identify a producer for ``--producer auto``.

@@ -95,23 +95,14 @@ def _scan_types(path: Path) -> None:
 
 def read_any(path: str | Path):
     """``nir.read`` without nir's own type check (spikeport checks shapes itself, naming nodes)."""
-    import h5py
-    import nir
+    from spikeport.deploy import nir_guard
 
     path = Path(path)
-    if not path.is_file():
-        raise SpikeportError(f"{path}: file not found")
-    try:
-        ok = h5py.is_hdf5(str(path))
-    except OSError:
-        ok = False
-    if not ok:
-        raise SpikeportError(f"{path}: not a NIR file (not HDF5)")
+    nir_guard.check_file(path)  # missing, pickle, not HDF5, huge arrays, links, external data
     _scan_types(path)
-    try:
-        return nir.read(str(path), type_check=False)
-    except Exception as err:  # nir/h5py raise many types on corrupt input
-        raise SpikeportError(f"{path}: cannot read NIR graph ({type(err).__name__}: {str(err)[:200]})") from None
+    graph = nir_guard.read_nir(path)
+    nir_guard.check_values(graph, path)  # numeric parameters, no NaN, infinities only in time constants
+    return graph
 
 
 def _inline(graph, prefix: str, nodes: dict, kinds: dict, edges: list, path: str) -> tuple[list[str], list[str]]:
@@ -214,16 +205,17 @@ def _order(nodes: dict, edges: list, start: str, path: str) -> tuple[list[str], 
     return order, back
 
 
-def load_graph(path: str | Path, flatten_batch: bool = False) -> FlatGraph:
+def load_graph(path: str | Path, flatten_batch: bool = False, input_batch: bool | None = None) -> FlatGraph:
     """Read ``path`` into a validated :class:`FlatGraph`. ``flatten_batch``: the producer's Flatten
-    dims count the batch (Norse); shapes are then computed with that convention."""
+    dims count the batch (Norse); ``input_batch``: its Input shape starts with a batch of 1 (Norse,
+    Rockpool; default: ``flatten_batch``). Shapes are computed with those conventions."""
     from spikeport.importer.shapes import infer_shapes
 
     graph = read_any(path)
-    return flat_graph(graph, str(path), flatten_batch, infer_shapes)
+    return flat_graph(graph, str(path), flatten_batch, infer_shapes, input_batch)
 
 
-def flat_graph(graph, path: str, flatten_batch: bool = False, infer=None) -> FlatGraph:
+def flat_graph(graph, path: str, flatten_batch: bool = False, infer=None, input_batch: bool | None = None) -> FlatGraph:
     """Validate and flatten an in-memory ``nir.NIRGraph`` (``path`` names it in errors)."""
     if infer is None:
         from spikeport.importer.shapes import infer_shapes as infer
@@ -245,5 +237,5 @@ def flat_graph(graph, path: str, flatten_batch: bool = False, infer=None) -> Fla
     order, back = _order(nodes, edges, ins[0], path)
     fg = FlatGraph(path=path, nodes=nodes, kinds=kinds, edges=edges, recurrent=back, order=order, shapes={},
                    input=ins[0], output=outs[0], metadata=dict(getattr(graph, "metadata", None) or {}))
-    fg.shapes = infer(fg, flatten_batch)
+    fg.shapes = infer(fg, flatten_batch, flatten_batch if input_batch is None else input_batch)
     return fg

@@ -97,7 +97,9 @@ def _neuron(ctx: _Ctx, name: str, node, kind: str, n: int, dt: float, prod: Prod
             a_mem, gain, bias = 1.0 - k, (k if prod.name == "norse" and kind == "LIF" else k * r), k * v_leak
         else:
             a_mem, gain, bias = np.exp(-(1.0 if prod.decay == "steps" else dt) / tau_mem), ones, np.zeros(shape)
-            if np.any(v_leak != 0):
+            if prod.name == "rockpool":
+                bias = v_leak  # Rockpool reads v_leak as its per-step bias
+            elif np.any(v_leak != 0):
                 ctx.approximate(name, f"{prod.name} ignores v_leak", "v_leak dropped")
         beta_mem = _uniform(ctx, name, "the membrane decay", a_mem)
         beta_syn = 0.0
@@ -108,6 +110,8 @@ def _neuron(ctx: _Ctx, name: str, node, kind: str, n: int, dt: float, prod: Prod
                 a_syn, gain = 1.0 - ks, gain * ks * (param(node, "w_in", shape, 1.0) if prod.uses_r else 1.0)
             else:
                 a_syn = np.exp(-(1.0 if prod.decay == "steps" else dt) / tau_syn)
+                if prod.name == "rockpool":  # i = beta * (i + x): the input is decayed in its own step
+                    gain = gain * a_syn
             beta_syn = _uniform(ctx, name, "the synaptic decay", a_syn)
         if prod.init_v_leak and np.any(v_leak != 0):
             ctx.approximate(name, "Norse starts the membrane (and its synapse) at v_leak and leaks the synapse "
@@ -187,15 +191,17 @@ def lower(fg: FlatGraph, prod: Producer, dt: float, allow_approx: bool = False) 
         n = conn.n_out
         loop = loop_nodes.get(neuron, [])
         W_rec, b_in = None, conn.const
+        b_node = conns[-1] if conns else neuron
         if loop:  # a recurrent bias is a constant input from step 0 on (see simulate)
             rec = parse(fg, loop, fg.shapes[neuron], (n,), ctx.approximate)
             if rec.kind != "dense" or rec.weight.shape != (n, n):
                 raise fg.err(loop[-1], "a recurrent loop must be a dense map of the layer onto itself")
             W_rec, b_in = rec.weight, b_in + rec.const
+            b_node = loop[-1] if np.any(rec.const != 0) else b_node
         beta_syn, beta_mem, gain, theta, bias = _neuron(ctx, neuron, fg.nodes[neuron], kind, n, dt, prod, bool(loop))
         if np.any(b_in != 0):
             if beta_syn != 0.0:
-                ctx.approximate(conns[-1] if conns else neuron, "a constant input current into a current-based "
+                ctx.approximate(b_node, "a constant input current (bias) into a current-based "
                                 "synapse", "applied to the membrane as gain*b/(1 - beta_syn) from step 0")
                 bias = bias + gain * b_in / (1.0 - beta_syn)
             else:

@@ -237,6 +237,35 @@ def sinabs(kind: str, node, shape, dt: float, prod: Producer) -> NeuronOp:
     return NeuronOp(_zeros(shape), step, th is not None)
 
 
+# --- Rockpool (LIFTorch, LIFNeuronTorch as rockpool 3.1.0 evolves them) ----------------------------------
+def rockpool(kind: str, node, shape, dt: float, prod: Producer) -> NeuronOp:
+    """LIFTorch (CubaLIF): i += x; v *= exp(-dt/tau_mem); i *= exp(-dt/tau_syn); v += i + bias; spikes
+    n = (v >= th) * floor(v / th) (at most 2**16); v -= n * th. LIFNeuronTorch (LIF): v *= alpha; v += x + bias.
+    ``bias`` is the node's v_leak (added per step); r and w_in are not used."""
+    if kind not in ("LIF", "CubaLIF"):
+        return generic(kind, node, shape, dt, prod)
+    alpha = torch.exp(-dt / f32(param(node, "tau" if kind == "LIF" else "tau_mem", shape)))
+    beta = torch.exp(-dt / f32(param(node, "tau_syn", shape))) if kind == "CubaLIF" else None
+    bias, th = f32(param(node, "v_leak", shape, 0.0)), f32(param(node, "v_threshold", shape))
+
+    def step(x, xr, st):
+        i, v = st
+        if beta is not None:
+            i = i + x
+            if xr is not None:
+                i = i + xr
+            v = v * alpha
+            i = i * beta
+            v = v + i + bias
+        else:
+            v = v * alpha
+            v = v + (x if xr is None else x + xr)
+            v = v + bias
+        n = _fire(v, th, prod)
+        return n, (i, v - n * th)
+    return NeuronOp(lambda B: (torch.zeros((B,) + shape), torch.zeros((B,) + shape)), step)
+
+
 NEURON_KINDS = ("IF", "LI", "LIF", "CubaLIF", "CubaLI", "Integrator", "I")
 
 
@@ -248,4 +277,6 @@ def make(kind: str, node, shape, dt: float, prod: Producer, recurrent: bool) -> 
         return norse(kind, node, shape, dt, prod)
     if prod.name == "sinabs":
         return sinabs(kind, node, shape, dt, prod)
+    if prod.name == "rockpool":
+        return rockpool(kind, node, shape, dt, prod)
     return generic(kind, node, shape, dt, prod)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikeport import limits
 from spikeport.core import loihi, quant
 from spikeport.core.quant import LayerQuant
 from spikeport.deploy import emulator
@@ -130,8 +131,10 @@ def _errors(plan: LayerPlan, lq: LayerQuant, rec: LayerQuant | None) -> dict:
     out = {"weight_rel_error": 0.0, "clipped_fraction": 0.0}
     if plan.conn.weight is not None:
         out["weight_rel_error"], out["clipped_fraction"] = one(plan.conn.weight, lq)
+        out["clipped"] = limits.weight_fit(plan.name, plan.conn.weight, lq.weight_scale)  # count, worst; None: none
     if rec is not None:
         out["recurrent_rel_error"], out["recurrent_clipped_fraction"] = one(plan.recurrent, rec)
+        out["recurrent_clipped"] = limits.weight_fit(plan.name + " recurrent", plan.recurrent, rec.weight_scale)
     theta_q = lq.lif.vth * lq.state_scale
     out["threshold_rel_error"] = abs(theta_q - plan.theta) / plan.theta
     return out

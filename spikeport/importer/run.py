@@ -109,7 +109,7 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
     prod = conventions.resolve(producer, getattr(raw, "metadata", None), reset, str(path))
     notes: list[str] = []
     dt = _check_dt(dt, prod, dict(getattr(raw, "metadata", None) or {}), notes)
-    fg = flat_graph(raw, str(path), prod.flatten_batch)
+    fg = flat_graph(raw, str(path), prod.flatten_batch, input_batch=prod.input_batch)
     low = lower.lower(fg, prod, dt, allow_approx)
     x = y = None
     if inputs is not None:
@@ -192,4 +192,4 @@ def load_source(run_dir: str | Path) -> tuple:
     except (KeyError, TypeError, ValueError):
         raise SpikeportError(f"{run_dir / runio.IMPORT_JSON}: missing or bad 'producer', 'conventions' or 'dt'") from None
     raw = read_any(run_dir / runio.SOURCE)
-    return flat_graph(raw, str(run_dir / runio.SOURCE), prod.flatten_batch), prod, dt, info
+    return flat_graph(raw, str(run_dir / runio.SOURCE), prod.flatten_batch, input_batch=prod.input_batch), prod, dt, info

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeport import fileio
 from spikeport.errors import SpikeportError
 
 INPUTS, LABELS, IMPORT_JSON, SOURCE = "inputs.npy", "labels.npy", "import.json", "source.nir"
@@ -23,10 +24,13 @@ def load_npy(path: str | Path, what: str) -> np.ndarray:
         raise SpikeportError(f"{path}: file not found")
     if path.stat().st_size > MAX_BYTES:
         raise SpikeportError(f"{path}: larger than {MAX_BYTES} bytes")
+    fileio.refuse_pickle(path)
+    fileio.check_npy(path)  # header vs file size, no object arrays: nothing is allocated for a lying header
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise SpikeportError(f"{path}: not a valid .npy array for {what} ({str(err)[:120]})") from None
+    except Exception as err:  # numpy raises many types on corrupt headers and data
+        raise SpikeportError(f"{path}: not a valid .npy array for {what} ({type(err).__name__}: "
+                             f"{str(err)[:120]})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
         raise SpikeportError(f"{path}: {what} must be a numeric array, got dtype {getattr(arr, 'dtype', '?')}")
     return arr

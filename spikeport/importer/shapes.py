@@ -4,8 +4,8 @@ time), checked edge by edge. A mismatch is an error naming the node and both sha
 Conventions: Affine/Linear act on a vector ``[in]``; Conv2d, SumPool2d and AvgPool2d on ``[C, H, W]``
 (torch layout, NIR's); neuron, Scale, Threshold and Delay nodes keep their input's shape and their
 parameters must have one value or one per element. Flatten's dims are batch-less (NIR) unless the
-producer counts the batch (Norse), in which case dims >= 1 are shifted down by one and a leading 1
-of the Input shape (the batch of Norse's sample data) is dropped.
+producer counts the batch (Norse), in which case dims >= 1 are shifted down by one; for producers that
+write the sample batch into the Input shape (Norse, Rockpool) its leading 1 is dropped.
 """
 from __future__ import annotations
 
@@ -124,14 +124,14 @@ def _input_shape(fg, batched: bool = False) -> tuple[int, ...]:
     shape = tuple(int(s) for s in np.asarray(vals[0]).ravel())
     if not shape or min(shape) < 1:
         raise fg.err(fg.input, f"Input shape {shape} is empty")
-    if batched and len(shape) > 1 and shape[0] == 1:  # Norse's to_nir writes the sample batch of 1
+    if batched and len(shape) > 1 and shape[0] == 1:  # Norse's and Rockpool's to_nir write a batch of 1
         shape = shape[1:]
     return shape
 
 
-def infer_shapes(fg, flatten_batch: bool = False) -> dict[str, tuple[int, ...]]:
+def infer_shapes(fg, flatten_batch: bool = False, input_batch: bool = False) -> dict[str, tuple[int, ...]]:
     """Shapes of all nodes; recurrent inputs must match the shape the node itself produces."""
-    shapes = {fg.input: _input_shape(fg, flatten_batch)}
+    shapes = {fg.input: _input_shape(fg, input_batch)}
     in_shapes = dict(shapes)
     srcs = fg.sources
     for name in fg.order:

@@ -199,6 +199,9 @@ def _price_dict(p: Price) -> dict:
 # ---- reading and validating a profile file ---------------------------------------------------
 
 def _read_file(path: Path) -> dict[str, Profile]:
+    from spikeport.fileio import refuse_pickle
+
+    refuse_pickle(path)
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)

@@ -20,6 +20,10 @@ from spikeport.train.model import LayerSpec, SpikingMLP
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 FORMAT = "spikeport-checkpoint"
+# Fields every checkpoint's config has had since version 1 (later, method-specific fields default to
+# the behaviour before they existed, so older checkpoints still load).
+REQUIRED_FIELDS = ("data", "method", "arch", "hidden", "time_steps", "encoder", "beta_syn", "beta_mem", "theta",
+                   "bias", "surrogate_slope", "qat", "seed")
 
 
 def layer_specs(cfg: TrainConfig, n_in: int, n_classes: int) -> list[LayerSpec]:
@@ -50,24 +54,32 @@ def build_model(cfg: TrainConfig, n_in: int, n_classes: int, input_shape: tuple[
 
 def save(run_dir: str | Path, model: SpikingMLP, cfg: TrainConfig, n_in: int, n_classes: int,
          input_shape: tuple[int, ...]) -> None:
-    """Write model.safetensors and config.json atomically into run_dir."""
-    from safetensors.torch import save_file
+    """Write config.json, then model.safetensors, each atomically, into run_dir. config.json records
+    the weights' SHA-256, so a folder whose two files come from different runs (an interrupted
+    re-training into the same folder) is refused by :func:`load` instead of mixing them."""
+    import hashlib
+
+    from safetensors.torch import save
 
     run_dir = Path(run_dir)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fileio.write_with(run_dir / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+    data = save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     fileio.write_json(run_dir / CONFIG, {
         "format": FORMAT, "version": CONFIG_VERSION, "config": cfg.to_dict(),
         "n_inputs": n_in, "n_classes": n_classes, "input_shape": list(input_shape),
+        "weights_sha256": hashlib.sha256(data).hexdigest(),
     })
+    fileio.write_bytes(run_dir / WEIGHTS, data)
 
 
 def load(run_dir: str | Path) -> tuple[SpikingMLP, TrainConfig, dict]:
     """Load and validate a checkpoint folder; returns (model in eval mode, config, raw config.json)."""
+    import hashlib
+
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_bytes
 
     run_dir = Path(run_dir)
+    fileio.refuse_pickle(run_dir)
     if not run_dir.is_dir():
         raise SpikeportError(f"{run_dir}: run folder not found")
     for name in (WEIGHTS, CONFIG):
@@ -82,15 +94,23 @@ def load(run_dir: str | Path) -> tuple[SpikingMLP, TrainConfig, dict]:
         raise SpikeportError(f"{src}: field 'format' must be {FORMAT!r}")
     if not isinstance(raw.get("config"), dict):
         raise SpikeportError(f"{src}: field 'config' must be an object")
+    if raw.get("version") != CONFIG_VERSION or isinstance(raw.get("version"), bool):
+        raise SpikeportError(f"{src}: field 'version' must be {CONFIG_VERSION}, got {str(raw.get('version'))[:40]}")
+    missing = [k for k in REQUIRED_FIELDS if k not in raw["config"]]
+    if missing:  # a default would silently change the network
+        raise SpikeportError(f"{src}: field 'config' lacks {', '.join(missing)}")
     cfg = TrainConfig.from_dict(raw["config"], source=src)
     for key in ("n_inputs", "n_classes"):
-        if not isinstance(raw.get(key), int) or not 0 < raw[key] <= 10**7:
+        if not isinstance(raw.get(key), int) or isinstance(raw[key], bool) or not 0 < raw[key] <= 10**7:
             raise SpikeportError(f"{src}: field {key!r} must be a positive integer")
-    model = build_model(cfg, raw["n_inputs"], raw["n_classes"], tuple(raw.get("input_shape") or ()))
+    shape = _input_shape(raw, src)
     try:
-        tensors = load_file(str(run_dir / WEIGHTS))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise SpikeportError(f"{run_dir / WEIGHTS}: not a valid safetensors file ({err})") from None
+        data = (run_dir / WEIGHTS).read_bytes()
+        tensors = load_bytes(data)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise SpikeportError(f"{run_dir / WEIGHTS}: not a valid safetensors file ({str(err)[:160]})") from None
+    _check_size(cfg, raw, sum(t.numel() for t in tensors.values()), src)
+    model = build_model(cfg, raw["n_inputs"], raw["n_classes"], shape)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
@@ -102,11 +122,40 @@ def load(run_dir: str | Path) -> tuple[SpikingMLP, TrainConfig, dict]:
         if t.shape != ref.shape or t.dtype != ref.dtype:
             raise SpikeportError(f"{run_dir / WEIGHTS}: tensor '{name}' has shape {tuple(t.shape)} {t.dtype}, "
                                  f"config.json implies {tuple(ref.shape)} {ref.dtype}")
-        if not torch.isfinite(t).all():
+        if t.is_floating_point() and not torch.isfinite(t).all():
             raise SpikeportError(f"{run_dir / WEIGHTS}: tensor '{name}' contains NaN or infinite values")
+    digest = raw.get("weights_sha256")
+    if digest is not None and digest != hashlib.sha256(data).hexdigest():
+        raise SpikeportError(f"{run_dir / WEIGHTS}: does not match config.json's 'weights_sha256' (the two files "
+                             "come from different runs, e.g. an interrupted training into this folder); train again")
     model.load_state_dict(tensors)
     model.eval()
     return model, cfg, raw
+
+
+def _input_shape(raw: dict, src: str) -> tuple[int, ...]:
+    """config.json's 'input_shape': 1 to 4 positive integers whose product is 'n_inputs' (or absent)."""
+    shape = raw.get("input_shape")
+    if shape is None:
+        return ()
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 4
+            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
+            and int(np.prod(shape, dtype=object)) == raw["n_inputs"]):
+        raise SpikeportError(f"{src}: field 'input_shape' must be 1 to 4 positive integers whose product is "
+                             f"n_inputs={raw['n_inputs']}, got {str(shape)[:60]}")
+    return tuple(shape)
+
+
+def _check_size(cfg: TrainConfig, raw: dict, stored: int, src: str) -> None:
+    """Refuse, before allocating anything, a config whose fully connected layers alone need more
+    parameters than the weights file holds (a corrupt size would otherwise allocate it)."""
+    if cfg.arch not in ("fc", "rfc"):
+        return
+    sizes = [raw["n_inputs"], *cfg.hidden, raw["n_classes"]]
+    needed = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if needed > stored:
+        raise SpikeportError(f"{src}: the layers it describes ({'-'.join(map(str, sizes))}) need {needed} weights, "
+                             f"but {WEIGHTS} holds {stored}")
 
 
 def dataset_for(cfg: TrainConfig):

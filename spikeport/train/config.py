@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from spikeport.data import DATASETS, ENCODERS
+from spikeport import fileio
 from spikeport.errors import SpikeportError
 
 METHODS = ("lif", "klif", "bpsrm", "spikeseq", "hnsg", "firate")  # implemented in spikeport.train.methods
 ARCHS = ("fc", "conv", "rfc")  # dense MLP; conv + pool + dense (train.layers); recurrent hidden layers
-ARCH_METHODS = ("lif", "klif")  # methods whose layers train.layers extends (conv, rfc)
+ARCH_METHODS = ("lif", "klif", "spikeseq", "firate")  # methods whose layers train.layers extends (conv, rfc)
 CONFIG_VERSION = 1
 
 
@@ -69,18 +70,26 @@ class TrainConfig:
             val = getattr(self, name)
             if not isinstance(val, int) or isinstance(val, bool) or val < 1 or val > 100_000:
                 raise bad(name, f"must be a positive integer, got {val!r}")
-        if not (isinstance(self.hidden, list) and all(isinstance(h, int) and 0 < h <= 65536 for h in self.hidden)):
+        if not (isinstance(self.hidden, list)
+                and all(isinstance(h, int) and not isinstance(h, bool) and 0 < h <= 65536 for h in self.hidden)):
             raise bad("hidden", f"must be a list of positive layer sizes, got {self.hidden!r}")
         for name in ("beta_syn", "beta_mem"):
             val = getattr(self, name)
-            if not isinstance(val, (int, float)) or not 0.0 <= val <= 1.0:
+            if not isinstance(val, (int, float)) or isinstance(val, bool) or not 0.0 <= val <= 1.0:
                 raise bad(name, f"must be a decay factor in [0, 1], got {val!r}")
         for name in ("lr", "theta", "surrogate_slope"):
             val = getattr(self, name)
-            if not isinstance(val, (int, float)) or not 0.0 < val < 1e6:
+            if not isinstance(val, (int, float)) or isinstance(val, bool) or not 0.0 < val < 1e6:
                 raise bad(name, f"must be a positive number, got {val!r}")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+        if self.limit is not None and (not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 1):
             raise bad("limit", f"must be a positive integer, got {self.limit!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63:
+            raise bad("seed", f"must be a non-negative integer, got {self.seed!r}")
+        for name in ("bias", "qat"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, f"must be true or false, got {getattr(self, name)!r}")
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise bad("data_dir", f"must be a folder name, got {self.data_dir!r}")
         self._validate_method(bad)
         self._validate_arch(bad)
         return self
@@ -146,10 +155,14 @@ class TrainConfig:
         import tomli
 
         path = Path(path)
+        fileio.refuse_pickle(path)
         try:
             obj = tomli.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SpikeportError(f"{path}: file not found") from None
-        except (tomli.TOMLDecodeError, UnicodeDecodeError) as err:
+        except (tomli.TOMLDecodeError, UnicodeDecodeError, OSError) as err:
             raise SpikeportError(f"{path}: not valid TOML ({err})") from None
-        return cls.from_dict(obj.get("train", obj), source=str(path))
+        section = obj.get("train", obj)
+        if not isinstance(section, dict):
+            raise SpikeportError(f"{path}: [train] must be a table")
+        return cls.from_dict(section, source=str(path))

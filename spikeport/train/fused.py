@@ -31,8 +31,9 @@ Backward (BPTT). With a[t] = dL/dh[t], gs[t] = dL/ds[t] from outside, m[t] the f
     dL/dbias = sum_t a[t];   dL/dk = sum_t ds[t] z q;   dL/da = -sum_t ds[t] w|w| q   (to each shape)
 
 A and C depend on ``g`` alone, so the eager backward builds them for all T in a few wide ops and
-the sequential part is one ``addcmul_`` (plus one ``add_`` when ``beta_syn != 0``) per step. Only
-``g`` [T, B, ...] is saved. Everything is plain torch ops, so the same code runs on CPU and CUDA;
+the sequential part is one ``addcmul_`` (plus one ``add_`` when ``beta_syn != 0``) per step. Saved
+for backward: ``g`` [T, B, ...] and the spikes (the op's output, which a following layer keeps for its
+own backward anyway); nothing per step. Everything is plain torch ops, so the same code runs on CPU and CUDA;
 ``compile=True`` runs pure twins of the loops through ``torch.compile`` (one generated kernel per
 loop) and falls back to the eager loops, with a warning, where compilation fails.
 """
@@ -53,11 +54,12 @@ Param = torch.Tensor | float  # a surrogate parameter or bias: float, or tensor 
 
 # --- eager path: wide ops over all T, in-place sequential scans --------------------------------------
 def _forward_loop(cur: torch.Tensor, bias: torch.Tensor | None, beta_syn: float, beta_mem: float,
-                  theta: float, v_floor: bool) -> torch.Tensor:
-    """cur [T, B, ...] -> g [T, B, ...] (voltage after the floor, before threshold and reset)."""
+                  theta: float, v_floor: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """cur [T, B, ...] -> (g, s) [T, B, ...]: voltage after the floor (before threshold and reset), spikes.
+    Four to six same-dtype ops per step (a bool mask in a float product would cost a cast per step)."""
     g = torch.empty_like(cur, memory_format=torch.contiguous_format)
+    s = torch.empty_like(g)
     v = torch.zeros_like(g[0])
-    keep = torch.empty(g.shape[1:], dtype=torch.bool, device=g.device)
     u = torch.zeros_like(v) if beta_syn != 0 else None
     for t in range(cur.shape[0]):
         ut = cur[t] if u is None else u.mul_(beta_syn).add_(cur[t])  # beta_syn*u + x is x when beta_syn == 0
@@ -68,22 +70,22 @@ def _forward_loop(cur: torch.Tensor, bias: torch.Tensor | None, beta_syn: float,
             gt.add_(bias)
         if v_floor:
             gt.clamp_min_(0.0)
-        torch.le(gt, theta, out=keep)
-        torch.mul(gt, keep, out=v)  # g * (1 - s)
-    return g
+        torch.gt(gt, theta, out=s[t])
+        torch.addcmul(gt, gt, s[t], value=-1.0, out=v)  # g - g s: exactly g (s = 0) or 0 (s = 1)
+    return g, s
 
 
-def _adjoint_eager(g: torch.Tensor, gs: torch.Tensor, slope: Param, scale: Param, beta_mem: float,
-                   theta: float, floor_mask: bool) -> torch.Tensor:
+def _adjoint_eager(g: torch.Tensor, s: torch.Tensor, gs: torch.Tensor, slope: Param, scale: Param,
+                   beta_mem: float, theta: float, floor_mask: bool) -> torch.Tensor:
     """a = dL/dh [T, B, ...]: A[t], C[t] for all t in a few wide ops, then a[t] = A[t] a[t+1] + C[t]."""
     k_theta = scale / theta
     coef = (g - theta).mul_(k_theta).abs_().mul_(slope).add_(1.0).pow_(-2).mul_(k_theta)  # p / theta
     a = gs * coef  # C
-    coef.mul_(g).neg_().add_(g <= theta).mul_(beta_mem)  # A = beta_mem ((1 - s) - g p / theta)
+    coef.mul_(g).add_(s).neg_().add_(1.0).mul_(beta_mem)  # A = beta_mem (1 - s - g p / theta)
     if floor_mask:
-        m = g > 0
-        a.mul_(m)
-        coef.mul_(m)
+        off = g <= 0  # g = max(h, 0): h <= 0 exactly where g <= 0
+        a.masked_fill_(off, 0.0)
+        coef.masked_fill_(off, 0.0)
     for t in range(a.shape[0] - 2, -1, -1):
         a[t].addcmul_(coef[t], a[t + 1])
     return a
@@ -100,15 +102,17 @@ def _synaptic_eager(a: torch.Tensor, beta_syn: float) -> torch.Tensor:
 def _forward_pure(cur, bias, beta_syn: float, beta_mem: float, theta: float, v_floor: bool):
     u = torch.zeros_like(cur[0])
     v = torch.zeros_like(cur[0])
-    out = []
+    g_out, s_out = [], []
     for t in range(cur.shape[0]):
         u = cur[t] if beta_syn == 0 else u * beta_syn + cur[t]
         g = v * beta_mem + u
         g = g if bias is None else g + bias
         g = g.clamp_min(0.0) if v_floor else g
-        v = g * (g <= theta)
-        out.append(g)
-    return torch.stack(out)
+        s = (g > theta).to(g.dtype)
+        v = g - g * s
+        g_out.append(g)
+        s_out.append(s)
+    return torch.stack(g_out), torch.stack(s_out)
 
 
 def _backward_pure(g, gs, slope, scale, beta_syn: float, beta_mem: float, theta: float, floor_mask: bool):
@@ -174,24 +178,23 @@ class CubaLIFMultistep(torch.autograd.Function):
         b = bias.detach() if isinstance(bias, torch.Tensor) else (
             None if bias == 0 else torch.tensor(float(bias), dtype=cur.dtype, device=cur.device))
         args = (cur.detach(), b, beta_syn, beta_mem, theta, v_floor)
-        g = _compiled().run("forward", *args) if compile else None
-        g = _forward_loop(*args) if g is None else g
+        got = _compiled().run("forward", *args) if compile else None
+        g, spikes = _forward_loop(*args) if got is None else got
         tensors = [x if isinstance(x, torch.Tensor) else None for x in (bias, slope, scale)]
-        ctx.save_for_backward(g, *tensors)
+        ctx.save_for_backward(g, spikes, *tensors)
         floats = [None if isinstance(x, torch.Tensor) else x for x in (slope, scale)]
         ctx.params = (beta_syn, beta_mem, theta, v_floor and not floor_st, compile, *floats)
-        spikes = torch.empty_like(g, dtype=cur.dtype)
-        return torch.gt(g, theta, out=spikes)
+        return spikes
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gs):
-        g, bias_t, slope_t, scale_t = ctx.saved_tensors
+        g, spikes, bias_t, slope_t, scale_t = ctx.saved_tensors
         beta_syn, beta_mem, theta, floor_mask, compile, slope, scale = ctx.params
         a_, k = (slope if slope_t is None else slope_t), (scale if scale_t is None else scale_t)
         need_cur, need_bias, need_slope, need_scale = ctx.needs_input_grad[:4]
         got = _compiled().run("backward", g, gs, a_, k, beta_syn, beta_mem, theta, floor_mask) if compile else None
-        a, dcur = got if got is not None else (_adjoint_eager(g, gs, a_, k, beta_mem, theta, floor_mask), None)
+        a, dcur = got if got is not None else (_adjoint_eager(g, spikes, gs, a_, k, beta_mem, theta, floor_mask), None)
         d_bias = a.sum(0).sum_to_size(bias_t.shape) if need_bias else None
         d_slope = d_scale = None
         if need_slope or need_scale:

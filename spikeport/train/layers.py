@@ -91,6 +91,9 @@ class SpatialMixin:
             nn.init.uniform_(self.weight, -bound, bound)
             if spec.bias:
                 self.bias = nn.Parameter(torch.zeros(geom.out_channels))
+        if geom.pool > 1 and not geom.avg:  # a pooled sum is up to pool**2 spikes: start with smaller weights
+            with torch.no_grad():
+                self.weight /= geom.pool
 
     def _positions(self) -> int:
         return int(np.prod(self.geom.out_shape[1:])) if self.geom.conv else 1

@@ -12,7 +12,7 @@ from spikeport import fileio
 from spikeport.data import encode, float_view
 from spikeport.errors import SpikeportError
 from spikeport.measure.readout import predict
-from spikeport.train import checkpoint, distributed, methods
+from spikeport.train import checkpoint, distributed, methods, resume as resume_mod
 from spikeport.train.config import TrainConfig
 from spikeport.train.model import SpikingMLP
 
@@ -50,8 +50,12 @@ def evaluate(model: SpikingMLP, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, 
 
 
 def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *,
-          device: str = "cpu", use_distributed: bool = False) -> dict:
+          device: str = "cpu", use_distributed: bool = False, resume: bool = False) -> dict:
     """Train, write model.safetensors + config.json + metrics.json into ``out``; return the metrics.
+
+    The full training state is saved to ``out/checkpoint/`` after every epoch (``train.resume``);
+    ``resume``: continue from it (same configuration required) to the same weights an uninterrupted
+    run reaches, or start from scratch when ``out`` holds none.
 
     ``device``: "cpu" or "cuda[:k]" for the float/QAT training passes (evaluation of the Loihi-integer
     forward runs on the CPU). ``use_distributed``: join the torchrun process group and train with
@@ -73,7 +77,10 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     n = len(ds.x_train)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
     history, t0 = [], time.time()
-    for epoch in range(cfg.epochs):
+    state = resume_mod.load_state(out, cfg, model, opt, sched, rng) if resume else None
+    start = state.epoch if state else 0
+    history = state.history if state else history
+    for epoch in range(start, cfg.epochs):
         model.train()
         order = rng.permutation(n)
         losses = []
@@ -92,6 +99,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
                 progress("train", epoch * steps + b + 1, cfg.epochs * steps)
         sched.step()
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
+        if world.is_main:
+            resume_mod.save_state(out, epoch + 1, cfg, model, opt, sched, rng, history)
     train_time = time.time() - t0
     model.cpu().eval()
     if not world.is_main:
@@ -109,7 +118,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
         "fire_intensity": round(_fire_intensity(model, int_acc["firing_rates"]), 6),
         **method.metrics(model),
     }
-    metrics.update({"device": world.device, "processes": world.size})
+    metrics.update({"device": world.device, "processes": world.size, "resumed_from_epoch": start})
     out = Path(out)
     checkpoint.save(out, model, cfg, n_in, ds.n_classes, tuple(ds.input_shape))
     fileio.write_json(out / "metrics.json", metrics)

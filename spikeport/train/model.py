@@ -104,7 +104,7 @@ class LIFDense(nn.Module):
             beta_syn, beta_mem = quant.decay_from_du(lq.lif.du), quant.decay_from_dv(lq.lif.dv)
             theta = lq.float_threshold()
             if bias is not None:
-                fb = torch.tensor(np.broadcast_to(lq.float_bias(), (self.spec.n_out,)), dtype=bias.dtype)
+                fb = torch.tensor(np.broadcast_to(lq.float_bias(), (self.spec.n_out,)), dtype=bias.dtype, device=bias.device)
                 bias = bias + (fb - bias).detach()
         cur = self.project(x, w)  # the input projection of all T steps at once
         T, B = x.shape[:2]

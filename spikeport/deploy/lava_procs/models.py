@@ -2,17 +2,34 @@
 (Lava forks these models; torch inside them can hang)."""
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.models import AbstractPyDenseModelBitAcc
 from lava.proc.lif.models import PyLifResetModelBitAcc
 from lava.proc.sparse.models import AbstractPySparseModelBitAcc
 
-from spikeport.deploy.lava_procs.process import LoihiLIF, WindowedDense, WindowedSparse
+from spikeport.deploy.lava_procs.process import FrameSource, LoihiLIF, WindowedDense, WindowedSparse
 
 
 def _window_starts(model) -> bool:
     return model.time_step % model.proc_params["reset_interval"] == model.proc_params["reset_offset"]
+
+
+@implements(proc=FrameSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyFrameSourceModel(PyLoihiProcessModel):
+    """Row k of ``frames`` at step k+1 (contiguous reads), zeros once the frames are used up."""
+
+    frames: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
+
+    def run_spk(self):
+        k = self.time_step - 1
+        self.s_out.send(self.frames[k] if k < len(self.frames) else np.zeros(self.frames.shape[1:], np.int32))
 
 
 @implements(proc=WindowedDense, protocol=LoihiProtocol)

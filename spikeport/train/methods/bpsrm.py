@@ -18,7 +18,9 @@ over time and batch (training: this batch; evaluation/export: running averages w
     u[t] = beta_syn u[t-1] + g * c[t]                                  scale acts on the current
     v[t] = beta_mem v[t-1] + u[t] + beta_n - g_n mu_n / (1 - beta_syn)  shift acts on the voltage
 
-gamma, beta [N] are learned. The centring term is the steady-state effect of subtracting g mu from
+gamma [N] (initially GAIN_INIT = 3 rheobases, 3 theta (1 - beta_syn)(1 - beta_mem), so a channel one
+standard deviation above its mean fires at a moderate rate) and beta [N] (initially 0) are learned,
+W as in ``lif``. The centring term is the steady-state effect of subtracting g mu from
 the current every step (u settles at c / (1 - beta_syn)), applied as a voltage bias: Loihi adds its
 bias to v, not to u, and a constant added to the current is a constant voltage bias only when
 beta_syn = 0, where TCN is exactly batch normalization of the current. Folded for deployment::

@@ -51,7 +51,7 @@ def trace(s: torch.Tensor, alpha: float) -> torch.Tensor:
 def rate_penalty(hidden: list[torch.Tensor], min_rate: float) -> torch.Tensor:
     """mean over hidden neurons of (relu(r_min - r) / r_min)^2, r = rate per neuron over [T, B]."""
     if not hidden or min_rate <= 0:
-        return torch.zeros(())
+        return torch.zeros((), device=hidden[0].device if hidden else None)
     deficit = torch.cat([torch.relu(min_rate - s.mean((0, 1))) for s in hidden]) / min_rate
     return (deficit ** 2).mean()
 
@@ -64,7 +64,7 @@ class SpikeSeq(Method):
 
     def loss(self, outs: list[torch.Tensor], y: torch.Tensor, cfg) -> torch.Tensor:
         out = outs[-1]
-        tg = torch.as_tensor(self.targets(cfg, out.shape[2]), dtype=out.dtype)[y]  # [B, T, N]
+        tg = torch.as_tensor(self.targets(cfg, out.shape[2]), dtype=out.dtype, device=out.device)[y]  # [B, T, N]
         f_out, f_tg = trace(out, cfg.seq_filter), trace(tg.transpose(0, 1), cfg.seq_filter)
         mse = ((f_out - f_tg) ** 2).mean()
         return mse + cfg.seq_rate_weight * rate_penalty(outs[:-1], cfg.seq_min_rate)

@@ -1,0 +1,122 @@
+"""Deploy and parity over many samples in chunks, so that memory stays flat however many samples run.
+
+Samples are independent (every population resets at each sample window), so running the test set
+chunk by chunk and accumulating the results equals one run over all of it. The encoded inputs are
+made once, up front (rate coding draws its random spikes for the whole set, so the inputs do not
+depend on the chunk size); then each chunk runs through the reference and every backend. Spike
+comparisons, predictions and timings accumulate; of the spikes themselves only one sample per
+comparison is kept (its first divergence, or sample 0) for ``parity_spikes.npz``. The chunk size
+comes from :func:`spikeport.limits.plan_chunk` (the memory budget).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from spikeport.measure import parity as parity_mod
+from spikeport.measure.readout import predict
+
+Spikes = list  # one array per population, each [T, B, N] bool
+
+
+class Tally:
+    """:func:`spikeport.measure.parity.compare` accumulated over chunks of samples."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self.per_layer = [{"layer": n, "mismatches": 0, "spikes_a": 0, "spikes_b": 0, "neurons": 0} for n in names]
+        self.first: dict | None = None
+
+    def add(self, a: Spikes, b: Spikes, offset: int) -> bool:
+        """Compare one chunk (samples ``offset`` ...); True when this chunk holds the first divergence."""
+        cmp = parity_mod.compare(a, b, self.names)
+        for acc, row in zip(self.per_layer, cmp["per_layer"]):
+            for key in ("mismatches", "spikes_a", "spikes_b"):
+                acc[key] += row[key]
+            acc["neurons"] = row["neurons"]
+        if self.first is None and cmp["first_divergence"]:
+            self.first = {**cmp["first_divergence"], "sample": cmp["first_divergence"]["sample"] + offset}
+            return True
+        return False
+
+    def result(self) -> dict:
+        """Same keys as ``parity.compare``: spike_mismatches, per_layer, first_divergence."""
+        return {"spike_mismatches": int(sum(r["mismatches"] for r in self.per_layer)),
+                "per_layer": [dict(r) for r in self.per_layer], "first_divergence": self.first}
+
+
+@dataclass
+class ChunkedParity:
+    """What parity needs from a chunked run: predictions, seconds per backend, one :class:`Tally` per
+    pair (``reference-B`` and ``B1-B2``) and the kept samples' spikes ``{pair or None: (sample,
+    {side: [[T, N_i] per layer]})}`` (None: sample 0)."""
+
+    ref_pred: np.ndarray
+    float_pred: np.ndarray
+    preds: dict[str, np.ndarray]
+    seconds: dict[str, float]
+    tallies: dict[str, Tally]
+    kept: dict = field(default_factory=dict)
+
+    def sample_sides(self, divergence: dict | None) -> tuple[int, dict]:
+        """(sample, {side: [T, N_i] spikes per layer}) to write: the reported divergence's, else sample 0's."""
+        return self.kept[divergence["pair"]] if divergence else self.kept[None]
+
+
+def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[str], run: Callable,
+                  chunk: int, progress: Callable[[int, int], None] | None = None) -> ChunkedParity:
+    """Run x_int [T, B, ...] in chunks of ``chunk`` samples. ``reference(xs)`` -> (spikes per layer,
+    float-model output spikes [T, b, n_out]); ``run(xs, backend)`` -> an object with ``spikes`` (per
+    layer) and ``seconds``."""
+    names = [p.name for p in net.populations]
+    B = x_int.shape[1]
+    pairs = {f"reference-{b}": ("reference", b) for b in backends}
+    if len(backends) > 1:
+        pairs[f"{backends[0]}-{backends[1]}"] = (backends[0], backends[1])
+    tallies = {p: Tally(names) for p in pairs}
+    preds: dict[str, list] = {b: [] for b in ["reference", "float", *backends]}
+    seconds = {b: 0.0 for b in backends}
+    kept: dict = {}
+    for lo in range(0, B, chunk):
+        xs = x_int[:, lo:lo + chunk]
+        ref, float_out = reference(xs)
+        sides = {"reference": ref}
+        for b in backends:
+            res = run(xs, b)
+            sides[b], seconds[b] = res.spikes, seconds[b] + res.seconds
+        preds["reference"].append(predict(ref[-1], net.meta))
+        preds["float"].append(predict(float_out, net.meta))
+        for b in backends:
+            preds[b].append(predict(sides[b][-1], net.meta))
+        if lo == 0:
+            kept[None] = (0, _slice(sides, 0))
+        for pair, tally in tallies.items():
+            a, b = pairs[pair]
+            if tally.add(sides[a], sides[b], lo):
+                kept[pair] = (tally.first["sample"], _slice(sides, tally.first["sample"] - lo))
+        del sides, ref, float_out
+        if progress:
+            progress(min(lo + chunk, B), B)
+    cat = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
+    return ChunkedParity(ref_pred=cat.pop("reference"), float_pred=cat.pop("float"), preds=cat, seconds=seconds,
+                         tallies=tallies, kept=kept)
+
+
+def _slice(sides: dict, i: int) -> dict:
+    return {side: [np.asarray(s)[:, i] != 0 for s in spikes] for side, spikes in sides.items()}
+
+
+def run_chunks(run: Callable, x_int: np.ndarray, chunk: int) -> tuple[Spikes, float]:
+    """``run(xs)`` (-> object with ``spikes``, ``seconds``) over chunks of x_int [T, B, ...]; returns the
+    spikes joined along the batch axis and the summed seconds. For output-only runs (deploy): the
+    joined spikes are the last population's, small."""
+    parts, seconds = [], 0.0
+    for lo in range(0, x_int.shape[1], chunk):
+        res = run(x_int[:, lo:lo + chunk])
+        parts.append(res.spikes)
+        seconds += res.seconds
+    if len(parts) == 1:
+        return parts[0], seconds
+    return [np.concatenate([p[i] for p in parts], axis=1) for i in range(len(parts[0]))], seconds
