@@ -12,8 +12,12 @@ Nets (LIF, beta = 0.9, theta = 1, reset to zero, no bias):
   conv: conv3x3(1->16)-LIF-maxpool2-conv3x3(16->32)-LIF-maxpool2-fc(1568->10)-LIF, 28x28, T=8, batch 128
   lif : the neuron alone: the mlp's first-layer current [25, 128, 256] as the only parameter,
         forward + backward, no optimizer step (what the fused op changes, without the GEMMs)
+Row ``floor-no-neuron``: the mlp / conv with a ReLU in place of each neuron (layers, loss, Adam alone):
+the time no neuron implementation can go below.
 
-Usage: ``python benchmarks/train_speed.py [--rounds 3] [--iters 15] [--threads 2] [--nets mlp conv]``.
+Usage: ``python benchmarks/train_speed.py [--rounds 3] [--iters 15] [--threads 2] [--nets mlp conv lif]``.
+On a machine shared with other jobs, ``--threads 1 --ratio-by cpu`` compares process CPU time, which
+descheduling does not inflate (with 2 threads, OpenMP barriers spin while a sibling waits for a core).
 Peers are optional (``pip install snntorch spikingjelly``); missing ones are reported and skipped.
 """
 from __future__ import annotations
@@ -375,7 +379,8 @@ def _table(net: str, runs: dict[str, list[dict]], device: str, ratio_by: str) ->
                        saved=rs[0]["saved_mib"], loss=rs[0]["first_loss"], first_s=statistics.median(r["first_step_s"] for r in rs))
     if not rows:
         return
-    print(f"\n## {net}: T={cfg['T']}, batch {cfg['B']}, forward + backward + Adam, {device}")
+    what = "forward + backward" if net == "lif" else "forward + backward + Adam"
+    print(f"\n## {net}: T={cfg['T']}, batch {cfg['B']}, {what}, {device}")
     peers = [p for p in ("spikingjelly", "snntorch", "spikeport-loop") if p in rows]
     head = "| framework | ms/step median (best) | CPU ms/step | samples/s | " + \
         " | ".join(f"x vs {p} ({ratio_by})" for p in peers) + \

@@ -126,7 +126,8 @@ def _match(state: dict, expected: dict, src: Path, config: Path) -> dict[str, An
     for name, ref in expected.items():
         t = state[name]
         if tuple(t.shape) != tuple(ref.shape):
-            raise SpikeportError(f"{src}: tensor '{name}' has shape {tuple(t.shape)}, {config} implies {tuple(ref.shape)}")
+            raise SpikeportError(f"{src}: tensor '{name}' has shape {tuple(t.shape)}, "
+                                 f"{config} implies {tuple(ref.shape)}")
         if ref.is_floating_point():
             if not t.is_floating_point():
                 raise SpikeportError(f"{src}: tensor '{name}' is {t.dtype}, a floating-point tensor is needed")

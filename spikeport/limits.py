@@ -54,6 +54,14 @@ class Budget:
         return cls(max_memory_bytes=mem, max_steps=max_steps or DEFAULT_MAX_STEPS)
 
 
+def size(nbytes: float) -> str:
+    """Bytes as KiB / MiB / GiB with three significant digits."""
+    for unit, scale in (("GiB", GIB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{int(nbytes)} B"
+
+
 def available_memory_bytes() -> int:
     """MemAvailable from /proc/meminfo (Linux); 8 GiB where it cannot be read."""
     try:
@@ -118,9 +126,9 @@ def plan_chunk(net, samples: int, parts: list[str], budget: Budget, what: str = 
     need_one = held + max(ESTIMATES[p](net, 1) for p in parts)
     if need_one > budget.max_memory_bytes:
         raise SpikeportError(
-            f"{what}: network {net.describe()} with T={T} needs an estimated {need_one / GIB:.2f} GiB "
-            f"(inputs of {samples} samples {held / GIB:.2f} GiB + one sample through "
-            f"{' / '.join(parts)}), more than the memory budget {budget.max_memory_bytes / GIB:.2f} GiB "
+            f"{what}: network {net.describe()} with T={T} needs an estimated {size(need_one)} "
+            f"(inputs of {samples} samples {size(held)} + one sample through "
+            f"{' / '.join(parts)}), more than the memory budget {size(budget.max_memory_bytes)} "
             f"(--max-memory-gb or {MEMORY_ENV}); use fewer --samples or a smaller network")
     chunk = min(samples, min(CHUNK_CAP[p] for p in parts))
     while chunk > 1 and held + max(ESTIMATES[p](net, chunk) for p in parts) > budget.max_memory_bytes:
@@ -135,8 +143,8 @@ def check_whole(net, samples: int, parts: list[str], budget: Budget, what: str =
     need = estimate(net, samples, parts)
     if need > budget.max_memory_bytes:
         raise SpikeportError(f"{what}: {samples} samples through {net.describe()} (T={net.time_steps}) need an "
-                             f"estimated {need / GIB:.2f} GiB, more than the memory budget "
-                             f"{budget.max_memory_bytes / GIB:.2f} GiB (--max-memory-gb or {MEMORY_ENV}); "
+                             f"estimated {size(need)}, more than the memory budget "
+                             f"{size(budget.max_memory_bytes)} (--max-memory-gb or {MEMORY_ENV}); "
                              f"use fewer --samples")
 
 

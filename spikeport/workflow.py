@@ -71,7 +71,8 @@ def test_inputs(net: LoihiNet, data: str, data_dir: str | None, samples: int | N
 
 
 def graph_inputs(net: LoihiNet, nir_path: str | Path, data: str | None, data_dir: str | None, samples: int | None,
-                 seed: int = 0, inputs: str | Path | None = None, labels: str | Path | None = None):
+                 seed: int = 0, inputs: str | Path | None = None, labels: str | Path | None = None,
+                 before_encoding: Callable[[int], None] | None = None):
     """(x_int [T, B, ...], labels or None, x): ``--inputs`` / ``--labels`` .npy files ([N, T, ...]) or an
     imported run's stored inputs when given or the graph is imported, else the dataset's test split."""
     if inputs is not None or meta_value(net, "encoder") == "imported":
@@ -81,7 +82,7 @@ def graph_inputs(net: LoihiNet, nir_path: str | Path, data: str | None, data_dir
         return run_inputs(net, nir_path, inputs, labels, samples)
     if not data:
         raise SpikeportError(f"{nir_path}: the graph names no dataset; pass --data or --inputs")
-    return test_inputs(net, str(data), data_dir, samples, seed)
+    return test_inputs(net, str(data), data_dir, samples, seed, before_encoding)
 
 
 def run_backend(net: LoihiNet, x_int: np.ndarray, backend: str, *, record: str = "all",
@@ -116,9 +117,10 @@ def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, back
     (+ predictions.npz). Without labels ``accuracy`` is None. Samples run in chunks sized to the
     memory budget (:mod:`spikeport.limits`); a network over budget is refused before it runs."""
     net = load_nir(nir_path)
-    x_int, y, _ = graph_inputs(net, nir_path, data, data_dir, samples, seed, inputs, labels)
-    b = parse_backends(backend)[0]
-    chunk = limits.plan_chunk(net, x_int.shape[1], [b], limits.Budget.make(max_memory_gb, max_steps), "deploy")
+    b, budget = parse_backends(backend)[0], limits.Budget.make(max_memory_gb, max_steps)
+    check = lambda n: limits.plan_chunk(net, n, [b], budget, "deploy")  # noqa: E731  (before encoding)
+    x_int, y, _ = graph_inputs(net, nir_path, data, data_dir, samples, seed, inputs, labels, check)
+    chunk = check(x_int.shape[1])
     run = BackendRun(*streaming.run_chunks(
         lambda xs: run_backend(net, xs, b, record="output", timeout_s=timeout_s), x_int, chunk))
     pred = predict(run.spikes[-1], net.meta)
@@ -203,7 +205,8 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
                             **cp.tallies[f"reference-{b}"].result()})
     if len(backends) > 1:
         ba, bb = backends[:2]
-        comparisons.append({"pair": f"{ba}-{bb}", "prediction_agreement": parity_mod.agreement(cp.preds[ba], cp.preds[bb]),
+        comparisons.append({"pair": f"{ba}-{bb}",
+                            "prediction_agreement": parity_mod.agreement(cp.preds[ba], cp.preds[bb]),
                             **cp.tallies[f"{ba}-{bb}"].result()})
     main = comparisons[0]
     result.update({
@@ -256,6 +259,11 @@ def _emulator_state(net: LoihiNet, x_int: np.ndarray, d: dict) -> dict:
     step, n = d["step"], d["neuron"]
     return {"u": int(u[step, 0, n]), "v": int(v[step, 0, n]),
             "u_prev": int(u[step - 1, 0, n]) if step else 0, "v_prev": int(v[step - 1, 0, n]) if step else 0}
+
+
+def _synapses(conn) -> int:
+    """Nonzero synapses of a connection (conv and pool kernels unrolled to their full matrix)."""
+    return int(conn.to_matrix().nnz) if hasattr(conn, "to_matrix") else int(np.count_nonzero(conn.weight))
 
 
 def _op_layers(net: LoihiNet, x_int: np.ndarray, spikes: list[np.ndarray]):
@@ -317,15 +325,17 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
     target = Path(target)
     nir_path = target / "model.nir" if target.is_dir() else target
     net = load_nir(nir_path)
-    x_int, _, _ = graph_inputs(net, nir_path, data or meta_value(net, "dataset"), data_dir, samples, inputs=inputs)
-    limits.check_whole(net, x_int.shape[1], ["emulator"], limits.Budget.make(max_memory_gb, max_steps), "energy")
+    budget = limits.Budget.make(max_memory_gb, max_steps)
+    check = lambda n: limits.check_whole(net, n, ["emulator"], budget, "energy")  # noqa: E731  (before encoding)
+    x_int, _, _ = graph_inputs(net, nir_path, data or meta_value(net, "dataset"), data_dir, samples, inputs=inputs,
+                               before_encoding=check)
+    check(x_int.shape[1])
     spikes = emulator.run(net, x_int).spikes
     counts = count_ops(_op_layers(net, x_int, spikes))
     table = load_profiles(profiles_file)
     est = estimate_energy(counts, table, profiles)
     mapping = map_to_loihi([{"name": p.name, "n_neurons": p.size, "fan_in": p.input.shape[1],
-                             "n_synapses": int(np.count_nonzero(p.input.weight)) + (
-                                 int(np.count_nonzero(p.recurrent.weight)) if p.recurrent is not None else 0),
+                             "n_synapses": _synapses(p.input) + (_synapses(p.recurrent) if p.recurrent else 0),
                              "weight_bits": 8} for p in net.populations])
     t = counts["totals"]
     result = {"graph": str(nir_path), "network": net.describe(), "samples": counts["samples"],

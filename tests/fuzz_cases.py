@@ -157,7 +157,8 @@ def mutate_nir(src: Path, dst: Path, rng: np.random.Generator) -> str:
                 arr = np.array(f[name][()], dtype=np.float64)
                 arr.reshape(-1)[int(rng.integers(arr.size))] = [np.nan, np.inf, -np.inf, 1e308][int(rng.integers(4))]
                 f[name][...] = arr
-                return f"nan:{name}={arr.reshape(-1)[np.argmax(~np.isfinite(arr.reshape(-1)) | (np.abs(arr.reshape(-1)) > 1e300))]}"
+                flat = arr.reshape(-1)
+                return f"nan:{name}={flat[np.argmax(~np.isfinite(flat) | (np.abs(flat) > 1e300))]}"
             return "nan"
         if kind == 8 and datasets:  # a field replaced by a group, or a group by a dataset
             name = (datasets + groups)[int(rng.integers(len(datasets + groups)))]

@@ -123,7 +123,8 @@ def kill_campaign(tiny_run: Path, tmp_path: Path, kills: dict, seed: int) -> lis
         code = _run_and_kill(["parity", str(base), "--backend", "emulator", "--samples", "60"],
                              float(rng.uniform(0.5, 1.05)) * t_par)
         report.append(("parity", code, validate_outputs(base)))
-    print("\n".join(f"{stage}: {'killed' if code is None else f'exit {code}'} -> {seen}" for stage, code, seen in report))
+    for stage, code, seen in report:
+        print(f"{stage}: {'killed' if code is None else f'exit {code}'} -> {seen}")
     return report
 
 

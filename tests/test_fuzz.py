@@ -96,8 +96,8 @@ def case(target: str, seed: int, base: Base) -> tuple[str, str]:
         path = tmp / "peer.nir"
         what = fc.mutate_nir(base.nir, path, rng) if rng.random() < 0.7 \
             else fc.write_mutated_bytes(base.nir, path, rng, hdf5=True)
-        fn = lambda: import_graph(path, dt=_graph_dt(base.nir), out=tmp / "imported", producer="spikeport",  # noqa: E731
-                                  time_steps=4)
+        dt = _graph_dt(base.nir)
+        fn = lambda: import_graph(path, dt=dt, out=tmp / "imported", producer="spikeport", time_steps=4)  # noqa: E731
     elif target == "data-idx":
         what = fc.write_idx_folder(tmp / "idx", rng, mutate=True)
         fn = lambda: load_dataset("mnist", str(tmp / "idx"))  # noqa: E731
@@ -250,8 +250,8 @@ def _cli_case(i: int, base: Base) -> tuple[list[str], Path]:
         return ["export", str(run), "--out", str(tmp / "x.nir")], tmp
     if kind == 3:
         run = _copy_run(base, tmp / "run")
-        fc.mutate_json_obj(json.loads((base.run / "config.json").read_text()), rng)
-        (run / "config.json").write_text(json.dumps(fc.mutate_json_obj(json.loads((base.run / "config.json").read_text()), rng)))
+        obj = fc.mutate_json_obj(json.loads((base.run / "config.json").read_text()), rng)
+        (run / "config.json").write_text(json.dumps(obj))
         return ["parity", str(run), "--backend", "emulator", "--samples", "3", "--max-mismatches", "1000000"], tmp
     fc.write_idx_folder(tmp / "idx", rng, mutate=True)
     return ["train", "--data", "mnist", "--data-dir", str(tmp / "idx"), "--epochs", "1", "--out", str(tmp / "r")], tmp

@@ -151,7 +151,8 @@ def test_killing_the_command_takes_lava_down_with_it(tiny_run):
     marker = uuid.uuid4().hex
     cmd = [sys.executable, "-m", "spikeport.cli", "deploy", str(tiny_run / "model.nir"), "--backend", "lava",
            "--samples", "4"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_cli_env(marker, "model-hang"))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=_cli_env(marker, "model-hang"))
     deadline = time.monotonic() + 60
     while len(marked_processes(marker)) < 4 and time.monotonic() < deadline:  # CLI, child, Lava actors
         time.sleep(0.2)

@@ -157,7 +157,8 @@ def check_dequantized(float_weight: np.ndarray, q: np.ndarray, lo: dict, where: 
         return
     scale = np.asarray(lo["weight_scale"])
     if scale.size != 1 or scale.dtype.kind != "f" or not (np.isfinite(scale) and scale > 0).all():
-        raise SpikeportError(f"{where}: metadata 'weight_scale' must be a positive number, got {_show(lo['weight_scale'])}")
+        raise SpikeportError(f"{where}: metadata 'weight_scale' must be a positive number, "
+                             f"got {_show(lo['weight_scale'])}")
     mask = lo.get("mask")
     if mask is not None:
         mask = np.asarray(mask)

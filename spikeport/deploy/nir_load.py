@@ -305,7 +305,8 @@ def to_loihi_net(graph, path: str | Path = "<graph>") -> LoihiNet:
     declared = (getattr(nodes[inputs[0]], "input_type", None) or {}).get("input")
     if declared is None and "input_shape" not in meta:
         raise ctx.err(inputs[0], "declares no input shape")
-    in_shape = nir_guard.shape_field(meta.get("input_shape", declared), f"{path}: graph metadata 'spikeport.input_shape'")
+    in_shape = nir_guard.shape_field(meta.get("input_shape", declared),
+                                     f"{path}: graph metadata 'spikeport.input_shape'")
     shape = nir_guard.shape_field(declared, f"{path}: node '{inputs[0]}': input type") \
         if declared is not None else in_shape
     if int(np.prod(shape)) != int(np.prod(in_shape)):

@@ -31,11 +31,13 @@ Backward (BPTT). With a[t] = dL/dh[t], gs[t] = dL/ds[t] from outside, m[t] the f
     dL/dbias = sum_t a[t];   dL/dk = sum_t ds[t] z q;   dL/da = -sum_t ds[t] w|w| q   (to each shape)
 
 A and C depend on ``g`` alone, so the eager backward builds them for all T in a few wide ops and
-the sequential part is one ``addcmul_`` (plus one ``add_`` when ``beta_syn != 0``) per step. Saved
-for backward: ``g`` [T, B, ...] and the spikes (the op's output, which a following layer keeps for its
-own backward anyway); nothing per step. Everything is plain torch ops, so the same code runs on CPU and CUDA;
-``compile=True`` runs pure twins of the loops through ``torch.compile`` (one generated kernel per
-loop) and falls back to the eager loops, with a warning, where compilation fails.
+the sequential part is one ``addcmul_`` (plus one ``add_`` when ``beta_syn != 0``) per step.
+Saved for backward: ``g`` [T, B, ...] and the spikes (the op's output, which a following layer keeps
+for its own backward anyway); nothing per step. Everything is plain torch ops, so the same code runs
+on CPU and CUDA; ``compile=True`` runs pure twins of the loops through ``torch.compile`` (one generated kernel per
+loop and distinct shape) and falls back to the eager loops, with a warning, where compilation fails.
+A compiler may contract ``beta_mem * v + u`` into one FMA; spikes then differ from the step loop
+where v lands within one rounding of theta (bit-identical on CPU in the tests here).
 """
 from __future__ import annotations
 
@@ -48,7 +50,6 @@ import torch
 from spikeport.core.neuron import cuba_lif_step
 from spikeport.train.surrogate import FastSigmoidSpike
 
-Number = float | int
 Param = torch.Tensor | float  # a surrogate parameter or bias: float, or tensor broadcastable to cur[0]
 
 
@@ -191,14 +192,18 @@ class CubaLIFMultistep(torch.autograd.Function):
     def backward(ctx, gs):
         g, spikes, bias_t, slope_t, scale_t = ctx.saved_tensors
         beta_syn, beta_mem, theta, floor_mask, compile, slope, scale = ctx.params
-        a_, k = (slope if slope_t is None else slope_t), (scale if scale_t is None else scale_t)
+        slope = slope if slope_t is None else slope_t
+        scale = scale if scale_t is None else scale_t
         need_cur, need_bias, need_slope, need_scale = ctx.needs_input_grad[:4]
-        got = _compiled().run("backward", g, gs, a_, k, beta_syn, beta_mem, theta, floor_mask) if compile else None
-        a, dcur = got if got is not None else (_adjoint_eager(g, spikes, gs, a_, k, beta_mem, theta, floor_mask), None)
+        got = None
+        if compile:
+            got = _compiled().run("backward", g, gs, slope, scale, beta_syn, beta_mem, theta, floor_mask)
+        a, dcur = got if got is not None else (
+            _adjoint_eager(g, spikes, gs, slope, scale, beta_mem, theta, floor_mask), None)
         d_bias = a.sum(0).sum_to_size(bias_t.shape) if need_bias else None
         d_slope = d_scale = None
         if need_slope or need_scale:
-            d_slope, d_scale = _surrogate_grads(g, gs, a, a_, k, beta_mem, theta, need_slope, need_scale)
+            d_slope, d_scale = _surrogate_grads(g, gs, a, slope, scale, beta_mem, theta, need_slope, need_scale)
             d_slope = d_slope.sum_to_size(slope_t.shape) if need_slope else None
             d_scale = d_scale.sum_to_size(scale_t.shape) if need_scale else None
         if need_cur and dcur is None:

@@ -172,7 +172,8 @@ def _load_optimizer(path: Path, opt: torch.optim.Optimizer, doc: dict, tensors: 
         for key, val in f.items():
             if isinstance(val, tuple) and isinstance(g.get(key), list):
                 g[key] = tuple(g[key])
-    params = {i: p for f, grp in zip(fresh["param_groups"], opt.param_groups) for i, p in zip(f["params"], grp["params"])}
+    params = {i: p for f, grp in zip(fresh["param_groups"], opt.param_groups)
+              for i, p in zip(f["params"], grp["params"])}
     state: dict[int, dict[str, Any]] = {}
     for name, t in tensors.items():
         if not name.startswith("optim."):

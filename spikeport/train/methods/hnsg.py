@@ -9,9 +9,11 @@ are kept; p = 0.5 keeps half)::
     M  = top-k(|S|),  k = max(1, round(p * out * in))                        bool [out, in], per layer
     u[t] = beta_syn u[t-1] + (W * M) x[t];  v, s: CUBA-LIF as in ``lif`` (fast-sigmoid surrogate)
 
-Backward (edge-popup, straight through the top-k): dL/dS = dL/d(W*M) * W * sign(S). sigma keeps the
-expected input power of the kept subnetwork equal to the dense baseline's init (GAIN = 2/sqrt(3),
-the rms of uniform(-2/sqrt(n), 2/sqrt(n))).
+Backward (edge-popup, straight through the top-k): dL/dS = dL/d(W*M) * W * sign(S). GAIN = 0.4 is
+measured, not derived: with the dense baseline's input power (GAIN = 2/sqrt(3), the rms of
+``lif``'s uniform(-2/sqrt(n), 2/sqrt(n)) init) a random half of the synapses leaves the output
+layer silent or saturated and the scores barely move (Fashion-MNIST, 4000 samples, 3 epochs:
+10% at GAIN 1.15, 19% at 0.8, 50% at 0.58, 72-73% at 0.29-0.40).
 
 Deployment: every weight is +-sigma, so int8 quantization is exact (q = +-127, scale sigma / 127).
 The NIR Affine node carries the frozen int8 weights in ``loihi.weight`` and the mask in
@@ -30,7 +32,7 @@ from spikeport.core import quant
 from spikeport.train.methods.base import Method
 from spikeport.train.model import LayerSpec, LIFDense
 
-GAIN = 2.0 / np.sqrt(3.0)
+GAIN = 0.4  # sigma = GAIN / sqrt(keep_fraction * fan_in)
 
 
 def kept_count(keep_fraction: float, n_synapses: int) -> int:
