@@ -214,3 +214,92 @@ def test_cuda_matches_cpu():
     assert torch.equal(s_gpu.cpu(), s_cpu)
     for got, want in zip(g_gpu, g_cpu):
         torch.testing.assert_close(got.cpu(), want, rtol=1e-10, atol=1e-12)
+
+
+# --- the fused op inside the training layers: the same model trained either way ------------------------
+WIRED = [("lif", "fc"), ("klif", "fc"), ("bpsrm", "fc"), ("hnsg", "fc"), ("spikeseq", "fc"), ("firate", "fc"),
+         ("lif", "conv"), ("klif", "conv")]
+
+
+@pytest.mark.parametrize("qat", [False, True])
+@pytest.mark.parametrize("method, arch", WIRED)
+def test_layers_forward_fused_equals_step_loop(method, arch, qat, monkeypatch):
+    """Every method's layers give the same spikes and gradients through the fused op (``use_fused``) as
+    through the step loop of ``LIFDense.forward``; methods with their own surrogate (firate) keep the loop."""
+    from spikeport.train.checkpoint import build_model
+    from spikeport.train.config import TrainConfig
+    from spikeport.train.model import LIFDense
+
+    cfg = TrainConfig(method=method, arch=arch, hidden=[24], time_steps=6, channels=[3, 4], qat=qat,
+                      bias=method not in ("hnsg", "bpsrm"), klif_k_init=0.7).validate()
+    shape = (1, 8, 8)
+    torch.manual_seed(3)
+    model = build_model(cfg, 64, 5, input_shape=shape).double()
+    with torch.no_grad():  # drive every layer hard enough that all of them fire
+        for layer in model.layers:
+            layer.weight.mul_(3.0)
+            if hasattr(layer, "gamma"):  # bpsrm normalizes the current: its gain sets the drive
+                layer.gamma.mul_(4.0)
+    x = torch.rand(6, 7, *shape, dtype=F64)
+    y = torch.randint(0, 5, (7,))
+
+    def run(fused: bool):
+        monkeypatch.setattr(LIFDense, "use_fused", fused)
+        model.zero_grad()
+        outs = model(x, qat=qat)
+        sum((o * (i + 1.0) * torch.linspace(-1, 1, o.shape[-1], dtype=F64)).sum()
+            for i, o in enumerate(outs)).backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return [o.detach() for o in outs], grads
+
+    calls = []
+    real = fused.CubaLIFMultistep.apply
+    monkeypatch.setattr(fused.CubaLIFMultistep, "apply", lambda *a: calls.append(1) or real(*a))
+    outs_f, grads_f = run(True)
+    assert len(calls) == (0 if method == "firate" else len(model.layers))
+    outs_l, grads_l = run(False)
+    assert len(calls) == (0 if method == "firate" else len(model.layers))
+    for a, b in zip(outs_f, outs_l):
+        assert torch.equal(a, b)
+        assert a.any()
+    assert grads_f.keys() == grads_l.keys() and grads_l
+    for name in grads_l:
+        torch.testing.assert_close(grads_f[name], grads_l[name], rtol=1e-9, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("method, arch", [("lif", "fc"), ("bpsrm", "fc"), ("klif", "conv"), ("lif", "rfc")])
+def test_input_constant_over_time_is_projected_once(method, arch):
+    """A direct-encoded batch as the training loop passes it (one frame expanded over time) gives the same
+    spikes and gradients as the same values materialized for every step, with one first-layer GEMM."""
+    from spikeport.train.checkpoint import build_model
+    from spikeport.train.config import TrainConfig
+    from spikeport.train.loop import float_input
+
+    cfg = TrainConfig(method=method, arch=arch, hidden=[24], time_steps=6, channels=[3, 4], bias=method != "bpsrm").validate()
+    shape = (1, 8, 8)
+    torch.manual_seed(5)
+    model = build_model(cfg, 64, 5, input_shape=shape).double()
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.weight.mul_(3.0)
+    enc = (torch.rand(1, 7, *shape) * 255).round().to(torch.int16).expand(6, 7, *shape).contiguous().numpy()
+    as_loop = float_input(enc, "direct")
+    assert as_loop.stride(0) == 0 and torch.equal(as_loop, torch.from_numpy(enc) / 255.0)
+    x_view = as_loop[:1].double().expand(as_loop.shape)
+    x_full = x_view.contiguous()
+    rows = []
+    real = model.layers[0].project
+    model.layers[0].project = lambda x, w: rows.append(x.shape[0]) or real(x, w)
+    results = []
+    for x in (x_view, x_full):
+        model.zero_grad()
+        outs = model(x, qat=True)
+        sum((o * torch.linspace(-1, 1, o.shape[-1], dtype=F64)).sum() for o in outs).backward()
+        results.append(([o.detach() for o in outs], {n: p.grad.clone() for n, p in model.named_parameters()
+                                                     if p.grad is not None}))
+    assert rows == [1, 6]
+    (outs_v, grads_v), (outs_f, grads_f) = results
+    for a, b in zip(outs_v, outs_f):
+        assert torch.equal(a, b) and a.any()
+    for name in grads_f:
+        torch.testing.assert_close(grads_v[name], grads_f[name], rtol=1e-9, atol=1e-12, msg=name)

@@ -165,7 +165,7 @@ class RecurrentMixin:
             if bias is not None:
                 fb = torch.tensor(np.broadcast_to(lq.float_bias(), (self.spec.n_out,)), dtype=bias.dtype)
                 bias = bias + (fb - bias).detach()
-        cur = self.project(x, w)
+        cur = self.input_current(x, w)
         u = v = s = cur.new_zeros(cur.shape[1:])
         b = 0.0 if bias is None else bias
         spike = self.spike_function(theta, beta_syn, beta_mem)

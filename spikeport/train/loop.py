@@ -24,6 +24,16 @@ def _encode_batch(x: np.ndarray, cfg: TrainConfig, seed: int) -> np.ndarray:
     return encode(x, cfg.time_steps, cfg.encoder, seed=seed)
 
 
+def float_input(enc: np.ndarray, encoder: str, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The float tensor [T, B, ...] training sees for an encoded batch. Direct-encoded frames are the same
+    at every step: they come as one frame expanded over time (a stride-0 view, no copy), which the
+    layers project once (``LIFDense.input_current``)."""
+    if encoder == "direct" and enc.shape[0] > 1:
+        one = torch.from_numpy(float_view(enc[:1], encoder)).to(device)
+        return one.expand(enc.shape[0], *one.shape[1:])
+    return torch.from_numpy(float_view(enc, encoder)).to(device)
+
+
 def evaluate(model: SpikingMLP, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, integer: bool,
              qat: bool = False, batch_size: int = 256, seed: int = 10_000) -> dict:
     """Accuracy of the float forward (``qat``: with quantized parameters) or of the Loihi-integer
@@ -37,7 +47,7 @@ def evaluate(model: SpikingMLP, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, 
             if integer:
                 outs = model.forward_int(torch.from_numpy(enc.astype(np.int64)))
             else:
-                outs = model(torch.from_numpy(float_view(enc, cfg.encoder)), qat=qat)
+                outs = model(float_input(enc, cfg.encoder), qat=qat)
             meta = meta or method.readout_meta(cfg, outs[-1].shape[2])
             pred = predict(outs[-1].numpy() > 0, meta)
             correct += int((pred == y[i:i + batch_size]).sum())
@@ -87,7 +97,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
         for b in range(steps):
             idx = distributed.local_slice(order[b * cfg.batch_size:(b + 1) * cfg.batch_size], world)
             enc = _encode_batch(ds.x_train[idx], cfg, seed=cfg.seed * 7919 + epoch * steps + b)
-            xf = torch.from_numpy(float_view(enc, cfg.encoder)).to(world.device)
+            xf = float_input(enc, cfg.encoder, world.device)
             outs = net(xf, qat=cfg.qat)
             labels = torch.from_numpy(np.asarray(ds.y_train[idx], dtype=np.int64)).to(world.device)
             loss = method.loss(outs, labels, cfg)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from spikeport.core import loihi, neuron, quant
+from spikeport.train.fused import cuba_lif_multistep
 from spikeport.train.surrogate import fast_sigmoid
 
 
@@ -43,6 +44,7 @@ class LIFDense(nn.Module):
     surrogate gradient) and ``quantize`` (their Loihi integers); ``v_floor`` selects KLIF's ReLU on v.
     """
 
+    use_fused = True  # forward through train.fused (same spikes and gradients as the step loop, faster)
     v_floor = False  # KLIF: v = max(v, 0) after integration, before the threshold (LIFParams.floor_v);
     # True, or a function computing max(v, 0) with its own backward (see core.neuron.cuba_lif_step)
 
@@ -54,6 +56,7 @@ class LIFDense(nn.Module):
         bound = 1.0 / np.sqrt(spec.n_in) / self.input_unit ** 0 * 2.0
         nn.init.uniform_(self.weight, -bound, bound)
         self.bias = nn.Parameter(torch.zeros(spec.n_out)) if spec.bias else None
+        self.surrogate_slope = float(surrogate_slope)
         self.spike_fn = fast_sigmoid(surrogate_slope)
 
     # --- hooks ------------------------------------------------------------------------------------
@@ -75,10 +78,28 @@ class LIFDense(nn.Module):
         backward. ``cur_t`` [B, N] is this step's weighted input and ``u_prev`` the current before it."""
         return lambda z, cur_t, u_prev: self.spike_fn(z / theta)  # distance in units of threshold
 
+    def fused_neuron(self) -> dict | None:
+        """Keyword arguments of :func:`spikeport.train.fused.cuba_lif_multistep` (``slope``, ``scale``,
+        ``floor_straight_through``) that reproduce this layer's ``spike_function`` and ``v_floor``
+        exactly, or None when they cannot (a method's own surrogate): ``forward`` then runs the step loop.
+        """
+        if type(self).spike_function is not LIFDense.spike_function or self.v_floor:
+            return None
+        return {"slope": self.surrogate_slope}
+
     def project(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Weighted input of all steps: x [T, B, n_in] float, w the float weight -> [T, B, n_out]
         (one GEMM; ``train.layers`` overrides this for convolutions)."""
         return x @ w.t()
+
+    def input_current(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``project`` of all T steps at once; an input that is the same at every step (a stride-0 view
+        over time, as the training loop passes direct-encoded frames) is projected once and broadcast,
+        so the layer's GEMMs forward and backward are T times smaller."""
+        if x.shape[0] > 1 and x.stride(0) == 0:
+            one = self.project(x[:1], w)
+            return one.expand(x.shape[0], *one.shape[1:])
+        return self.project(x, w)
 
     def synaptic_input_int(self, x: torch.Tensor, lq: quant.LayerQuant) -> torch.Tensor:
         """Summed integer input of all steps, as Lava delivers it: x [T, B, n_in] int64 -> [T, B, n_out]
@@ -106,7 +127,11 @@ class LIFDense(nn.Module):
             if bias is not None:
                 fb = torch.tensor(np.broadcast_to(lq.float_bias(), (self.spec.n_out,)), dtype=bias.dtype, device=bias.device)
                 bias = bias + (fb - bias).detach()
-        cur = self.project(x, w)  # the input projection of all T steps at once
+        cur = self.input_current(x, w)
+        fused_kw = self.fused_neuron() if self.use_fused else None
+        if fused_kw is not None:  # the whole time loop as one op with a hand-written BPTT backward
+            return cuba_lif_multistep(cur, beta_syn, beta_mem, float(theta), bias=0.0 if bias is None else bias,
+                                      v_floor=bool(self.v_floor), **fused_kw)
         T, B = x.shape[:2]
         u = cur.new_zeros(B, self.spec.n_out)
         v = cur.new_zeros(B, self.spec.n_out)

@@ -79,6 +79,12 @@ class KLIFDense(LIFDense):
     def spike_function(self, theta: float, beta_syn: float, beta_mem: float):
         return lambda z, cur_t, u_prev: KSpike.apply(z / theta, self.k, self.slope)
 
+    def fused_neuron(self) -> dict:
+        """KSpike and the straight-through ReLU as the fused op's parameters: scale k (its value clamped at
+        K_MIN as KSpike's backward does, its gradient passed straight to k), slope a."""
+        k = self.k + (self.k.clamp(min=K_MIN) - self.k).detach()
+        return {"slope": self.slope, "scale": k, "floor_straight_through": True}
+
 
 class Klif(Method):
     name = "klif"
