@@ -37,11 +37,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # spikeport importable from a checkout that is not installed
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
-NETS = {"mlp": dict(T=25, B=128), "conv": dict(T=8, B=128), "lif": dict(T=25, B=128)}
+NETS = {"mlp": dict(T=25, B=128), "mlp-direct": dict(T=25, B=128), "conv": dict(T=8, B=128),
+        "lif": dict(T=25, B=128)}
 BETA, THETA, SLOPE = 0.9, 1.0, 10.0
 FRAMEWORKS = {
-    "mlp": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly", "snntorch",
-            "snntorch-hoisted", "floor-no-neuron"],
+    "mlp": ["spikeport-train", "spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly",
+            "snntorch", "snntorch-hoisted", "floor-no-neuron"],
+    "mlp-direct": ["spikeport-train", "spikeport-loop", "spikingjelly", "snntorch", "snntorch-hoisted",
+                   "floor-no-neuron"],
     "conv": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly", "snntorch",
              "floor-no-neuron"],
     "lif": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly", "snntorch"],
@@ -52,7 +55,9 @@ PEERS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch"}
 # --- worker side: build one framework's net, train, report -------------------------------------------
 def _batch(torch, net: str, images_path: Path):
     """Rate-coded images [T, B, 784] float 0/1 (Fashion-MNIST if present, else uniform [0, 0.6])
-    and labels [B]; identical in every worker."""
+    and labels [B]; identical in every worker. ``mlp-direct``: the direct encoder's graded frame,
+    the same at every step, as spikeport's training loop passes it (one frame expanded over time,
+    ``train.loop.float_input``); every framework gets this same tensor."""
     import numpy as np
 
     from spikeport.data import encode
@@ -64,6 +69,10 @@ def _batch(torch, net: str, images_path: Path):
         images = raw[:B] / 255.0
     else:
         images = rng.random((B, 784)) * 0.6
+    if net == "mlp-direct":
+        from spikeport.train.loop import float_input
+
+        return float_input(encode(images, T, "direct"), "direct"), torch.from_numpy(rng.integers(0, 10, B))
     x = torch.from_numpy(encode(images, T, "rate", seed=0).astype(np.float32))
     return x, torch.from_numpy(rng.integers(0, 10, B))
 
@@ -71,6 +80,7 @@ def _batch(torch, net: str, images_path: Path):
 def _weights(torch, net: str):
     """Initial weights shared by all frameworks (scaled so that hidden layers fire at 5-20 %)."""
     gen = torch.Generator().manual_seed(1)
+    net = "mlp" if net == "mlp-direct" else net
     shapes = {"mlp": [(256, 784), (10, 256)], "conv": [(16, 1, 3, 3), (32, 16, 3, 3), (10, 1568)]}[net]
     gains = {"mlp": [2.5, 4.0], "conv": [3.0, 3.0, 5.0]}[net]
     out = []
@@ -90,14 +100,17 @@ def _current_holder(torch):
 
 
 def _spikeport_model(torch, net: str, impl: str):
-    """spikeport: torch layers + ``cuba_lif_multistep`` (fused) or ``LIFDense``'s step loop."""
+    """spikeport: ``train`` the model ``spikeport train`` runs (SpikingMLP: fused op, constant input
+    projected once), ``loop`` the same model with the step loop (``LIFDense.use_fused = False``), or torch
+    layers + ``cuba_lif_multistep`` (fused / compile)."""
     from torch import nn
 
     from spikeport.train.fused import cuba_lif_multistep, reference_multistep
 
-    if impl == "loop" and net == "mlp":  # the model that training uses today
-        from spikeport.train.model import LayerSpec, SpikingMLP
+    if impl in ("train", "loop") and net.startswith("mlp"):
+        from spikeport.train.model import LayerSpec, LIFDense, SpikingMLP
 
+        LIFDense.use_fused = impl == "train"
         specs = [LayerSpec(784, 256, beta_syn=0.0, beta_mem=BETA, theta=THETA),
                  LayerSpec(256, 10, beta_syn=0.0, beta_mem=BETA, theta=THETA)]
         model = SpikingMLP(specs, graded_input=False, input_levels=1, surrogate_slope=SLOPE)
@@ -114,7 +127,7 @@ def _spikeport_model(torch, net: str, impl: str):
         model = _current_holder(torch)
         return model, [model.cur], lambda m, x: lif(m.cur)
 
-    if net == "mlp":
+    if net.startswith("mlp"):
         model = nn.Sequential(nn.Linear(784, 256, bias=False), nn.Linear(256, 10, bias=False))
 
         def forward(m, x):
@@ -150,7 +163,7 @@ def _spikingjelly_model(torch, net: str):
             functional.reset_net(m)
             return m.node(m.cur)
         return model, [model.cur], forward_lif
-    if net == "mlp":
+    if net.startswith("mlp"):
         model = nn.Sequential(layer.Linear(784, 256, bias=False, step_mode="m"), lif(),
                               layer.Linear(256, 10, bias=False, step_mode="m"), lif())
         params = [model[0].weight, model[2].weight]
@@ -164,7 +177,7 @@ def _spikingjelly_model(torch, net: str):
 
     def forward(m, x):
         functional.reset_net(m)
-        return m(x if net == "mlp" else x.view(*x.shape[:2], 1, 28, 28))
+        return m(x if net.startswith("mlp") else x.view(*x.shape[:2], 1, 28, 28))
     return model, params, forward
 
 
@@ -188,7 +201,7 @@ def _snntorch_model(torch, net: str, hoisted: bool):
                 out.append(spk)
             return torch.stack(out)
         return model, [model.cur], forward_lif
-    if net == "mlp":
+    if net.startswith("mlp"):
         model = nn.ModuleList([nn.Linear(784, 256, bias=False), leaky(), nn.Linear(256, 10, bias=False), leaky()])
         params = [model[0].weight, model[2].weight]
     else:
@@ -202,7 +215,7 @@ def _snntorch_model(torch, net: str, hoisted: bool):
         first = m[0](x) if hoisted else None
         out = []
         for t in range(x.shape[0]):
-            h = first[t] if hoisted else (x[t] if net == "mlp" else x[t].view(-1, 1, 28, 28))
+            h = first[t] if hoisted else (x[t] if net.startswith("mlp") else x[t].view(-1, 1, 28, 28))
             for i, mod in enumerate(m):
                 if hoisted and i == 0:
                     continue
@@ -245,7 +258,7 @@ def worker(framework: str, net: str, args) -> dict:
     torch.set_num_threads(args.threads)
     device, cuda = args.device, args.device == "cuda"
     torch.manual_seed(0)
-    impls = {"spikeport-fused": "fused", "spikeport-fused-compile": "compile", "spikeport-loop": "loop",
+    impls = {"spikeport-train": "train", "spikeport-fused": "fused", "spikeport-fused-compile": "compile", "spikeport-loop": "loop",
              "floor-no-neuron": "floor"}
     if framework in impls:
         model, params, forward = _spikeport_model(torch, net, impls[framework])

@@ -1,0 +1,68 @@
+"""The per-method results table of docs/results.md, from run folders that benchmarks/fmnist_pipeline.sh made.
+
+Each row reads only what the commands wrote: config.json and metrics.json (training), parity_lava.json
+(Lava and emulator against the quantized reference on 200 test samples), parity_emulator.json (emulator
+on the whole test set) and energy.json (SynOps and energy per sample on 1,000 test samples).
+
+Usage: ``python benchmarks/results_table.py runs/lif_fmnist runs/klif_fmnist ...``
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _load(run: Path, name: str) -> dict:
+    path = run / name
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _arch(cfg: dict) -> str:
+    if cfg.get("arch") == "conv":
+        ch = "-".join(f"{c}c{cfg.get('kernel', 3)}" for c in cfg.get("channels", []))
+        return f"conv {ch} p{cfg.get('pool', 2)} fc{'-'.join(map(str, cfg.get('hidden', [])))}"
+    return f"fc 784-{'-'.join(map(str, cfg.get('hidden', [])))}-10"
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def row(run: Path) -> str:
+    cfg, met = _load(run, "config.json"), _load(run, "metrics.json")
+    cfg = cfg.get("config", cfg)
+    lava, emu, en = _load(run, "parity_lava.json"), _load(run, "parity_emulator.json"), _load(run, "energy.json")
+    src = (run / "source_config.txt").read_text().strip() if (run / "source_config.txt").exists() else "?"
+    lava_cmp = next((c for c in lava.get("comparisons", []) if c.get("pair") == "reference-lava"), {})
+    lava_cell = (f"{_pct(lava_cmp.get('backend_accuracy'))} ({lava.get('samples')} s., "
+                 f"{lava_cmp.get('spike_mismatches')} mism.)") if lava_cmp else "-"
+    emu_cell = f"{_pct(emu.get('backend_accuracy'))} ({emu.get('samples')} s., {emu.get('spike_mismatches')} mism.)" \
+        if emu else "-"
+    loihi = en.get("energy_j", {}).get("loihi")
+    extra = []
+    if "keep_fraction" in met or cfg.get("method") == "hnsg":
+        extra.append(f"keep {cfg.get('keep_fraction')}")
+    if "klif_k" in met:
+        extra.append(f"k {met['klif_k']}")
+    extra.append(f"fire {met.get('fire_intensity', 0):.3f}")
+    return (f"| {cfg.get('method')} | {_arch(cfg)}, T={cfg.get('time_steps')}, {cfg.get('encoder')} | "
+            f"{cfg.get('epochs')} | {_pct(met.get('float_accuracy'))} | {_pct(met.get('quantized_accuracy'))} | "
+            f"{lava_cell} | {emu_cell} | {met.get('train_seconds', 0) / 60:.1f} | "
+            f"{en.get('synops', 0):,.0f} | {'-' if loihi is None else f'{loihi * 1e6:.2f}'} | {'; '.join(extra)} | "
+            f"`benchmarks/fmnist_pipeline.sh {src} {run}` |")
+
+
+HEADER = ("| method | network | epochs | float acc % | Loihi-integer acc % (10k) | Lava acc % (samples, spike "
+          "mismatches vs reference) | emulator acc % | train min | SynOps/sample | Loihi uJ/sample | notes | command |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def main(argv: list[str]) -> None:
+    print(HEADER)
+    for arg in argv:
+        print(row(Path(arg)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
