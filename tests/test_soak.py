@@ -55,15 +55,18 @@ class Sampler:
         self._thread.join()
 
     def summary(self, chunk_starts: list[float]) -> dict:
-        """Peak memory until the second chunk starts (the first chunk done: warm) vs the peak after it,
-        and the peak of each chunk (MB)."""
+        """Memory (MB, this process + Lava children) at the first and last sample and its peak; the peak
+        until the second chunk starts (the first chunk done: warm) vs the peak after it (``growth``);
+        the peak of each chunk."""
         total = [(t, a + b) for t, a, b in self.samples]
         cut = chunk_starts[1] if len(chunk_starts) > 1 else total[-1][0] / 2
         warm = max(v for t, v in total if t <= cut)
         later = max(v for t, v in total if t > cut)
         bounds = chunk_starts + [float("inf")]
         per_chunk = [round(max([v for t, v in total if a <= t < b] or [0]) / MB) for a, b in zip(bounds, bounds[1:])]
-        return {"samples": len(total), "warm_mb": round(warm / MB, 1), "peak_after_mb": round(later / MB, 1),
+        return {"samples": len(total), "start_mb": round(total[0][1] / MB, 1), "end_mb": round(total[-1][1] / MB, 1),
+                "peak_mb": round(max(v for _, v in total) / MB, 1),
+                "warm_mb": round(warm / MB, 1), "peak_after_mb": round(later / MB, 1),
                 "growth": round(later / warm - 1.0, 4), "per_chunk_peak_mb": per_chunk,
                 "parent_peak_mb": round(max(a for _, a, _ in self.samples) / MB, 1),
                 "lava_peak_mb": round(max(b for _, _, b in self.samples) / MB, 1)}
@@ -86,9 +89,10 @@ def lava_children(monkeypatch):
     started = []
 
     class Recorder(supervise.subprocess.Popen):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            started.append(self)
+        def __init__(self, args, *rest, **kw):
+            super().__init__(args, *rest, **kw)
+            if "spikeport.deploy.lava_child" in list(args):
+                started.append(self)
 
     monkeypatch.setattr(supervise.subprocess, "Popen", Recorder)
     return started

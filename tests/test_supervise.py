@@ -69,13 +69,15 @@ def marked_processes(marker: str) -> list[int]:
 
 @pytest.fixture
 def popen_log(monkeypatch):
-    """Every Popen the supervisor starts, kept for inspection."""
+    """Every Lava child the supervisor starts, kept for inspection (``supervise.subprocess`` is the
+    subprocess module itself: other Popen calls meanwhile are not recorded)."""
     started = []
 
     class Recorder(subprocess.Popen):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            started.append(self)
+        def __init__(self, args, *rest, **kwargs):
+            super().__init__(args, *rest, **kwargs)
+            if "spikeport.deploy.lava_child" in list(args):
+                started.append(self)
 
     monkeypatch.setattr(supervise.subprocess, "Popen", Recorder)
     return started
@@ -121,6 +123,34 @@ def test_fault_becomes_one_clear_error(fault, timeout_s, heartbeat_s, expect, li
     msg = str(info.value)
     assert expect in msg and "\n" not in msg, msg
     assert elapsed < limit_s, f"{fault}: took {elapsed:.1f} s"
+    assert_reaped(popen_log)
+
+
+def test_lava_actor_killed_by_a_signal_is_noticed_at_once(popen_log):
+    """A Lava process dying without an exception (e.g. the kernel's OOM killer) ends the run with a
+    clear error within seconds, not at the timeout."""
+    import threading
+
+    def kill_one_actor():
+        while not popen_log:
+            time.sleep(0.05)
+        child = popen_log[0].pid
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            actors = [p for p in session_members(child) if p != child and int((_proc_stat(p) or [0, 0])[1]) == child
+                      and b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
+            if len(actors) >= 3:  # source, connection, LIF processes started
+                time.sleep(1.0)
+                os.kill(actors[-1], signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=kill_one_actor, daemon=True).start()
+    net, x = tiny_net()
+    t0 = time.monotonic()
+    with pytest.raises(SpikeportError, match=r"a Lava process ended unexpectedly \(killed by SIGKILL\)"):
+        supervise.run_lava(net, x, fault="model-hang", timeout_s=60)
+    assert time.monotonic() - t0 < 30
     assert_reaped(popen_log)
 
 

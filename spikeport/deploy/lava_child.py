@@ -42,7 +42,8 @@ def _orphan_guard(stop: threading.Event, parent: int) -> None:
 
 
 def _failed_actor() -> str | None:
-    """The exception of a Lava actor process (``SystemProcess``) that ended with one, if any."""
+    """Why a Lava actor process (``SystemProcess``) failed, if one did: the exception it reported, or
+    a non-zero exit status (e.g. killed for memory) read from /proc without reaping it."""
     import multiprocessing.process as mpp
 
     for proc in list(mpp._children):  # processes this interpreter started (Lava's actors among them)
@@ -53,7 +54,21 @@ def _failed_actor() -> str | None:
         if exc:
             err = exc[0] if isinstance(exc, tuple) else exc
             return f"a Lava process model failed: {type(err).__name__}: {err}"
+        status = _zombie_status(proc.pid)
+        if status:
+            how = f"killed by {signal.Signals(status & 0x7F).name}" if status & 0x7F else f"exit status {status >> 8}"
+            return f"a Lava process ended unexpectedly ({how})"
     return None
+
+
+def _zombie_status(pid: int | None) -> int:
+    """waitpid-style status of a child that has exited but is not yet reaped (0 if running or clean)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, TypeError):
+        return 0
+    fields = raw[raw.rindex(")") + 2:].split()
+    return int(fields[-1]) if fields and fields[0] == "Z" and len(fields) >= 50 else 0
 
 
 def _watch_actors(work: Path, stop: threading.Event) -> None:

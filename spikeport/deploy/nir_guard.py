@@ -5,7 +5,9 @@ a dataset of 2**40 elements (stored lazily, so the file stays small), link to ot
 groups without end; h5py then allocates terabytes, reads files it was not given, or recurses until
 the interpreter dies. :func:`check_file` walks the file's structure first (names, shapes and link
 kinds only, no data) and refuses anything spikeport's graphs never contain, naming the object.
-:func:`read_nir` is the one way spikeport reads a NIR file.
+:func:`read_nir` is the one way spikeport reads a NIR file. The walk and one trial read of every array
+run in a forked child with a timeout (:mod:`spikeport.isolate`): some corruptions make the HDF5
+library itself loop or crash, which no check in this process could stop.
 """
 from __future__ import annotations
 
@@ -16,12 +18,14 @@ import numpy as np
 
 from spikeport import fileio
 from spikeport.errors import SpikeportError
+from spikeport.isolate import run_isolated
 
 MAX_DATASET_BYTES = 1 << 30  # one array: 1 GiB (a 32k x 32k int8 weight matrix)
 MAX_TOTAL_BYTES = 4 << 30  # all arrays of one graph
 MAX_OBJECTS = 200_000  # groups + datasets
 MAX_DEPTH = 48  # nested groups (a NIR graph nests node / nodes / NAME / metadata / KEY ...)
 MAX_INPUTS = 50_000_000  # elements of one input sample
+READ_TIMEOUT_S, READ_BYTES_PER_S = 8.0, 10e6  # the isolated trial read may take 8 s + 1 s per 10 MB
 MAX_CHUNKS = 65_536  # chunks of one dataset (nir.write stores arrays contiguously; tiny chunks make reads crawl)
 MAX_ABS = 1e12  # largest magnitude of a finite float parameter (weights, thresholds, time constants)
 INFINITE_OK = ("tau_mem", "tau_syn", "tau")  # time constants: positive; +inf is a neuron without leak
@@ -41,16 +45,34 @@ def check_file(path: str | Path) -> None:
         ok = False
     if not ok:
         raise SpikeportError(f"{path}: not a NIR file (not HDF5)")
+    timeout = READ_TIMEOUT_S + path.stat().st_size / READ_BYTES_PER_S
+    run_isolated(lambda: _structure_and_data(path), timeout, str(path))
+
+
+def _structure_and_data(path: Path) -> None:
+    """Walk the structure (sizes, links) and then read every dataset once: run in a forked child, since
+    a corrupt file can hang or crash the HDF5 library here (``spikeport.isolate``)."""
+    import h5py
+
     try:
         with h5py.File(path, "r") as f:
             total = _walk(f, path, "", 0, [0])
+            if total > MAX_TOTAL_BYTES:
+                raise SpikeportError(f"{path}: arrays total {total / 2**30:.1f} GiB, more than the limit "
+                                     f"{MAX_TOTAL_BYTES / 2**30:.0f} GiB")
+            f.visititems(_read_dataset)
     except SpikeportError:
         raise
     except Exception as err:  # h5py raises OSError, KeyError, RuntimeError, ... on corrupt structure
         raise SpikeportError(f"{path}: corrupt HDF5 structure ({type(err).__name__}: {str(err)[:160]})") from None
-    if total > MAX_TOTAL_BYTES:
-        raise SpikeportError(f"{path}: arrays total {total / 2**30:.1f} GiB, more than the limit "
-                             f"{MAX_TOTAL_BYTES / 2**30:.0f} GiB")
+
+
+def _read_dataset(_name: str, obj) -> None:
+    """visititems callback: read a dataset once and discard it (returning None: a value would stop the visit)."""
+    import h5py
+
+    if isinstance(obj, h5py.Dataset):
+        obj[()]
 
 
 def _walk(group, path: Path, prefix: str, depth: int, count: list[int]) -> int:

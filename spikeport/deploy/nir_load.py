@@ -356,12 +356,22 @@ def load_nir(path: str | Path) -> LoihiNet:
     graph = read_graph(path)
     try:
         nir_guard.check_values(graph, path)
-        return to_loihi_net(graph, path)
+        net = to_loihi_net(graph, path)
+        _dry_readout(net)
+        return net
     except SpikeportError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, ZeroDivisionError,
             MemoryError) as err:
         raise SpikeportError(f"{path}: invalid graph ({type(err).__name__}: {str(err)[:160]})") from None
+
+
+def _dry_readout(net: LoihiNet) -> None:
+    """Read out one silent sample, so bad readout metadata (unknown readout, targets of the wrong shape,
+    a filter outside (0, 1)) fails here, naming the file, rather than after the run."""
+    from spikeport.measure.readout import predict
+
+    predict(np.zeros((net.time_steps, 1, net.n_outputs), dtype=bool), net.meta)
 
 
 def meta_value(net: LoihiNet, key: str, default: Any = None) -> Any:

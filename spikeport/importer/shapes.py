@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spikeport.deploy.nir_guard import MAX_INPUTS
 from spikeport.errors import SpikeportError
 
 ELEMENTWISE = {"Identity", "Output", "Scale", "Threshold", "Delay", "IF", "LI", "LIF", "CubaLIF", "CubaLI",
@@ -121,9 +122,14 @@ def _input_shape(fg, batched: bool = False) -> tuple[int, ...]:
     vals = list(types.values()) if isinstance(types, dict) else []
     if len(vals) != 1:
         raise fg.err(fg.input, "Input node must declare exactly one input shape")
-    shape = tuple(int(s) for s in np.asarray(vals[0]).ravel())
+    arr = np.asarray(vals[0])
+    if arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+        raise fg.err(fg.input, f"Input shape {str(vals[0])[:60]} must be whole numbers")
+    shape = tuple(int(s) for s in arr.ravel())
     if not shape or min(shape) < 1:
         raise fg.err(fg.input, f"Input shape {shape} is empty")
+    if int(np.prod(shape, dtype=object)) > MAX_INPUTS:
+        raise fg.err(fg.input, f"Input shape {shape} has more than {MAX_INPUTS} values")
     if batched and len(shape) > 1 and shape[0] == 1:  # Norse's and Rockpool's to_nir write a batch of 1
         shape = shape[1:]
     return shape
