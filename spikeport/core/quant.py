@@ -58,11 +58,36 @@ def quantize_weight(weight: np.ndarray, scale: float) -> np.ndarray:
 VTH_TARGET_MAX = 1 << 10
 
 
-def choose_weight_exp(theta: float, s0: float) -> int:
+# The current never wraps: the quantizer shifts further right until the largest current the layer's
+# weights can produce stays inside Loihi's 24-bit u, unless that would leave fewer than VTH_MIN_HEADROOM
+# threshold units (then the integer reference still models the wrap exactly, and parity holds).
+VTH_MIN_HEADROOM = 32
+
+
+def peak_current(q: np.ndarray, max_input: int, du: int, k: int) -> float:
+    """Upper bound of |u| (Loihi units) for int8 weights q [out, in] driven by integer inputs in
+    [0, max_input] every step, after a right shift by k: the larger of the summed positive and summed
+    negative weights of any neuron, shifted, times 64, times the synaptic filter's gain 4096 / du."""
+    q = np.asarray(q, dtype=np.int64).reshape(np.shape(q)[0], -1)
+    per_neuron = np.maximum(np.clip(q, 0, None).sum(1), np.clip(-q, 0, None).sum(1)) if q.size else np.zeros(1)
+    a = float(per_neuron.max()) * max_input / 2.0**k
+    gain = loihi.DECAY_UNITY / du if du > 0 else math.inf
+    return (math.ceil(a) + 1) * (1 << loihi.ACT_SHIFT) * gain
+
+
+def choose_weight_exp(theta: float, s0: float, q: np.ndarray | None = None, max_input: int | None = None,
+                      du: int = 4096) -> int:
     """Smallest right shift k (weight_exp = -k) that brings vth = round(theta / (s0 * 2**k)) down to
-    ``VTH_TARGET_MAX``. ``s0`` is weight_scale * input_unit."""
+    ``VTH_TARGET_MAX`` and, given the int8 weights ``q`` and the largest integer input ``max_input`` of one
+    synapse per step, keeps :func:`peak_current` below 2**23 (while vth stays >= ``VTH_MIN_HEADROOM``).
+    ``s0`` is weight_scale * input_unit; ``du`` the layer's current decay."""
     for k in range(0, 24):
-        if round(theta / (s0 * 2**k)) <= VTH_TARGET_MAX:
+        vth = round(theta / (s0 * 2**k))
+        if vth > VTH_TARGET_MAX:
+            continue
+        if q is None or max_input is None or vth <= VTH_MIN_HEADROOM:
+            return -k
+        if round(theta / (s0 * 2 ** (k + 1))) < VTH_MIN_HEADROOM or peak_current(q, max_input, du, k) < loihi.STATE_MAX:
             return -k
     raise ValueError(f"threshold {theta} cannot be expressed with weight scale {s0}")
 
@@ -122,12 +147,16 @@ class LayerQuant:
 
 
 def quantize_layer(weight: np.ndarray, *, beta_syn: float, beta_mem: float, theta: float,
-                   input_unit: float, bias: np.ndarray | None = None, floor_v: bool = False) -> LayerQuant:
+                   input_unit: float, bias: np.ndarray | None = None, floor_v: bool = False,
+                   max_input: int | None = None) -> LayerQuant:
     """Quantize one CUBA-LIF layer (float weight [out, in], shared leaks and threshold).
-    ``floor_v`` (KLIF) keeps v >= 0 before the threshold (``LIFParams.floor_v``)."""
+    ``floor_v`` (KLIF) keeps v >= 0 before the threshold (``LIFParams.floor_v``). ``max_input``: the
+    largest integer input of one synapse per step (255 for direct-encoded pixels, 1 for spikes, pool**2
+    for summed spikes); given, the weight exponent also keeps the current from wrapping
+    (:func:`choose_weight_exp`)."""
     ws = weight_scale(weight)
     q = quantize_weight(weight, ws)
-    wexp = choose_weight_exp(theta, ws * input_unit)
+    wexp = choose_weight_exp(theta, ws * input_unit, q, max_input, du_from_decay(beta_syn))
     s = ws * input_unit * 2.0 ** (-wexp)
     n_out = q.shape[0]
     mant, bexp = bias_int(bias if bias is not None else np.zeros(n_out), s)

@@ -95,6 +95,10 @@ class SpatialMixin:
             with torch.no_grad():
                 self.weight /= geom.pool
 
+    def max_input_int(self) -> int:
+        """A pooled input is a sum of up to pool**2 spikes (or graded values)."""
+        return super().max_input_int() * self.geom.pool ** 2
+
     def _positions(self) -> int:
         return int(np.prod(self.geom.out_shape[1:])) if self.geom.conv else 1
 

@@ -71,7 +71,12 @@ class LIFDense(nn.Module):
         bn = None if bias is None else bias.detach().cpu().double().numpy()
         return quant.quantize_layer(wn, beta_syn=self.spec.beta_syn, beta_mem=self.spec.beta_mem,
                                     theta=self.spec.theta, input_unit=self.input_unit, bias=bn,
-                                    floor_v=bool(self.v_floor))
+                                    floor_v=bool(self.v_floor), max_input=self.max_input_int())
+
+    def max_input_int(self) -> int:
+        """Largest integer input of one synapse in one step: 1 for spikes, 1 / input_unit for graded
+        input (255 for direct-encoded pixels)."""
+        return max(1, int(round(1.0 / self.input_unit)))
 
     def spike_function(self, theta: float, beta_syn: float, beta_mem: float):
         """``spike(z, cur_t, u_prev)``: Heaviside of z = v - theta (float units) forward, surrogate
