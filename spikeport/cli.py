@@ -80,6 +80,8 @@ def train(
     lr: Optional[float] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
     limit: Optional[int] = typer.Option(None, min=1, help="use only the first N train and test samples"),
+    population: Optional[int] = typer.Option(None, min=1, help="output neurons per class (a class scores its "
+                                             "group's spikes; fewer ties at small T)"),
     data_dir: Optional[str] = typer.Option(None, help="folder of IDX / N-MNIST files"),
     config: Optional[Path] = typer.Option(None, help="TOML file with the training configuration; flags override it"),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:K (training passes; integer evaluation runs on the CPU)"),
@@ -101,7 +103,7 @@ def train(
         cfg = TrainConfig()
     given = {"data": data, "epochs": epochs, "method": method,
              "arch": arch, "time_steps": time_steps, "encoder": encoder, "batch_size": batch_size, "lr": lr,
-             "seed": seed, "limit": limit, "data_dir": data_dir}
+             "seed": seed, "limit": limit, "data_dir": data_dir, "population": population}
     for key, val in given.items():
         if val is not None:
             setattr(cfg, key, val)

@@ -300,3 +300,38 @@ def test_lava_matches_integer_forward(runs, method):
         pops = [dataclasses.replace(p, lif=dataclasses.replace(p.lif, floor_v=False)) for p in net.populations]
         plain = emulator.run(dataclasses.replace(net, populations=pops), x).spikes
         assert any((a != b).any() for a, b in zip(plain, lava))
+
+
+# --- population ("voting") readout ------------------------------------------------------------------
+def test_population_readout_hand_computed():
+    s = np.zeros((4, 2, 6), bool)  # 3 classes x 2 neurons
+    s[:, 0, 0] = True          # sample 0: class 0 neuron a fires 4
+    s[:3, 0, 4] = s[:2, 0, 5] = True  # class 2: 3 + 2 = 5 > 4 (one neuron alone would lose)
+    s[:2, 1, 2] = s[:2, 1, 3] = True  # sample 1: class 1 = 4 ties nothing else
+    s[:4, 1, 1] = True         # class 0 = 4: a tie, to the lowest index
+    assert predict(s, {"readout": "spike_count", "readout_population": 2}).tolist() == [2, 0]
+    assert predict(s, {"readout": "spike_count"}).tolist() == [0, 1]
+    for bad in (4, 0, 2.0, True):
+        with pytest.raises(ValueError, match="readout_population"):
+            predict(s, {"readout": "spike_count", "readout_population": bad})
+    with pytest.raises(Exception, match="population"):
+        TrainConfig(method="spikeseq", population=2).validate()
+
+
+def test_population_trains_exports_and_deploys(tmp_path):
+    """population=3: 30 output neurons, the loss and every backend read classes from groups of 3."""
+    from spikeport.export.nir_export import export_run
+    from spikeport.train.loop import train
+
+    metrics = train(tiny_cfg("lif", population=3), tmp_path)
+    export_run(tmp_path)
+    model, cfg, _ = checkpoint.load(tmp_path)
+    net = load_nir(tmp_path / "model.nir")
+    assert net.n_outputs == 30 and int(np.asarray(net.meta["readout_population"])) == 3
+    x, y = _test_inputs(cfg, n=240)
+    emu = emulator.run(net, x).spikes[-1]
+    ref = model.forward_int(torch.from_numpy(x.astype(np.int64)))[-1]
+    assert np.array_equal(ref.numpy(), emu) and emu.sum() > 0
+    by_hand = emu.sum(0).reshape(len(y), 10, 3).sum(2).argmax(1)
+    assert np.array_equal(predict(emu, net.meta), by_hand)
+    assert float(np.mean(by_hand == y)) == pytest.approx(metrics["quantized_accuracy"])

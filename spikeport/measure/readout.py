@@ -2,7 +2,8 @@
 
 Readouts (graph metadata ``spikeport.readout``):
 
-* ``spike_count`` - class = argmax_n sum_t s[t, b, n]; ties go to the lowest index.
+* ``spike_count`` - class = argmax_c sum_t sum_{n in group c} s[t, b, n]; ties go to the lowest index. Groups
+  are ``readout_population`` consecutive output neurons per class (default 1: one neuron per class).
 * ``spike_sequence`` - every class c has a target spike train ``readout_targets[c]`` ([T, N] bool);
   output and targets are filtered with the trace f[t] = alpha f[t-1] + s[t] (f[-1] = 0, alpha =
   ``readout_filter``, per step) and the class is the nearest target,
@@ -53,7 +54,13 @@ def predict(output_spikes: np.ndarray, meta: dict) -> np.ndarray:
     """output_spikes [T, B, N] bool -> predicted class [B] int, by ``meta["readout"]`` (default spike_count)."""
     readout = _text(meta.get("readout", "spike_count"))
     if readout == "spike_count":
-        return np.asarray(output_spikes).sum(axis=0).argmax(axis=1)
+        counts = np.asarray(output_spikes).sum(axis=0)
+        pop = np.asarray(meta.get("readout_population", 1))
+        if pop.shape != () or pop.dtype.kind not in "iu" or not 1 <= int(pop) <= counts.shape[1] \
+                or counts.shape[1] % int(pop):
+            raise ValueError(f"readout_population must be a whole divisor of the {counts.shape[1]} outputs, "
+                             f"got {_text(pop)[:40]}")
+        return counts.reshape(counts.shape[0], -1, int(pop)).sum(axis=2).argmax(axis=1)
     if readout == "spike_sequence":
         for key in ("readout_targets", "readout_filter"):
             if key not in meta:

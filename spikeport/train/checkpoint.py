@@ -36,6 +36,7 @@ def build_model(cfg: TrainConfig, n_in: int, n_classes: int, input_shape: tuple[
     """The network ``cfg`` describes, with the layer class of its training method. ``input_shape``
     (C, H, W) of one sample is needed by ``arch="conv"``."""
     method = methods.get(cfg.method)
+    n_classes = n_classes * cfg.population  # output neurons: ``population`` per class
     if cfg.arch != "fc":
         from spikeport.train import layers
 
@@ -151,7 +152,7 @@ def _check_size(cfg: TrainConfig, raw: dict, stored: int, src: str) -> None:
     parameters than the weights file holds (a corrupt size would otherwise allocate it)."""
     if cfg.arch not in ("fc", "rfc"):
         return
-    sizes = [raw["n_inputs"], *cfg.hidden, raw["n_classes"]]
+    sizes = [raw["n_inputs"], *cfg.hidden, raw["n_classes"] * cfg.population]
     needed = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     if needed > stored:
         raise SpikeportError(f"{src}: the layers it describes ({'-'.join(map(str, sizes))}) need {needed} weights, "

@@ -38,6 +38,7 @@ class TrainConfig:
     qat: bool = True
     seed: int = 0
     limit: int | None = None
+    population: int = 1  # output neurons per class: a class scores the spikes of its group (spike_count readout)
     # architecture fields of arch "conv" (train.layers.build_conv; the fc part is ``hidden``)
     channels: list[int] = field(default_factory=lambda: [8, 16])  # output channels of each conv layer
     kernel: int = 3  # square conv kernel (padding kernel // 2, stride 1)
@@ -66,7 +67,7 @@ class TrainConfig:
             raise bad("arch", f"must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.encoder not in ENCODERS:
             raise bad("encoder", f"must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
-        for name in ("time_steps", "epochs", "batch_size"):
+        for name in ("time_steps", "epochs", "batch_size", "population"):
             val = getattr(self, name)
             if not isinstance(val, int) or isinstance(val, bool) or val < 1 or val > 100_000:
                 raise bad(name, f"must be a positive integer, got {val!r}")
@@ -128,6 +129,8 @@ class TrainConfig:
             val = getattr(self, name)
             if not isinstance(val, int) or isinstance(val, bool) or val < (1 if name == "seq_period" else 0):
                 raise bad(name, f"must be a {'positive' if name == 'seq_period' else 'non-negative'} integer, got {val!r}")
+        if self.method == "spikeseq" and self.population != 1:
+            raise bad("population", "must be 1 for spikeseq (its readout compares every output neuron's train)")
         if self.method == "spikeseq" and self.seq_onset >= self.time_steps:
             raise bad("seq_onset", f"must be below time_steps ({self.time_steps}) so the target trains have spikes")
         if self.method in ("bpsrm", "hnsg") and self.bias:

@@ -12,8 +12,16 @@ import torch.nn.functional as F
 from spikeport.train.model import LIFDense
 
 
+def class_counts(spikes: torch.Tensor, population: int = 1) -> torch.Tensor:
+    """Output spikes [T, B, C * population] -> spike count of each class [B, C]: neurons c*population ..
+    (c+1)*population - 1 vote for class c (as ``measure.readout.predict`` reads a deployed graph)."""
+    counts = spikes.sum(0)
+    return counts if population == 1 else counts.unflatten(1, (-1, population)).sum(2)
+
+
 class Method:
-    """Base method: CUBA-LIF layers, loss = CE(softmax over output spike counts), readout = argmax of counts."""
+    """Base method: CUBA-LIF layers, loss = CE(softmax over output spike counts), readout = argmax of counts
+    (with ``cfg.population`` > 1, a class's count is the sum over its group of output neurons)."""
 
     name = "lif"
     layer_cls: type[LIFDense] = LIFDense
@@ -24,12 +32,12 @@ class Method:
 
     def loss(self, outs: list[torch.Tensor], y: torch.Tensor, cfg) -> torch.Tensor:
         """outs: spikes of every layer, each [T, B, N] float; y [B] int64 class labels -> scalar loss."""
-        return F.cross_entropy(outs[-1].sum(0), y)
+        return F.cross_entropy(class_counts(outs[-1], cfg.population), y)
 
     def readout_meta(self, cfg, n_classes: int) -> dict:
         """Graph metadata (``spikeport.*``) that tells :func:`spikeport.measure.readout.predict` how to
         turn output spikes into a class."""
-        return {"readout": "spike_count"}
+        return {"readout": "spike_count", **({"readout_population": int(cfg.population)} if cfg.population > 1 else {})}
 
     def trainable(self, model: torch.nn.Module) -> list[torch.nn.Parameter]:
         """Parameters the optimizer updates."""
