@@ -21,7 +21,7 @@ from spikeport import fileio
 from tests.test_supervise import marked_processes
 
 TEMP = re.compile(r"^\..+\.tmp$")
-KILLS = {"train": 2, "export": 1, "deploy-emulator": 0, "deploy-lava": 1, "parity": 1}
+KILLS = {"train": 2, "export": 2, "deploy-emulator": 1, "deploy-lava": 1, "parity": 1}
 
 
 def validate_outputs(folder: Path) -> dict:
