@@ -31,7 +31,9 @@ test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow
 
 bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) benchmarks/lava_vs_emulator.py
+	$(PY) benchmarks/train_speed.py --threads 1 --ratio-by cpu
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
