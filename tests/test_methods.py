@@ -335,3 +335,14 @@ def test_population_trains_exports_and_deploys(tmp_path):
     by_hand = emu.sum(0).reshape(len(y), 10, 3).sum(2).argmax(1)
     assert np.array_equal(predict(emu, net.meta), by_hand)
     assert float(np.mean(by_hand == y)) == pytest.approx(metrics["quantized_accuracy"])
+
+
+def test_klif_k_learning_rate(runs, tmp_path):
+    """klif_k_lr = 0 keeps k at its initial value (an ablation: LIF + ReLU floor); the default learns it."""
+    from spikeport.train.loop import train
+
+    frozen = train(tiny_cfg("klif", klif_k_init=0.8, klif_k_lr=0.0), tmp_path)
+    assert frozen["klif_k"] == [0.8, 0.8]
+    assert any(k != 1.0 for k in runs["klif"][1]["klif_k"])
+    with pytest.raises(Exception, match="klif_k_lr"):
+        TrainConfig(method="klif", klif_k_lr=-1.0).validate()

@@ -46,6 +46,7 @@ class TrainConfig:
     pool_mode: str = "sum"  # "sum", or "avg" (its 1/pool^2 folded into the next layer's input unit)
     # method-specific fields (each is read only by the method named in its comment)
     klif_k_init: float = 1.0  # klif: initial learnable scale k of the surrogate (> 0)
+    klif_k_lr: float = 1.0  # klif: learning rate of k relative to lr (0: k stays at klif_k_init)
     tcn_momentum: float = 0.1  # bpsrm: running-statistics momentum of temporal channel normalization
     seq_period: int = 2  # spikeseq: the target neuron fires every seq_period steps ...
     seq_onset: int = 1  # spikeseq: ... from step seq_onset (0-based); other neurons stay silent
@@ -119,6 +120,7 @@ class TrainConfig:
                           f"got {val!r}")
 
         number("klif_k_init", 0.0, 100.0)
+        number("klif_k_lr", 0.0, 1e3, lo_open=False)
         number("tcn_momentum", 0.0, 1.0)
         number("seq_filter", 0.0, 1.0, hi_open=True)
         number("seq_min_rate", 0.0, 1.0, lo_open=False)

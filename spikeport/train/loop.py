@@ -82,7 +82,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     model = checkpoint.build_model(cfg, n_in, ds.n_classes, tuple(ds.input_shape)).to(world.device)
     net = distributed.wrap(model, world)
     method = methods.get(cfg.method)
-    opt = torch.optim.Adam(method.trainable(model), lr=cfg.lr)
+    opt = torch.optim.Adam(method.param_groups(model, cfg), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     n = len(ds.x_train)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size

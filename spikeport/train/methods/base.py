@@ -39,6 +39,10 @@ class Method:
         turn output spikes into a class."""
         return {"readout": "spike_count", **({"readout_population": int(cfg.population)} if cfg.population > 1 else {})}
 
+    def param_groups(self, model: torch.nn.Module, cfg) -> list[dict]:
+        """The optimizer's parameter groups (one, at ``cfg.lr``, unless a method sets its own rates)."""
+        return [{"params": self.trainable(model)}]
+
     def trainable(self, model: torch.nn.Module) -> list[torch.nn.Parameter]:
         """Parameters the optimizer updates."""
         return [p for p in model.parameters() if p.requires_grad]

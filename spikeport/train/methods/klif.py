@@ -93,5 +93,14 @@ class Klif(Method):
     def layer_kwargs(self, cfg) -> dict:
         return {"k_init": float(cfg.klif_k_init)}
 
+    def param_groups(self, model, cfg) -> list[dict]:
+        """k at ``klif_k_lr`` x lr (frozen at 0), the weights at lr."""
+        ks = [layer.k for layer in model.layers]
+        rest = [p for p in self.trainable(model) if all(p is not k for k in ks)]
+        groups = [{"params": rest}]
+        if cfg.klif_k_lr > 0:
+            groups.append({"params": ks, "lr": cfg.lr * cfg.klif_k_lr})
+        return groups
+
     def metrics(self, model) -> dict:
         return {"klif_k": [round(float(layer.k.detach()), 4) for layer in model.layers]}
