@@ -47,15 +47,16 @@ def row(run: Path) -> str:
         extra.append(f"k {met['klif_k']}")
     extra.append(f"fire {met.get('fire_intensity', 0):.3f}")
     return (f"| {cfg.get('method')} | {_arch(cfg)}, T={cfg.get('time_steps')}, {cfg.get('encoder')} | "
-            f"{cfg.get('epochs')} | {_pct(met.get('float_accuracy'))} | {_pct(met.get('quantized_accuracy'))} | "
+            f"{cfg.get('epochs')} | {_pct(met.get('float_accuracy'))} | {_pct(met.get('qat_accuracy'))} | "
+            f"{_pct(met.get('quantized_accuracy'))} | "
             f"{lava_cell} | {emu_cell} | {met.get('train_seconds', 0) / 60:.1f} | "
             f"{en.get('synops', 0):,.0f} | {'-' if loihi is None else f'{loihi * 1e6:.2f}'} | {'; '.join(extra)} | "
             f"`benchmarks/fmnist_pipeline.sh {src} {run}` |")
 
 
-HEADER = ("| method | network | epochs | float acc % | Loihi-integer acc % (10k) | Lava acc % (samples, spike "
+HEADER = ("| method | network | epochs | float acc %, unquantized | float acc %, QAT forward | Loihi-integer acc % (10k) | Lava acc % (samples, spike "
           "mismatches vs reference) | emulator acc % | train min | SynOps/sample | Loihi uJ/sample | notes | command |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main(argv: list[str]) -> None:
