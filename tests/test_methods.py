@@ -346,3 +346,13 @@ def test_klif_k_learning_rate(runs, tmp_path):
     assert any(k != 1.0 for k in runs["klif"][1]["klif_k"])
     with pytest.raises(Exception, match="klif_k_lr"):
         TrainConfig(method="klif", klif_k_lr=-1.0).validate()
+
+
+def test_example_configs_are_valid():
+    """Every config docs/results.md names loads and validates (a stale field would break its row)."""
+    from pathlib import Path
+
+    files = sorted(Path(__file__).parents[1].glob("examples/*.toml"))
+    assert len(files) >= 8
+    methods_seen = {TrainConfig.from_toml(f).method for f in files}
+    assert methods_seen == set(METHODS)
