@@ -68,9 +68,17 @@ def peak_current(q: np.ndarray, max_input: int, du: int, k: int) -> float:
     """Upper bound of |u| (Loihi units) for int8 weights q [out, in] driven by integer inputs in
     [0, max_input] every step, after a right shift by k: the larger of the summed positive and summed
     negative weights of any neuron, shifted, times 64, times the synaptic filter's gain 4096 / du."""
+    return _current_bound(_weight_sum_peak(q), max_input, du, k)
+
+
+def _weight_sum_peak(q: np.ndarray) -> int:
+    """max over neurons of max(sum of positive weights, sum of |negative weights|)."""
     q = np.asarray(q, dtype=np.int64).reshape(np.shape(q)[0], -1)
-    per_neuron = np.maximum(np.clip(q, 0, None).sum(1), np.clip(-q, 0, None).sum(1)) if q.size else np.zeros(1)
-    a = float(per_neuron.max()) * max_input / 2.0**k
+    return int(np.maximum(np.clip(q, 0, None).sum(1), np.clip(-q, 0, None).sum(1)).max()) if q.size else 0
+
+
+def _current_bound(weight_sum: int, max_input: int, du: int, k: int) -> float:
+    a = weight_sum * max_input / 2.0**k
     gain = loihi.DECAY_UNITY / du if du > 0 else math.inf
     return (math.ceil(a) + 1) * (1 << loihi.ACT_SHIFT) * gain
 
@@ -81,13 +89,15 @@ def choose_weight_exp(theta: float, s0: float, q: np.ndarray | None = None, max_
     ``VTH_TARGET_MAX`` and, given the int8 weights ``q`` and the largest integer input ``max_input`` of one
     synapse per step, keeps :func:`peak_current` below 2**23 (while vth stays >= ``VTH_MIN_HEADROOM``).
     ``s0`` is weight_scale * input_unit; ``du`` the layer's current decay."""
+    weight_sum = None if q is None or max_input is None else _weight_sum_peak(q)  # once: QAT calls this every batch
     for k in range(0, 24):
         vth = round(theta / (s0 * 2**k))
         if vth > VTH_TARGET_MAX:
             continue
-        if q is None or max_input is None or vth <= VTH_MIN_HEADROOM:
+        if weight_sum is None or vth <= VTH_MIN_HEADROOM:
             return -k
-        if round(theta / (s0 * 2 ** (k + 1))) < VTH_MIN_HEADROOM or peak_current(q, max_input, du, k) < loihi.STATE_MAX:
+        if round(theta / (s0 * 2 ** (k + 1))) < VTH_MIN_HEADROOM or \
+                _current_bound(weight_sum, max_input, du, k) < loihi.STATE_MAX:
             return -k
     raise ValueError(f"threshold {theta} cannot be expressed with weight scale {s0}")
 

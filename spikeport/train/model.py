@@ -22,6 +22,12 @@ from spikeport.train.fused import cuba_lif_multistep
 from spikeport.train.surrogate import fast_sigmoid
 
 
+def constant_over_time(x: torch.Tensor) -> bool:
+    """True for an input [T, B, ...] passed as one frame expanded over T steps (a stride-0 view over time,
+    as ``train.loop.float_input`` passes direct-encoded frames)."""
+    return x.shape[0] > 1 and x.stride(0) == 0
+
+
 @dataclass
 class LayerSpec:
     """Hyper-parameters of one spiking layer (floats; ``beta_*`` are per-step decay factors)."""
@@ -101,7 +107,7 @@ class LIFDense(nn.Module):
         """``project`` of all T steps at once; an input that is the same at every step (a stride-0 view
         over time, as the training loop passes direct-encoded frames) is projected once and broadcast,
         so the layer's GEMMs forward and backward are T times smaller."""
-        if x.shape[0] > 1 and x.stride(0) == 0:
+        if constant_over_time(x):
             one = self.project(x[:1], w)
             return one.expand(x.shape[0], *one.shape[1:])
         return self.project(x, w)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 
 from spikeport.train.methods.base import Method
-from spikeport.train.model import LayerSpec, LIFDense
+from spikeport.train.model import LayerSpec, LIFDense, constant_over_time
 
 EPS = 1e-5
 GAIN_INIT = 3.0  # initial gamma in rheobases: g c = 3 * theta (1 - beta_syn)(1 - beta_mem) per unit of normalized c
@@ -58,7 +58,7 @@ class TCNDense(LIFDense):
     def float_params(self, x: torch.Tensor | None = None):
         """Folded (W' [out, in], b' [out]): batch statistics of x [T, B, in] in training, running ones otherwise."""
         if self.training and x is not None:
-            x = x[:1] if x.shape[0] > 1 and x.stride(0) == 0 else x  # the same frame every step: one is enough
+            x = x[:1] if constant_over_time(x) else x  # the same frame every step: one is enough
             c = (x @ self.weight.t()).reshape(-1, self.spec.n_out)
             mean, var = c.mean(0), c.var(0, unbiased=False)
             with torch.no_grad():  # the first batch sets the running statistics, later ones move them
