@@ -96,3 +96,26 @@ def test_folded_pool_kernel_equals_pool_then_conv():
     assert np.abs(w_fold).max() <= 127 and folded.out_shape == conn.out_shape
     np.testing.assert_array_equal(folded.to_matrix().toarray(), conn.to_matrix().toarray())
 
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 3), st.integers(2, 9), st.integers(2, 9), st.integers(2, 3))
+def test_training_sum_pool_equals_deploy_pool_matrix(seed, c, h, w, k):
+    """The training layers' sum pool (``avg_pool2d`` with divisor 1 for floats, a strided reduction for
+    int64) equals the deploy side's 0/1 pool matrix, for spikes in float32 and int64 and graded float64,
+    including maps that the window does not tile (trailing rows and columns dropped)."""
+    import torch
+
+    from spikeport.train.layers import Geometry, _sum_pool
+
+    if h < k or w < k:
+        return
+    rng = np.random.default_rng(seed)
+    spikes = rng.random((4, c * h * w)) < 0.4
+    graded = rng.integers(-50, 50, (4, c * h * w))
+    pm = linear.pool_matrix((c, h, w), Pool2d(kernel=(k, k), stride=(k, k), padding=(0, 0)))
+    geom = Geometry(in_shape=(c, h, w), pool=k)
+    for x, dtype in ((spikes, torch.float32), (spikes, torch.int64), (graded, torch.float64), (graded, torch.int64)):
+        got = _sum_pool(torch.from_numpy(x.astype(np.float64)).to(dtype), geom)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got.reshape(4, -1).numpy().astype(np.int64), (pm @ x.astype(np.int64).T).T)

@@ -50,6 +50,8 @@ def test_config_names_every_method():
     assert tuple(methods.METHODS) == METHODS
     with pytest.raises(Exception, match="keep_fraction"):
         TrainConfig(method="hnsg", keep_fraction=0.0).validate()
+    with pytest.raises(Exception, match="hnsg_gain"):
+        TrainConfig(method="hnsg", hnsg_gain=-1.0).validate()
     with pytest.raises(Exception, match="bias"):
         TrainConfig(method="bpsrm", bias=True).validate()
 
@@ -356,3 +358,15 @@ def test_example_configs_are_valid():
     assert len(files) >= 8
     methods_seen = {TrainConfig.from_toml(f).method for f in files}
     assert methods_seen == set(METHODS)
+
+
+def test_hnsg_gain_sets_the_frozen_weight_magnitude():
+    """sigma = hnsg_gain / sqrt(keep_fraction * fan_in), every weight +-sigma, as the docstring states."""
+    from spikeport.train import checkpoint
+
+    for gain, keep in ((0.4, 0.5), (0.25, 0.3)):
+        cfg = TrainConfig(method="hnsg", hidden=[20], keep_fraction=keep, hnsg_gain=gain)
+        model = checkpoint.build_model(cfg, 64, 10)
+        for layer in model.layers:
+            sigma = gain / np.sqrt(keep * layer.spec.n_in)
+            np.testing.assert_allclose(layer.weight.detach().abs().numpy(), sigma, rtol=1e-6)

@@ -54,6 +54,7 @@ class TrainConfig:
     seq_min_rate: float = 0.05  # spikeseq: hidden neurons below this rate (spikes/step) are penalized
     seq_rate_weight: float = 1.0  # spikeseq: weight of that firing-rate penalty in the loss
     keep_fraction: float = 0.5  # hnsg: fraction of each layer's out*in synapses kept (0.5 = half)
+    hnsg_gain: float = 0.4  # hnsg: frozen weight magnitude sigma = hnsg_gain / sqrt(keep_fraction * fan_in)
     firate_smooth: float = 0.1  # firate: softplus width gamma of the smoothed f-I curve (rheobase units)
 
     def validate(self, source: str = "config") -> "TrainConfig":
@@ -126,6 +127,7 @@ class TrainConfig:
         number("seq_min_rate", 0.0, 1.0, lo_open=False)
         number("seq_rate_weight", 0.0, 1e6, lo_open=False)
         number("keep_fraction", 0.0, 1.0)
+        number("hnsg_gain", 0.0, 100.0)
         number("firate_smooth", 0.0, 10.0)
         for name in ("seq_period", "seq_onset"):
             val = getattr(self, name)

@@ -67,13 +67,19 @@ class Geometry:
 
 
 def _sum_pool(x: torch.Tensor, geom: Geometry) -> torch.Tensor:
-    """x [M, C*H*W] -> [M, C, Hp, Wp] window sums (exact for integers in float64 / int64)."""
+    """x [M, C*H*W] -> [M, C, Hp, Wp] window sums (exact for integers in float64 / int64, and for the
+    0/1 spikes that every pooled layer receives in any float type). Floats take ``avg_pool2d`` with
+    divisor 1, one pass (about 6x faster in training than the strided reduction, which integer
+    tensors keep: ``avg_pool2d`` has no int64 kernel); rows and columns past the last whole window are
+    dropped by both."""
     m = x.shape[0]
     img = x.reshape(m, *geom.in_shape)
     if geom.pool == 1:
         return img
     c, hp, wp = geom.pooled_shape
     k = geom.pool
+    if img.is_floating_point():
+        return F.avg_pool2d(img, k, stride=k, divisor_override=1)
     return img[:, :, : hp * k, : wp * k].reshape(m, c, hp, k, wp, k).sum(dim=(3, 5))
 
 

@@ -32,7 +32,7 @@ from spikeport.core import quant
 from spikeport.train.methods.base import Method
 from spikeport.train.model import LayerSpec, LIFDense
 
-GAIN = 0.4  # sigma = GAIN / sqrt(keep_fraction * fan_in)
+GAIN = 0.4  # sigma = GAIN / sqrt(keep_fraction * fan_in); the default of the ``hnsg_gain`` setting
 
 
 def kept_count(keep_fraction: float, n_synapses: int) -> int:
@@ -58,10 +58,10 @@ class HNSGDense(LIFDense):
     """Frozen signed-constant weights, learned scores, top-k mask (``keep_fraction`` of synapses)."""
 
     def __init__(self, spec: LayerSpec, input_unit: float = 1.0, surrogate_slope: float = 10.0,
-                 keep_fraction: float = 0.5):
+                 keep_fraction: float = 0.5, gain: float = GAIN):
         super().__init__(spec, input_unit, surrogate_slope)
         self.k = kept_count(keep_fraction, spec.n_out * spec.n_in)
-        sigma = GAIN / np.sqrt(keep_fraction * spec.n_in)
+        sigma = gain / np.sqrt(keep_fraction * spec.n_in)
         with torch.no_grad():
             self.weight.copy_(sigma * torch.sign(torch.empty_like(self.weight).uniform_(-1.0, 1.0)))
         self.weight.requires_grad_(False)
@@ -86,7 +86,7 @@ class Hnsg(Method):
     layer_cls = HNSGDense
 
     def layer_kwargs(self, cfg) -> dict:
-        return {"keep_fraction": float(cfg.keep_fraction)}
+        return {"keep_fraction": float(cfg.keep_fraction), "gain": float(cfg.hnsg_gain)}
 
     def metrics(self, model) -> dict:
         kept = [int(layer.mask().sum()) for layer in model.layers]
