@@ -350,6 +350,26 @@ def test_klif_k_learning_rate(runs, tmp_path):
         TrainConfig(method="klif", klif_k_lr=-1.0).validate()
 
 
+def test_klif_floor_hidden_leaves_the_output_layer_plain(tmp_path):
+    """klif_floor = "hidden": the floor on the hidden layer only, through training, export and loading;
+    the deployed net still equals the integer forward spike for spike."""
+    from spikeport.export.nir_export import export_run
+    from spikeport.train.loop import train
+
+    train(tiny_cfg("klif", klif_floor="hidden"), tmp_path)
+    export_run(tmp_path)
+    model, cfg, _ = checkpoint.load(tmp_path)
+    assert cfg.klif_floor == "hidden" and [bool(layer.v_floor) for layer in model.layers] == [True, False]
+    net = load_nir(tmp_path / "model.nir")
+    assert [p.lif.floor_v for p in net.populations] == [True, False]
+    x, _ = _test_inputs(cfg)
+    ref = [s.numpy() for s in model.forward_int(torch.from_numpy(x.astype(np.int64)))]
+    for a, b in zip(ref, emulator.run(net, x).spikes):
+        assert int((a != b).sum()) == 0 and a.sum() > 0
+    with pytest.raises(Exception, match="klif_floor"):
+        TrainConfig(method="klif", klif_floor="output").validate()
+
+
 def test_example_configs_are_valid():
     """Every config docs/results.md names loads and validates (a stale field would break its row)."""
     from pathlib import Path

@@ -43,14 +43,18 @@ def build_model(cfg: TrainConfig, n_in: int, n_classes: int, input_shape: tuple[
         unit = 1.0 / INPUT_LEVELS if is_graded(cfg.encoder) else 1.0
         kw = dict(input_unit=unit, layer_cls=method.layer_cls, layer_kwargs=method.layer_kwargs(cfg))
         if cfg.arch == "rfc":
-            return layers.build_rfc(cfg, n_in, n_classes, **kw)
-        shape = tuple(input_shape or ())
-        if len(shape) != 3 or int(np.prod(shape)) != n_in:
-            raise SpikeportError(f"arch 'conv' needs a (C, H, W) input shape of {n_in} values, got {shape or None}")
-        return layers.build_conv(cfg, shape, n_classes, **kw)
-    return SpikingMLP(layer_specs(cfg, n_in, n_classes), graded_input=is_graded(cfg.encoder),
-                      input_levels=INPUT_LEVELS, surrogate_slope=cfg.surrogate_slope,
-                      layer_cls=method.layer_cls, layer_kwargs=method.layer_kwargs(cfg))
+            model = layers.build_rfc(cfg, n_in, n_classes, **kw)
+        else:
+            shape = tuple(input_shape or ())
+            if len(shape) != 3 or int(np.prod(shape)) != n_in:
+                raise SpikeportError(f"arch 'conv' needs a (C, H, W) input shape of {n_in} values, got {shape or None}")
+            model = layers.build_conv(cfg, shape, n_classes, **kw)
+    else:
+        model = SpikingMLP(layer_specs(cfg, n_in, n_classes), graded_input=is_graded(cfg.encoder),
+                           input_levels=INPUT_LEVELS, surrogate_slope=cfg.surrogate_slope,
+                           layer_cls=method.layer_cls, layer_kwargs=method.layer_kwargs(cfg))
+    method.prepare(model, cfg)
+    return model
 
 
 def save(run_dir: str | Path, model: SpikingMLP, cfg: TrainConfig, n_in: int, n_classes: int,

@@ -47,6 +47,7 @@ class TrainConfig:
     # method-specific fields (each is read only by the method named in its comment)
     klif_k_init: float = 1.0  # klif: initial learnable scale k of the surrogate (> 0)
     klif_k_lr: float = 1.0  # klif: learning rate of k relative to lr (0: k stays at klif_k_init)
+    klif_floor: str = "all"  # klif: layers with KLIF's ReLU floor on v: "all", or "hidden" (output layer plain LIF)
     tcn_momentum: float = 0.1  # bpsrm: running-statistics momentum of temporal channel normalization
     seq_period: int = 2  # spikeseq: the target neuron fires every seq_period steps ...
     seq_onset: int = 1  # spikeseq: ... from step seq_onset (0-based); other neurons stay silent
@@ -122,6 +123,8 @@ class TrainConfig:
 
         number("klif_k_init", 0.0, 100.0)
         number("klif_k_lr", 0.0, 1e3, lo_open=False)
+        if self.klif_floor not in ("all", "hidden"):
+            raise bad("klif_floor", f"must be 'all' or 'hidden', got {self.klif_floor!r}")
         number("tcn_momentum", 0.0, 1.0)
         number("seq_filter", 0.0, 1.0, hi_open=True)
         number("seq_min_rate", 0.0, 1.0, lo_open=False)

@@ -47,6 +47,10 @@ class Method:
         """Parameters the optimizer updates."""
         return [p for p in model.parameters() if p.requires_grad]
 
+    def prepare(self, model: torch.nn.Module, cfg) -> None:
+        """Per-layer choices the shared layer arguments cannot express, made once the model is built
+        (by ``checkpoint.build_model``, so a loaded run gets them too)."""
+
     def metrics(self, model: torch.nn.Module) -> dict:
         """Method-specific values for metrics.json (learned constants, sparsity, ...)."""
         return {}

@@ -93,6 +93,11 @@ class Klif(Method):
     def layer_kwargs(self, cfg) -> dict:
         return {"k_init": float(cfg.klif_k_init)}
 
+    def prepare(self, model, cfg) -> None:
+        """``klif_floor = "hidden"``: the output layer keeps k but not the floor (a plain LIF readout)."""
+        if cfg.klif_floor == "hidden":
+            model.layers[-1].v_floor = False
+
     def param_groups(self, model, cfg) -> list[dict]:
         """k at ``klif_k_lr`` x lr (frozen at 0), the weights at lr."""
         ks = [layer.k for layer in model.layers]
