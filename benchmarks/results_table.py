@@ -42,9 +42,11 @@ def row(run: Path) -> str:
     loihi = en.get("energy_j", {}).get("loihi")
     extra = []
     if "keep_fraction" in met or cfg.get("method") == "hnsg":
-        extra.append(f"keep {cfg.get('keep_fraction')}")
+        extra.append(f"keep {cfg.get('keep_fraction')}, gain {cfg.get('hnsg_gain', 0.4)}, lr {cfg.get('lr')}")
     if "klif_k" in met:
         extra.append(f"k {met['klif_k']}")
+        if cfg.get("klif_floor", "all") != "all":
+            extra.append(f"floor on {cfg['klif_floor']} layers only")
     extra.append(f"fire {met.get('fire_intensity', 0):.3f}")
     return (f"| {cfg.get('method')} | {_arch(cfg)}, T={cfg.get('time_steps')}, {cfg.get('encoder')} | "
             f"{cfg.get('epochs')} | {_pct(met.get('float_accuracy'))} | {_pct(met.get('qat_accuracy'))} | "
