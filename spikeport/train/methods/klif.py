@@ -33,9 +33,10 @@ apart (84.17%); with the floor on the hidden layer only, 89.26% (lif: 88.85%).
 
 Deployment. k multiplies the distance to threshold inside a Heaviside, so it only changes the
 backward pass: the deployed forward does not depend on k at all, and Loihi runs the layer with its
-plain du, dv, vth. (The paper also scales the stored state by k; that would need a per-step
-multiply that Loihi does not have, so spikeport keeps k in the surrogate, where the paper's
-motivation - a learned slope and width - lives.) The ReLU is exact on Loihi as ``LIFParams(floor_v=True)``
+plain du, dv, vth. (The paper also scales the stored state by k. Measured in units of 1/k that is a
+membrane decay beta_mem * k and a threshold theta / k, which Loihi could run only while
+beta_mem * k <= 1 - the learned k reached 2.6 - and it would make k a forward parameter; spikeport
+keeps k in the surrogate, where the paper's motivation - a learned slope and width - lives.) The ReLU is exact on Loihi as ``LIFParams(floor_v=True)``
 (v = max(v, 0) after integration, before the threshold), exported as the CubaLIF node's metadata
 ``loihi.floor_v = true`` and run by the deploy side's custom Lava LIF model.
 """
