@@ -62,8 +62,12 @@ def main(runs: list[str]) -> None:
         ds = checkpoint.dataset_for(cfg)
         net = load_nir(f"{run}/model.nir")
         x = _encode_batch(ds.x_test, cfg, 10_000).astype(np.int64)  # the encoding evaluate() uses
-        res = emulator.run(net, x, record_states=True)
-        rep = tie_report(res.spikes[-1], res.states[-1][0], np.asarray(ds.y_test))
+        spikes, u = [], []
+        for lo in range(0, x.shape[1], 1000):  # bounded memory: a conv net's states for 10k images are GiBs
+            res = emulator.run(net, x[:, lo:lo + 1000], record_states=True)
+            spikes.append(res.spikes[-1])
+            u.append(res.states[-1][0])
+        rep = tie_report(np.concatenate(spikes, axis=1), np.concatenate(u, axis=1), np.asarray(ds.y_test))
         print(f"{run}: T={cfg.time_steps}, {len(ds.y_test)} test images")
         for key, val in rep.items():
             print(f"  {key:24s} {val if isinstance(val, list) else f'{100 * val:.2f} %'}")
