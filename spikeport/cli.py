@@ -113,6 +113,9 @@ def train(
         except ValueError:
             raise SpikeportError(f"--hidden must be comma-separated integers, got {hidden!r}") from None
     cfg.validate("options")
+    from spikeport.train.allocator import keep_freed_memory
+
+    keep_freed_memory()  # CPU steps reuse freed pages instead of faulting fresh ones (SPIKEPORT_MALLOC=default: off)
     with _progress() as prog:
         task = prog.add_task(f"training {cfg.method} on {cfg.data}", total=None)
         metrics = run_train(cfg, out_dir, progress=lambda _s, done, total: prog.update(task, completed=done, total=total),
