@@ -149,6 +149,38 @@ def test_tcn_is_batch_norm_of_the_current_when_beta_syn_is_zero():
     assert torch.allclose(layer.running_mean, 0.9 * c.mean(0) + 0.1 * c2.reshape(-1, 5).mean(0), atol=1e-6)
 
 
+def test_tcn_of_a_conv_layer_is_batch_norm_per_feature_map():
+    """On a conv layer TCN normalizes each feature map over time, batch and positions: with beta_syn = 0
+    the folded kernel and per-map bias equal torch's batch_norm of the conv current."""
+    from spikeport.train import layers
+
+    torch.manual_seed(4)
+    geom = layers.Geometry((2, 6, 6), conv=True, out_channels=3, kernel=(3, 3), padding=(1, 1))
+    layer = layers.with_mixins(bpsrm.TCNDense, layers.SpatialMixin)(LayerSpec(72, 108, beta_syn=0.0), geom=geom)
+    assert layer.gamma.shape == layer.beta.shape == layer.running_var.shape == (3,)
+    with torch.no_grad():
+        layer.gamma.uniform_(0.5, 2.0)
+        layer.beta.uniform_(-1.0, 1.0)
+    x = torch.rand(4, 5, 72)
+    w, b = layer.float_params(x)
+    assert w.shape == (3, 2, 3, 3) and b.shape == (108,) and torch.equal(b.reshape(3, 36), b.reshape(3, 36)[:, :1].expand(3, 36))
+    img = x.reshape(20, 2, 6, 6)
+    c = torch.nn.functional.conv2d(img, layer.weight, padding=1)
+    ref = torch.nn.functional.batch_norm(c, None, None, layer.gamma, layer.beta, training=True, eps=bpsrm.EPS)
+    assert torch.allclose(torch.nn.functional.conv2d(img, w, padding=1).reshape(20, 108) + b, ref.reshape(20, 108), atol=1e-5)
+    assert torch.allclose(layer.running_var, c.var(dim=(0, 2, 3), unbiased=False), atol=1e-6)
+    layer.eval()
+    w_eval, _ = layer.float_params(x)
+    assert torch.allclose(w_eval, w)  # evaluation folds the running statistics (here: the one batch seen)
+    sub = layers.with_mixins(bpsrm.TCNDense, layers.SpatialMixin)(LayerSpec(72, 108, beta_syn=0.0), geom=geom,
+                                                                   stat_batch=2)
+    sub.load_state_dict(layer.state_dict())
+    sub.batches_seen.zero_()
+    sub.float_params(x)  # statistics of the first 2 samples of the batch only
+    c2 = torch.nn.functional.conv2d(x[:, :2].reshape(8, 2, 6, 6), layer.weight, padding=1)
+    assert torch.allclose(sub.running_mean, c2.mean(dim=(0, 2, 3)), atol=1e-6)
+
+
 def test_bpsrm_deploys_with_voltage_bias(runs):
     run, _ = runs["bpsrm"]
     net = load_nir(run / "model.nir")
@@ -217,9 +249,10 @@ def test_spikeseq_loss_is_zero_on_the_target_and_graph_carries_the_readout(runs)
     assert np.array_equal(np.asarray(net.meta["readout_targets"]).astype(bool), tg.numpy().astype(bool))
 
 
-@pytest.mark.parametrize("method,arch", [("spikeseq", "conv"), ("firate", "rfc")])
+@pytest.mark.parametrize("method,arch", [("spikeseq", "conv"), ("firate", "rfc"), ("bpsrm", "conv")])
 def test_method_on_other_architectures(tmp_path, method, arch):
-    """Methods that change only the loss / readout or the surrogate run on conv and recurrent nets too."""
+    """Methods that change only the loss / readout or the surrogate run on conv and recurrent nets too,
+    and bpsrm's TCN per feature map folds into the conv kernels and per-map voltage biases."""
     from spikeport.export.nir_export import export_run
     from spikeport.train.loop import train
 

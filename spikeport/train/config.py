@@ -12,7 +12,10 @@ from spikeport.errors import SpikeportError
 
 METHODS = ("lif", "klif", "bpsrm", "spikeseq", "hnsg", "firate")  # implemented in spikeport.train.methods
 ARCHS = ("fc", "conv", "rfc")  # dense MLP; conv + pool + dense (train.layers); recurrent hidden layers
-ARCH_METHODS = ("lif", "klif", "spikeseq", "firate")  # methods whose layers train.layers extends (conv, rfc)
+ARCH_METHODS = {  # methods whose layers train.layers extends, per non-fc arch
+    "conv": ("lif", "klif", "bpsrm", "spikeseq", "firate"),  # bpsrm: TCN per feature map
+    "rfc": ("lif", "klif", "spikeseq", "firate"),  # (TCN would not normalize the recurrent input)
+}
 CONFIG_VERSION = 1
 
 
@@ -49,6 +52,7 @@ class TrainConfig:
     klif_k_lr: float = 1.0  # klif: learning rate of k relative to lr (0: k stays at klif_k_init)
     klif_floor: str = "all"  # klif: layers with KLIF's ReLU floor on v: "all", or "hidden" (output layer plain LIF)
     tcn_momentum: float = 0.1  # bpsrm: running-statistics momentum of temporal channel normalization
+    tcn_stat_batch: int = 0  # bpsrm: batch statistics from the first N samples of each (shuffled) batch; 0: all
     seq_period: int = 2  # spikeseq: the target neuron fires every seq_period steps ...
     seq_onset: int = 1  # spikeseq: ... from step seq_onset (0-based); other neurons stay silent
     seq_filter: float = 0.5  # spikeseq: trace decay alpha, f[t] = alpha * f[t-1] + s[t]
@@ -99,8 +103,9 @@ class TrainConfig:
         return self
 
     def _validate_arch(self, bad) -> None:
-        if self.arch != "fc" and self.method not in ARCH_METHODS:
-            raise bad("method", f"arch {self.arch!r} trains with methods {', '.join(ARCH_METHODS)}, got {self.method!r}")
+        if self.arch != "fc" and self.method not in ARCH_METHODS.get(self.arch, ()):
+            raise bad("method", f"arch {self.arch!r} trains with methods {', '.join(ARCH_METHODS.get(self.arch, ()))}, "
+                                f"got {self.method!r}")
         if not (isinstance(self.channels, list) and self.channels
                 and all(isinstance(c, int) and not isinstance(c, bool) and 0 < c <= 4096 for c in self.channels)):
             raise bad("channels", f"must be a non-empty list of channel counts, got {self.channels!r}")
@@ -126,6 +131,8 @@ class TrainConfig:
         if self.klif_floor not in ("all", "hidden"):
             raise bad("klif_floor", f"must be 'all' or 'hidden', got {self.klif_floor!r}")
         number("tcn_momentum", 0.0, 1.0)
+        if not isinstance(self.tcn_stat_batch, int) or isinstance(self.tcn_stat_batch, bool) or self.tcn_stat_batch < 0:
+            raise bad("tcn_stat_batch", f"must be a non-negative integer (0: the whole batch), got {self.tcn_stat_batch!r}")
         number("seq_filter", 0.0, 1.0, hi_open=True)
         number("seq_min_rate", 0.0, 1.0, lo_open=False)
         number("seq_rate_weight", 0.0, 1e6, lo_open=False)

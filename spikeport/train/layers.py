@@ -88,8 +88,8 @@ class SpatialMixin:
 
     def __init__(self, spec: LayerSpec, input_unit: float = 1.0, surrogate_slope: float = 10.0, *,
                  geom: Geometry, **kwargs):
+        self.geom = geom  # before the base layer's __init__, which may size per-channel parameters by it
         super().__init__(spec, input_unit, surrogate_slope, **kwargs)
-        self.geom = geom
         if geom.conv:
             c_in = geom.in_shape[0]
             self.weight = nn.Parameter(torch.empty(geom.out_channels, c_in, *geom.kernel))

@@ -12,7 +12,9 @@ reset to zero is the SRM's refractory response. So BP-SRM reuses spikeport's CUB
 
 TCN (spikeport's definition). For layer input current c[t, b, n] = (W x[t, b])_n, per channel n,
 over time and batch (training: this batch; evaluation/export: running averages with momentum
-``tcn_momentum``; the first training batch sets them)::
+``tcn_momentum``; the first training batch sets them; ``tcn_stat_batch`` = N > 0 takes the batch
+statistics from the first N samples of each shuffled batch, a cheaper estimate that still carries
+the normalization's gradient: on a conv net the extra projection for the statistics is the cost)::
 
     mu_n = mean_{t,b} c,   var_n = mean_{t,b} (c - mu_n)^2,   g_n = gamma_n / sqrt(var_n + EPS)
     u[t] = beta_syn u[t-1] + g * c[t]                                  scale acts on the current
@@ -30,6 +32,11 @@ beta_syn = 0, where TCN is exactly batch normalization of the current. Folded fo
 
 so the exported net is plain integer CUBA-LIF; QAT fake-quantizes W' and b' (running statistics
 in evaluation), so the QAT forward is the integer net up to Loihi's rounding of the state.
+
+Convolutional layers (``arch="conv"``): a channel is a feature map, as in batch normalization of a
+convolution: the statistics run over time, batch and the map's positions, gamma and beta are one per
+feature map, W' scales each output channel's kernel and b' is one voltage bias per map (every neuron
+of the map gets it), so the folded layer is still one integer Conv + CUBA-LIF population.
 """
 from __future__ import annotations
 
@@ -43,24 +50,37 @@ GAIN_INIT = 3.0  # initial gamma in rheobases: g c = 3 * theta (1 - beta_syn)(1 
 
 
 class TCNDense(LIFDense):
-    """CUBA-LIF layer whose input current is normalized per channel over time and batch (TCN)."""
+    """CUBA-LIF layer whose input current is normalized per channel over time and batch (TCN); a conv
+    layer (``train.layers.SpatialMixin`` with a conv ``geom``) normalizes per feature map."""
 
-    def __init__(self, spec: LayerSpec, input_unit: float = 1.0, surrogate_slope: float = 10.0, momentum: float = 0.1):
+    def __init__(self, spec: LayerSpec, input_unit: float = 1.0, surrogate_slope: float = 10.0, momentum: float = 0.1,
+                 stat_batch: int = 0):
         super().__init__(spec, input_unit, surrogate_slope)
+        self.stat_batch = int(stat_batch)
         rheobase = spec.theta * (1.0 - spec.beta_syn) * (1.0 - spec.beta_mem)
-        self.gamma = torch.nn.Parameter(torch.full((spec.n_out,), GAIN_INIT * max(rheobase, 1e-3)))
-        self.beta = torch.nn.Parameter(torch.zeros(spec.n_out))
-        self.register_buffer("running_mean", torch.zeros(spec.n_out))
-        self.register_buffer("running_var", torch.ones(spec.n_out))
+        n = self.norm_channels()
+        self.gamma = torch.nn.Parameter(torch.full((n,), GAIN_INIT * max(rheobase, 1e-3)))
+        self.beta = torch.nn.Parameter(torch.zeros(n))
+        self.register_buffer("running_mean", torch.zeros(n))
+        self.register_buffer("running_var", torch.ones(n))
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.int64))
         self.momentum = float(momentum)
 
+    def norm_channels(self) -> int:
+        """Normalized channels: the feature maps of a conv layer, else every neuron."""
+        geom = getattr(self, "geom", None)  # set by SpatialMixin before this layer's __init__
+        return int(geom.out_channels) if geom is not None and geom.conv else self.spec.n_out
+
     def float_params(self, x: torch.Tensor | None = None):
-        """Folded (W' [out, in], b' [out]): batch statistics of x [T, B, in] in training, running ones otherwise."""
+        """Folded (W', b' [channels]): batch statistics of x [T, B, in] in training, running ones otherwise.
+        W' has the weight's shape ([out, in], or a conv kernel [C_out, C_in, kh, kw])."""
+        n = self.norm_channels()
         if self.training and x is not None:
             x = x[:1] if constant_over_time(x) else x  # the same frame every step: one is enough
-            c = (x @ self.weight.t()).reshape(-1, self.spec.n_out)
-            mean, var = c.mean(0), c.var(0, unbiased=False)
+            if self.stat_batch:
+                x = x[:, :self.stat_batch]
+            c = self.project(x, self.weight).reshape(-1, n, self.spec.n_out // n)  # [T*B, channel, position]
+            var, mean = torch.var_mean(c, dim=(0, 2), unbiased=False)
             with torch.no_grad():  # the first batch sets the running statistics, later ones move them
                 m = 1.0 if int(self.batches_seen) == 0 else self.momentum
                 self.running_mean.lerp_(mean.detach(), m)
@@ -69,7 +89,8 @@ class TCNDense(LIFDense):
         else:
             mean, var = self.running_mean, self.running_var
         g = self.gamma / torch.sqrt(var + EPS)
-        return self.weight * g[:, None], self.beta - g * mean / (1.0 - self.spec.beta_syn)
+        w = self.weight * g.reshape(-1, *([1] * (self.weight.dim() - 1)))
+        return w, self.beta - g * mean / (1.0 - self.spec.beta_syn)
 
 
 class Bpsrm(Method):
@@ -77,4 +98,4 @@ class Bpsrm(Method):
     layer_cls = TCNDense
 
     def layer_kwargs(self, cfg) -> dict:
-        return {"momentum": float(cfg.tcn_momentum)}
+        return {"momentum": float(cfg.tcn_momentum), "stat_batch": int(cfg.tcn_stat_batch)}
