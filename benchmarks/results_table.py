@@ -47,6 +47,8 @@ def row(run: Path) -> str:
         extra.append(f"k {met['klif_k']}")
         if cfg.get("klif_floor", "all") != "all":
             extra.append(f"floor on {cfg['klif_floor']} layers only")
+    if cfg.get("method") == "bpsrm" and cfg.get("tcn_stat_batch"):
+        extra.append(f"TCN statistics from {cfg['tcn_stat_batch']} samples per batch, lr {cfg.get('lr')}")
     extra.append(f"fire {met.get('fire_intensity', 0):.3f}")
     return (f"| {cfg.get('method')} | {_arch(cfg)}, T={cfg.get('time_steps')}, {cfg.get('encoder')} | "
             f"{cfg.get('epochs')} | {_pct(met.get('float_accuracy'))} | {_pct(met.get('qat_accuracy'))} | "
