@@ -19,6 +19,8 @@ Usage: ``python benchmarks/train_speed.py [--rounds 3] [--iters 15] [--threads 2
 On a machine shared with other jobs, ``--threads 1 --ratio-by cpu`` compares process CPU time, which
 descheduling does not inflate (with 2 threads, OpenMP barriers spin while a sibling waits for a core).
 Peers are optional (``pip install snntorch spikingjelly``); missing ones are reported and skipped.
+``--malloc keep`` applies ``spikeport.train.allocator.keep_freed_memory`` (what ``spikeport train``
+does) in every worker, peers included, so the comparison stays like for like.
 """
 from __future__ import annotations
 
@@ -256,6 +258,10 @@ def worker(framework: str, net: str, args) -> dict:
     import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
+    if args.malloc == "keep":
+        from spikeport.train.allocator import keep_freed_memory
+
+        keep_freed_memory()
     device, cuda = args.device, args.device == "cuda"
     torch.manual_seed(0)
     impls = {"spikeport-train": "train", "spikeport-fused": "fused", "spikeport-fused-compile": "compile", "spikeport-loop": "loop",
@@ -329,7 +335,7 @@ def _cpu() -> str:
 
 def _run_worker(framework: str, net: str, args) -> dict | None:
     cmd = [sys.executable, __file__, "--worker", framework, "--nets", net, "--iters", str(args.iters),
-           "--threads", str(args.threads), "--device", args.device, "--images", args.images]
+           "--threads", str(args.threads), "--device", args.device, "--images", args.images, "--malloc", args.malloc]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         print(f"  {framework}/{net} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -349,6 +355,8 @@ def main() -> None:
                     "set where installed; uniform [0, 0.6] pixels otherwise)")
     ap.add_argument("--ratio-by", default="median", choices=["median", "best", "cpu"],
                     help="time the speed ratios compare: median or best wall time, or median process CPU time")
+    ap.add_argument("--malloc", default="default", choices=["default", "keep"],
+                    help="keep: every worker keeps freed memory (glibc mallopt, as `spikeport train` does)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -363,7 +371,7 @@ def main() -> None:
           f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"input: {'rate-coded ' + Path(args.images).name if Path(args.images).exists() else 'uniform random'}; "
-          f"load average at start: {os.getloadavg()[0]:.2f}; rounds {args.rounds} x {args.iters} timed steps "
+          f"allocator: {args.malloc}; load average at start: {os.getloadavg()[0]:.2f}; rounds {args.rounds} x {args.iters} timed steps "
           "per framework (after 3 warm-up steps), each worker a fresh process")
     for net in args.nets:
         names = [f for f in FRAMEWORKS[net] if PEERS.get(f.split("-")[0]) is None
