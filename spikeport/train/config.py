@@ -42,6 +42,8 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None
     population: int = 1  # output neurons per class: a class scores the spikes of its group (spike_count readout)
+    augment_flip: bool = False  # training batches: mirror each image left-right with probability 1/2 (data.augment)
+    augment_shift: int = 0  # training batches: shift each image by up to this many pixels, zero-filled (0: off)
     # architecture fields of arch "conv" (train.layers.build_conv; the fc part is ``hidden``)
     channels: list[int] = field(default_factory=lambda: [8, 16])  # output channels of each conv layer
     kernel: int = 3  # square conv kernel (padding kernel // 2, stride 1)
@@ -130,6 +132,10 @@ class TrainConfig:
         number("klif_k_lr", 0.0, 1e3, lo_open=False)
         if self.klif_floor not in ("all", "hidden"):
             raise bad("klif_floor", f"must be 'all' or 'hidden', got {self.klif_floor!r}")
+        if not isinstance(self.augment_flip, bool):
+            raise bad("augment_flip", f"must be true or false, got {self.augment_flip!r}")
+        if not isinstance(self.augment_shift, int) or isinstance(self.augment_shift, bool) or not 0 <= self.augment_shift <= 8:
+            raise bad("augment_shift", f"must be an integer number of pixels in [0, 8], got {self.augment_shift!r}")
         number("tcn_momentum", 0.0, 1.0)
         if not isinstance(self.tcn_stat_batch, int) or isinstance(self.tcn_stat_batch, bool) or self.tcn_stat_batch < 0:
             raise bad("tcn_stat_batch", f"must be a non-negative integer (0: the whole batch), got {self.tcn_stat_batch!r}")

@@ -10,6 +10,7 @@ import torch
 
 from spikeport import fileio
 from spikeport.data import encode, float_view
+from spikeport.data.augment import augment
 from spikeport.errors import SpikeportError
 from spikeport.measure.readout import predict
 from spikeport.train import checkpoint, distributed, methods, resume as resume_mod
@@ -96,7 +97,11 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
         losses = []
         for b in range(steps):
             idx = distributed.local_slice(order[b * cfg.batch_size:(b + 1) * cfg.batch_size], world)
-            enc = _encode_batch(ds.x_train[idx], cfg, seed=cfg.seed * 7919 + epoch * steps + b)
+            xb = ds.x_train[idx]
+            if cfg.augment_flip or cfg.augment_shift:  # its own generator per batch: resumable, like the encoding
+                xb = augment(xb, flip=cfg.augment_flip, shift=cfg.augment_shift,
+                             rng=np.random.default_rng([cfg.seed, epoch, b, 0xA06]))
+            enc = _encode_batch(xb, cfg, seed=cfg.seed * 7919 + epoch * steps + b)
             xf = float_input(enc, cfg.encoder, world.device)
             outs = net(xf, qat=cfg.qat)
             labels = torch.from_numpy(np.asarray(ds.y_train[idx], dtype=np.int64)).to(world.device)
