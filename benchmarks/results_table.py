@@ -49,6 +49,10 @@ def row(run: Path) -> str:
             extra.append(f"floor on {cfg['klif_floor']} layers only")
     if cfg.get("method") == "bpsrm" and cfg.get("tcn_stat_batch"):
         extra.append(f"TCN statistics from {cfg['tcn_stat_batch']} samples per batch, lr {cfg.get('lr')}")
+    if cfg.get("augment_flip") or cfg.get("augment_shift"):
+        extra.append("training images " + " and ".join(
+            (["mirrored"] if cfg.get("augment_flip") else [])
+            + ([f"shifted by up to {cfg['augment_shift']} px"] if cfg.get("augment_shift") else [])))
     extra.append(f"fire {met.get('fire_intensity', 0):.3f}")
     return (f"| {cfg.get('method')} | {_arch(cfg)}, T={cfg.get('time_steps')}, {cfg.get('encoder')} | "
             f"{cfg.get('epochs')} | {_pct(met.get('float_accuracy'))} | {_pct(met.get('qat_accuracy'))} | "
