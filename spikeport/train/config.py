@@ -128,27 +128,28 @@ class TrainConfig:
                 raise bad(name, f"must be a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, "
                           f"got {val!r}")
 
+        def integer(name: str, lo: int, hi: int | None = None, what: str = "an integer") -> None:
+            val = getattr(self, name)
+            if not isinstance(val, int) or isinstance(val, bool) or val < lo or (hi is not None and val > hi):
+                raise bad(name, f"must be {what} in [{lo}, {'inf' if hi is None else hi}], got {val!r}")
+
         number("klif_k_init", 0.0, 100.0)
         number("klif_k_lr", 0.0, 1e3, lo_open=False)
         if self.klif_floor not in ("all", "hidden"):
             raise bad("klif_floor", f"must be 'all' or 'hidden', got {self.klif_floor!r}")
         if not isinstance(self.augment_flip, bool):
             raise bad("augment_flip", f"must be true or false, got {self.augment_flip!r}")
-        if not isinstance(self.augment_shift, int) or isinstance(self.augment_shift, bool) or not 0 <= self.augment_shift <= 8:
-            raise bad("augment_shift", f"must be an integer number of pixels in [0, 8], got {self.augment_shift!r}")
+        integer("augment_shift", 0, 8, "an integer number of pixels")
         number("tcn_momentum", 0.0, 1.0)
-        if not isinstance(self.tcn_stat_batch, int) or isinstance(self.tcn_stat_batch, bool) or self.tcn_stat_batch < 0:
-            raise bad("tcn_stat_batch", f"must be a non-negative integer (0: the whole batch), got {self.tcn_stat_batch!r}")
+        integer("tcn_stat_batch", 0, what="a sample count (0: the whole batch)")
         number("seq_filter", 0.0, 1.0, hi_open=True)
         number("seq_min_rate", 0.0, 1.0, lo_open=False)
         number("seq_rate_weight", 0.0, 1e6, lo_open=False)
         number("keep_fraction", 0.0, 1.0)
         number("hnsg_gain", 0.0, 100.0)
         number("firate_smooth", 0.0, 10.0)
-        for name in ("seq_period", "seq_onset"):
-            val = getattr(self, name)
-            if not isinstance(val, int) or isinstance(val, bool) or val < (1 if name == "seq_period" else 0):
-                raise bad(name, f"must be a {'positive' if name == 'seq_period' else 'non-negative'} integer, got {val!r}")
+        integer("seq_period", 1)
+        integer("seq_onset", 0)
         if self.method == "spikeseq" and self.population != 1:
             raise bad("population", "must be 1 for spikeseq (its readout compares every output neuron's train)")
         if self.method == "spikeseq" and self.seq_onset >= self.time_steps:
