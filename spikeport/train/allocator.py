@@ -11,9 +11,10 @@ batch 128, one training step): 0.38 s wall with glibc's defaults, 0.24-0.30 s wi
 mostly page faults.
 
 Settings: mmap threshold 1 GiB (blocks below it come from the heap and are reused), trim threshold
-2 GiB (``mallopt`` takes an int) and top pad 1 GiB (the heap is not shrunk between steps). The process keeps its peak memory
-until it exits, which is what a training process wants. ``spikeport train`` applies them;
-``SPIKEPORT_MALLOC=default`` leaves glibc's defaults. Python users call :func:`keep_freed_memory`.
+2 GiB (``mallopt`` takes an int) and top pad 1 GiB (the heap is not shrunk between steps). The
+process keeps its peak memory until it exits, which is what a training process wants. ``spikeport
+train`` applies them; ``SPIKEPORT_MALLOC=default`` leaves glibc's defaults. Python users call
+:func:`keep_freed_memory`.
 """
 from __future__ import annotations
 

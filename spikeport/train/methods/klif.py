@@ -36,8 +36,8 @@ backward pass: the deployed forward does not depend on k at all, and Loihi runs 
 plain du, dv, vth. (The paper also scales the stored state by k. Measured in units of 1/k that is a
 membrane decay beta_mem * k and a threshold theta / k, which Loihi could run only while
 beta_mem * k <= 1 - the learned k reached 2.6 - and it would make k a forward parameter; spikeport
-keeps k in the surrogate, where the paper's motivation - a learned slope and width - lives.) The ReLU is exact on Loihi as ``LIFParams(floor_v=True)``
-(v = max(v, 0) after integration, before the threshold), exported as the CubaLIF node's metadata
+keeps k in the surrogate, where the paper's motivation - a learned slope and width - lives.)
+The ReLU is exact on Loihi as ``LIFParams(floor_v=True)`` (v = max(v, 0) after integration, before the threshold), exported as the CubaLIF node's metadata
 ``loihi.floor_v = true`` and run by the deploy side's custom Lava LIF model.
 """
 from __future__ import annotations
