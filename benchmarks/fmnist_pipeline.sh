@@ -2,7 +2,7 @@
 # One row of docs/results.md: train from a config, export, Lava + emulator parity on 200 test samples,
 # emulator parity on the whole test set, energy on 1,000 samples. Usage:
 #   benchmarks/fmnist_pipeline.sh examples/lif_fmnist.toml runs/lif_fmnist [extra train flags]
-# then: .venv/bin/python benchmarks/results_table.py runs/*_fmnist > docs/results.md
+# then: .venv/bin/python benchmarks/results_table.py --write docs/results.md runs/*_fmnist  (the table only)
 set -euo pipefail
 cfg=$1 out=$2
 shift 2

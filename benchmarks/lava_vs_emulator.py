@@ -24,10 +24,10 @@ import time
 import numpy as np
 
 from spikeport.core import loihi
+from spikeport.core.linear import Pool2d
+from spikeport.core.net import Connection, LoihiNet, Population
 from spikeport.data import encode, load_dataset
 from spikeport.deploy import emulator
-from spikeport.deploy.linear import Pool2d
-from spikeport.deploy.netdef import Connection, LoihiNet, Population
 
 T = 25
 
@@ -86,9 +86,10 @@ def timed(fn, repeats: int = 1):
 
 
 def versions() -> str:
+    from importlib.metadata import version
+
     import lava
     import torch
-    from importlib.metadata import version
 
     return (f"lava-nc {version('lava-nc')} ({os.path.dirname(lava.__path__[0])}), numpy {np.__version__}, "
             f"torch {torch.__version__}, python {platform.python_version()}")

@@ -53,7 +53,7 @@ def tie_report(spikes: np.ndarray, u: np.ndarray, labels: np.ndarray) -> dict:
 
 def main(runs: list[str]) -> None:
     from spikeport.deploy import emulator
-    from spikeport.deploy.nir_load import load_nir
+    from spikeport.nirfmt.load import load_nir
     from spikeport.train import checkpoint
     from spikeport.train.loop import _encode_batch
 

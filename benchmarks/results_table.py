@@ -4,7 +4,9 @@ Each row reads only what the commands wrote: config.json and metrics.json (train
 (Lava and emulator against the quantized reference on 200 test samples), parity_emulator.json (emulator
 on the whole test set) and energy.json (SynOps and energy per sample on 1,000 test samples).
 
-Usage: ``python benchmarks/results_table.py runs/lif_fmnist runs/klif_fmnist ...``
+Usage: ``python benchmarks/results_table.py runs/lif_fmnist runs/klif_fmnist ...`` prints the table;
+``--write docs/results.md`` replaces only the table between the document's ``BEGIN`` / ``END`` marker
+lines, so the prose around it is never overwritten (a document without the markers is refused).
 """
 from __future__ import annotations
 
@@ -67,10 +69,29 @@ HEADER = ("| method | network | epochs | float acc %, unquantized | float acc %,
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
+BEGIN, END = "<!-- results_table.py: begin -->", "<!-- results_table.py: end (generated; edit the runs, not this table) -->"
+
+
+def replace_table(doc: str, table: str) -> str:
+    """``doc`` with the lines between its BEGIN and END markers replaced by ``table``."""
+    if doc.count(BEGIN) != 1 or doc.count(END) != 1 or doc.index(BEGIN) > doc.index(END):
+        raise SystemExit(f"the document must hold one '{BEGIN}' line and, after it, one '{END}' line")
+    head, rest = doc.split(BEGIN, 1)
+    return f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}"
+
+
 def main(argv: list[str]) -> None:
-    print(HEADER)
-    for arg in argv:
-        print(row(Path(arg)))
+    write = None
+    if argv[:1] == ["--write"]:
+        write, argv = Path(argv[1]), argv[2:]
+    table = "\n".join([HEADER, *(row(Path(arg)) for arg in argv)])
+    if write is None:
+        print(table)
+        return
+    text = replace_table(write.read_text(), table)
+    tmp = write.with_name(f".{write.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(write)
 
 
 if __name__ == "__main__":

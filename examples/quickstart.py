@@ -4,7 +4,7 @@ Run: .venv/bin/python examples/quickstart.py [OUT_DIR]
 """
 import sys
 
-from spikeport import workflow
+from spikeport import pipeline as workflow
 from spikeport.export.nir_export import export_run
 from spikeport.train.config import TrainConfig
 from spikeport.train.loop import train

@@ -1,6 +1,10 @@
-"""spikeport's command line: one thin command per stage (train, export, deploy, parity, energy,
-report, demo). Errors in the input are one line on stderr with exit code 2; a failed parity gate
-exits with 1."""
+"""spikeport's command line: one thin command per stage (train, export, import, deploy, parity, energy,
+report, demo). Each command calls :mod:`spikeport.pipeline` (or train / export / importer) and
+prints through :mod:`spikeport.report.console`.
+
+Exit codes: 0 done; 1 a parity gate failed (measured, reported); 2 bad input (one line on stderr:
+what is wrong and where); 3 an internal error, a bug in spikeport (one line naming the saved
+traceback file); 130 interrupted."""
 from __future__ import annotations
 
 import os
@@ -10,18 +14,18 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from spikeport.errors import ParityFailure, SpikeportError
+from spikeport.files import runfolder
+from spikeport.report.console import Bars, out
+from spikeport.report.console import columns_table as _table
+from spikeport.report.console import summary as _summary
 
+EXIT_CODES = ("Exit codes: 0 done, 1 parity gate failed, 2 bad input (one line saying what and where), "
+              "3 internal error (a bug: the line names the saved traceback), 130 interrupted.")
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train spiking networks, export them to NIR, run them bit-exact on Lava's Loihi "
-                       "model or the batched emulator, and measure parity, operations and energy.")
-console = Console(stderr=True)
-out = Console()
+                       "model or the batched emulator, and measure parity, operations and energy. " + EXIT_CODES)
 
 
 def _max_memory():
@@ -38,32 +42,8 @@ def _timeout():
     return typer.Option(None, "--timeout", min=1, help="seconds before a Lava run is stopped (default 1800)")
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
-
-
-def _summary(rows: list[tuple[str, str]], title: str) -> None:
-    table = Table(title=title, show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for k, v in rows:
-        table.add_row(k, v)
-    out.print(table)
-
-
-def _table(table: tuple[list[str], list[list[str]]], title: str, columns: dict[str, str]) -> None:
-    """Print the ``columns`` (report header -> printed header) of a report table; numbers right-aligned."""
-    headers, rows = table
-    keep = [headers.index(c) for c in columns]
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
-    for i in keep:
-        label, prose = columns[headers[i]], headers[i] in ("kind", "quality")
-        t.add_column(label, justify="left" if prose or i == keep[0] else "right", no_wrap=not prose,
-                     min_width=max([len(w) for w in label.split("\n")] + [min(len(r[i]), 24) for r in rows if prose]))
-    for row in rows:
-        t.add_row(*[row[i] for i in keep])
-    out.print(t)
+def _quiet():
+    return typer.Option(False, "--quiet", "-q", help="no progress bars (they are shown only when stdout is a terminal)")
 
 
 @app.command()
@@ -89,6 +69,7 @@ def train(
                                      "`torchrun --nproc-per-node N $(which spikeport) train ... --distributed`"),
     resume: bool = typer.Option(False, "--resume", help="continue from the run folder's per-epoch checkpoint/ "
                                 "(same options; ends with the weights an uninterrupted run reaches)"),
+    quiet: bool = _quiet(),
 ):
     """Train a spiking network with surrogate-gradient BPTT and quantization-aware training."""
     from spikeport.train import resume as resume_state
@@ -116,9 +97,9 @@ def train(
     from spikeport.train.allocator import keep_freed_memory
 
     keep_freed_memory()  # CPU steps reuse freed pages instead of faulting fresh ones (SPIKEPORT_MALLOC=default: off)
-    with _progress() as prog:
-        task = prog.add_task(f"training {cfg.method} on {cfg.data}", total=None)
-        metrics = run_train(cfg, out_dir, progress=lambda _s, done, total: prog.update(task, completed=done, total=total),
+    with Bars(quiet) as bars:
+        tick = bars.callback(f"training {cfg.method} on {cfg.data} (batches)")
+        metrics = run_train(cfg, out_dir, progress=lambda _s, done, total: tick(done, total),
                             device=device, use_distributed=distributed, resume=resume)
     if not metrics:  # a non-zero rank of a distributed run: rank 0 reports
         return
@@ -131,16 +112,20 @@ def train(
 def export(run_dir: Path = typer.Argument(..., help="run folder written by `spikeport train`"),
            out_path: Optional[Path] = typer.Option(None, "--out", help="output .nir (default RUN/model.nir)"),
            onnx: bool = typer.Option(False, "--onnx", help="also write RUN/model.onnx (integer Loihi model, "
-                                     "time unrolled)")):
+                                     "time unrolled)"),
+           quiet: bool = _quiet()):
     """Export a checkpoint to NIR (float parameters + Loihi integers in node metadata), and to ONNX."""
     from spikeport.export.nir_export import export_run
 
-    path = export_run(run_dir, out_path)
-    out.print(f"wrote {path}")
-    if onnx:
-        from spikeport.export.onnx_export import export_onnx
+    with Bars(quiet) as bars:
+        bars.callback(f"exporting {run_dir}")
+        paths = [export_run(run_dir, out_path)]
+        if onnx:
+            from spikeport.export.onnx_export import export_onnx
 
-        out.print(f"wrote {export_onnx(run_dir)}")
+            paths.append(export_onnx(run_dir))
+    for path in paths:
+        out.print(f"wrote {path}")
 
 
 @app.command("convert-checkpoint")
@@ -150,7 +135,7 @@ def convert_checkpoint(src: Path = typer.Argument(..., help="a PyTorch .pt / .pt
                        out_dir: Path = typer.Option(..., "--out", help="run folder to write")):
     """Convert a pickled PyTorch state dict safely (tensors only, torch.load weights_only=True, validated
     against the architecture) into model.safetensors + config.json."""
-    from spikeport.convert import convert_checkpoint as run_convert
+    from spikeport.train.convert import convert_checkpoint as run_convert
 
     path = run_convert(src, config=config, out=out_dir)
     out.print(f"wrote {path / 'model.safetensors'} and {path / 'config.json'}")
@@ -168,13 +153,14 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file"),
             inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] (calibration and parity)"),
             labels: Optional[Path] = typer.Option(None, help="labels .npy [N] integers"),
             time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1,
-                                                     help="steps per sample when no --inputs are given")):
+                                                     help="steps per sample when no --inputs are given"),
+            quiet: bool = _quiet()):
     """Import a peer's NIR graph (snnTorch, Norse, Sinabs, Rockpool) into a run folder with Loihi integers."""
     from spikeport.importer.run import import_graph
 
-    with console.status(f"importing {graph}"):
+    with Bars(quiet) as bars:
         res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, allow_approx=allow_approx,
-                           inputs=inputs, labels=labels, time_steps=time_steps)
+                           inputs=inputs, labels=labels, time_steps=time_steps, progress=bars.update)
     rows = [("producer", res["producer"]), ("dt", f"{res['dt']:g} s"), ("network", res["network"]),
             ("approximations", str(len(res["approximations"])) + ("" if res["exact"] else " (see import.json)"))]
     for layer in res["layers"]:
@@ -195,14 +181,14 @@ def deploy(graph: Path = typer.Argument(..., help="a .nir file"),
            inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] instead of a dataset"),
            labels: Optional[Path] = typer.Option(None, help="labels .npy [N] for --inputs"),
            timeout: Optional[float] = _timeout(), max_memory_gb: Optional[float] = _max_memory(),
-           max_steps: Optional[int] = _max_steps()):
+           max_steps: Optional[int] = _max_steps(), quiet: bool = _quiet()):
     """Run a NIR graph alone on Lava (fixed_pt) or the emulator and report its accuracy."""
-    from spikeport.workflow import deploy as run_deploy
+    from spikeport.pipeline import deploy as run_deploy
 
-    with console.status(f"running {graph} on {backend}"):
+    with Bars(quiet) as bars:
         res = run_deploy(graph, data=data, data_dir=data_dir, backend=backend, samples=samples, out=out_dir,
                          inputs=inputs, labels=labels, timeout_s=timeout, max_memory_gb=max_memory_gb,
-                         max_steps=max_steps)
+                         max_steps=max_steps, progress=bars.callback(f"{backend} (samples)"))
     acc = "n/a (no labels)" if res["accuracy"] is None else f"{res['accuracy']:.2%}"
     _summary([("backend", res["backend"]), ("network", res["network"]), ("samples", str(res["samples"])),
               ("accuracy", acc), ("samples/s", f"{res['samples_per_s']:.1f}")], "deployed")
@@ -219,16 +205,16 @@ def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint 
                                                  "the run's inputs.npy)"),
            labels: Optional[Path] = typer.Option(None, help="imported runs: labels .npy [N]"),
            timeout: Optional[float] = _timeout(), max_memory_gb: Optional[float] = _max_memory(),
-           max_steps: Optional[int] = _max_steps()):
+           max_steps: Optional[int] = _max_steps(), quiet: bool = _quiet()):
     """Compare the quantized PyTorch reference (imported runs: the producer's float reference) with the
-    deployed graph, spike by spike (CI gate)."""
+    deployed graph, spike by spike (CI gate: exit 1 when the gate fails)."""
+    from spikeport.pipeline import parity as run_parity
     from spikeport.report.markdown import summary_rows
-    from spikeport.workflow import parity as run_parity
 
-    with console.status(f"parity on {backend}"):
+    with Bars(quiet, prefix="parity: ") as bars:
         res = run_parity(run_dir, backend=backend, samples=samples, max_mismatches=max_mismatches, out=out_path,
                          shards=shards, inputs=inputs, labels=labels, timeout_s=timeout,
-                         max_memory_gb=max_memory_gb, max_steps=max_steps)
+                         max_memory_gb=max_memory_gb, max_steps=max_steps, progress=bars.update)
     _summary(summary_rows({"parity": res}), "parity")
 
 
@@ -240,14 +226,18 @@ def energy(target: Path = typer.Argument(..., help="run folder or .nir file"),
            data: Optional[str] = typer.Option(None, help="dataset (default: the one named in the graph)"),
            data_dir: Optional[str] = typer.Option(None),
            inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] instead of a dataset"),
-           max_memory_gb: Optional[float] = _max_memory(), max_steps: Optional[int] = _max_steps()):
+           max_memory_gb: Optional[float] = _max_memory(), max_steps: Optional[int] = _max_steps(),
+           quiet: bool = _quiet()):
     """Count SynOps / MACs / neuron updates on the deployed network and estimate energy per sample."""
+    from spikeport.pipeline import check_samples
+    from spikeport.pipeline import energy as run_energy
     from spikeport.report import markdown as md
-    from spikeport.workflow import check_samples, energy as run_energy
 
     check_samples(samples)
-    res = run_energy(target, profiles=profile, profiles_file=profiles_file, samples=samples, data=data, data_dir=data_dir,
-                     inputs=inputs, max_memory_gb=max_memory_gb, max_steps=max_steps)
+    with Bars(quiet) as bars:
+        res = run_energy(target, profiles=profile, profiles_file=profiles_file, samples=samples, data=data,
+                         data_dir=data_dir, inputs=inputs, max_memory_gb=max_memory_gb, max_steps=max_steps,
+                         progress=bars.callback("energy (steps)"))
     _table(md.layer_rows(res), f"operations per sample ({res['network']}, T={res['time_steps']}, "
            f"{res['samples']} samples)", {"layer": "layer", "neurons": "neurons", "SynOps": "SynOps",
                                           "effective MACs": "effective\nMACs", "dense ANN MACs": "dense ANN\nMACs",
@@ -257,13 +247,14 @@ def energy(target: Path = typer.Argument(..., help="run folder or .nir file"),
                                                       "ratio to loihi": "x loihi", "quality": "price quality"})
     m = res["loihi_mapping"]
     out.print(f"Loihi 1 mapping: {m['total_cores']} cores, {m['chips']} chip(s).\n{md.LOIHI2_STATEMENT}\n"
-              f"{md.ANN_STATEMENT}\nwrote {(target if target.is_dir() else target.parent) / 'energy.json'}")
+              f"{md.ANN_STATEMENT}\nwrote {runfolder.model_nir(target).parent / runfolder.ENERGY}")
 
 
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="run folder"),
            compare: Optional[Path] = typer.Option(
-               None, help="folder whose run folders are compared on accuracy vs energy (default: RUN's parent)")):
+               None, help="folder whose run folders are compared on accuracy vs energy (default: RUN's parent)"),
+           quiet: bool = _quiet()):
     """Write report.md and a self-contained report.html (plots inline) from the run folder's reports."""
     from spikeport.report import html, markdown
 
@@ -271,30 +262,39 @@ def report(run_dir: Path = typer.Argument(..., help="run folder"),
         raise SpikeportError(f"{run_dir}: run folder not found")
     if compare is not None and not compare.is_dir():
         raise SpikeportError(f"{compare}: --compare folder not found")
-    out.print(f"wrote {markdown.write(run_dir, compare)}")
-    out.print(f"wrote {html.write(run_dir, compare)}")
+    with Bars(quiet) as bars:
+        tick = bars.callback("writing report.md, report.html")
+        paths = [markdown.write(run_dir, compare)]
+        tick(1, 2)
+        paths.append(html.write(run_dir, compare))
+        tick(2, 2)
+    for path in paths:
+        out.print(f"wrote {path}")
 
 
 @app.command()
 def demo(out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="run folder"),
-         epochs: int = typer.Option(20, min=1), samples: Optional[int] = typer.Option(None, help="test samples")):
+         epochs: int = typer.Option(20, min=1), samples: Optional[int] = typer.Option(None, help="test samples"),
+         quiet: bool = _quiet()):
     """The whole path on digits: train -> export -> Lava + emulator parity -> energy -> report."""
+    from spikeport.export.nir_export import export_run
+    from spikeport.pipeline import energy as run_energy
+    from spikeport.pipeline import parity as run_parity
     from spikeport.report import html, markdown
     from spikeport.train.config import TrainConfig
     from spikeport.train.loop import train as run_train
-    from spikeport.export.nir_export import export_run
-    from spikeport.workflow import energy as run_energy, parity as run_parity
 
     t0 = time.time()
     cfg = TrainConfig(data="digits", epochs=epochs)
-    with _progress() as prog:
-        task = prog.add_task("1/4 training CUBA-LIF MLP on digits (QAT)", total=None)
-        run_train(cfg, out_dir, progress=lambda _s, done, total: prog.update(task, completed=done, total=total))
-    export_run(out_dir)
-    with console.status("3/4 parity: quantized PyTorch vs emulator vs Lava fixed_pt"):
-        run_parity(out_dir, backend="lava,emulator", samples=samples)
-    with console.status("4/4 counting operations and pricing energy"):
-        run_energy(out_dir, samples=samples)
+    with Bars(quiet) as bars:
+        tick = bars.callback("1/4 training CUBA-LIF MLP on digits (QAT, batches)")
+        run_train(cfg, out_dir, progress=lambda _s, done, total: tick(done, total))
+        bars.callback("2/4 exporting model.nir")(0, 1)
+        export_run(out_dir)
+        bars.update("2/4 exporting model.nir", 1, 1)
+        run_parity(out_dir, backend="lava,emulator", samples=samples,
+                   progress=lambda side, done, total: bars.update(f"3/4 parity: {side}", done, total))
+        run_energy(out_dir, samples=samples, progress=bars.callback("4/4 counting operations and pricing energy"))
     path, page = markdown.write(out_dir), html.write(out_dir)
     _summary(markdown.summary_rows(markdown.load_reports(out_dir)), f"spikeport demo ({time.time() - t0:.0f} s)")
     out.print(f"reports: {out_dir}/parity.json, {out_dir}/energy.json, {path}, {page}")
@@ -311,6 +311,19 @@ def _terminate(_signum, _frame) -> None:
     raise KeyboardInterrupt
 
 
+def save_traceback(err: BaseException) -> Path:
+    """Write the traceback of an internal error to a new file in the temporary folder; returns its path."""
+    import tempfile
+    import traceback
+
+    from spikeport.files import fileio
+
+    path = Path(tempfile.gettempdir()) / f"spikeport-bug-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    fileio.write_text(path, f"spikeport {' '.join(sys.argv[1:])}\n\n{text}")
+    return path
+
+
 def main() -> None:
     import signal
 
@@ -323,10 +336,12 @@ def main() -> None:
         _fail(f"spikeport: error: {err}", 2)
     except KeyboardInterrupt:
         _fail("spikeport: interrupted", 130)
-    except Exception as err:  # never a traceback for users; SPIKEPORT_DEBUG=1 shows it
+    except Exception as err:  # a bug: one line for the user, the traceback in a file (SPIKEPORT_DEBUG=1 raises)
         if os.environ.get("SPIKEPORT_DEBUG"):
             raise
-        _fail(f"spikeport: error: {type(err).__name__}: {str(err)[:300]}", 2)
+        path = save_traceback(err)
+        _fail(f"spikeport: internal error (a bug in spikeport, please report it): {type(err).__name__}: "
+              f"{str(err)[:200]}; traceback saved to {path}", 3)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.monitor.process import Monitor
 
+from spikeport.core.net import LoihiNet
 from spikeport.deploy import lava_backend
-from spikeport.deploy.netdef import LoihiNet
 
 
 def lava_states(net: LoihiNet, x: np.ndarray):

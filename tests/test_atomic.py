@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikeport import fileio
+from spikeport.files import fileio
 from tests.test_supervise import marked_processes
 
 TEMP = re.compile(r"^\..+\.tmp$")
@@ -29,7 +29,7 @@ def validate_outputs(folder: Path) -> dict:
     validated and temporary leftovers. A file that does not load fails the test."""
     import safetensors.torch
 
-    from spikeport.deploy.nir_load import load_nir
+    from spikeport.nirfmt.load import load_nir
     from spikeport.train import checkpoint, resume
 
     seen = {"valid": 0, "temporary": 0}
@@ -142,7 +142,7 @@ def test_sigkill_campaign_long(tiny_run, tmp_path):
 
 _HALF_WRITE = """
 import os, signal, sys
-from spikeport import fileio
+from spikeport.files import fileio
 def writer(tmp):
     with open(tmp, "wb") as fh:
         fh.write(b"new-" * 1000)
@@ -184,3 +184,22 @@ def test_writers_go_through_fileio():
             if direct.search(line) and "fileio." not in line and "lambda tmp" not in line and "tmp" not in line:
                 offenders.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_keep_the_users_umask(tmp_path, umask, mode):
+    """An output is readable by whoever the user's umask lets read a new file (not always 0600, the
+    temporary file's mode), like a file the user wrote with ``open(path, "w")``."""
+    from spikeport.files import fileio
+
+    old = os.umask(umask)
+    try:
+        fileio.write_json(tmp_path / "r.json", {"a": 1})
+        fileio.write_npz(tmp_path / "r.npz", {"a": np.zeros(2)})
+        with open(tmp_path / "plain.txt", "w") as fh:  # the reference: what the OS gives a new file
+            fh.write("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "plain.txt").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "r.npz").stat().st_mode & 0o777 == mode

@@ -1,6 +1,11 @@
 """Each CLI command on a tiny run, and bad inputs as one-line errors with exit code 2."""
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +85,72 @@ def test_bad_inputs_are_one_line_errors(make_bad, tiny_run, tmp_path):
     else:
         msg = one_line_error(cli("parity", str(tiny_run), "--backend", "emulator", "--samples", "0"))
         assert "--samples" in msg
+
+
+def test_internal_error_exits_3_with_the_traceback_in_a_file(tiny_run, tmp_path):
+    """A bug (here: report writing raises ZeroDivisionError) is not bad input: exit 3, one line that says
+    so and names the file holding the traceback."""
+    code = ("import sys\nimport spikeport.report.markdown as md\n"
+            "def boom(*a, **k):\n    return 1 / 0\n"
+            "md.write = boom\nfrom spikeport.cli import main\n"
+            f"sys.argv = ['spikeport', 'report', {str(tiny_run)!r}]\nmain()\n")
+    env = {k: v for k, v in os.environ.items() if k != "SPIKEPORT_DEBUG"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**env, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 3, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "internal error (a bug in spikeport" in lines[0], proc.stderr
+    saved = Path(lines[0].rsplit("traceback saved to ", 1)[1])
+    assert saved.parent == tmp_path
+    text = saved.read_text()
+    assert "Traceback (most recent call last)" in text and "ZeroDivisionError" in text and "def boom" not in lines[0]
+
+
+def test_bad_input_is_exit_2_and_a_gate_failure_is_not_a_bug(tmp_path):
+    proc = cli("deploy", str(tmp_path / "missing.nir"), "--backend", "emulator")
+    assert "missing.nir" in one_line_error(proc)
+
+
+def _in_terminal(*args: str, timeout: float = 240) -> tuple[int, str]:
+    """Run the CLI with stdout and stderr on a pseudo-terminal; returns (exit code, all it printed)."""
+    import pty
+    import select
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "spikeport.cli", *args], stdin=child, stdout=child, stderr=child,
+                            env={**os.environ, "COLUMNS": "120", "TERM": "xterm"}, close_fds=True)
+    os.close(child)
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=30)
+    os.close(main)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize("args, bar", [
+    (("parity", "{run}", "--backend", "emulator", "--samples", "300"), "parity: emulator"),
+    (("energy", "{run}", "--samples", "300", "--profile", "loihi"), "energy (steps)"),
+    (("deploy", "{run}/model.nir", "--backend", "emulator", "--samples", "300"), "emulator (samples)"),
+])
+def test_long_commands_show_progress_in_a_terminal_only(tiny_run, tmp_path, args, bar):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    args = tuple(a.format(run=run) for a in args)
+    code, shown = _in_terminal(*args)
+    assert code == 0, shown[-2000:]
+    assert bar in shown, shown[-2000:]
+    code, quiet = _in_terminal(*args, "--quiet")
+    assert code == 0 and bar not in quiet, quiet[-2000:]
+    piped = cli(*args)  # stdout is a pipe here: no bar on stderr either
+    assert piped.returncode == 0 and bar not in piped.stderr + piped.stdout

@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from spikeport.convert import convert_checkpoint
 from spikeport.errors import SpikeportError
+from spikeport.train.convert import convert_checkpoint
 from tests.conftest import cli
 from tests.test_cli import one_line_error
 

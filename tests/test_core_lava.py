@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spikeport.core import loihi
+from spikeport.core.linear import Pool2d
+from spikeport.core.net import Connection, LoihiNet, Population
 from spikeport.deploy import emulator
-from spikeport.deploy.linear import Pool2d
-from spikeport.deploy.netdef import Connection, LoihiNet, Population
 from tests.lava_states import lava_states
 
 FAST = settings(max_examples=6, deadline=None, derandomize=True, database=None,

@@ -25,6 +25,7 @@ from spikeport.data import (
     read_nmnist_events,
 )
 from spikeport.errors import SpikeportError
+from tests.conftest import need_fashion_mnist
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -66,8 +67,8 @@ def test_mnist5k_shapes_and_stratified_split():
     np.testing.assert_array_equal(np.bincount(ds.y_test), [100] * 10)
 
 
-@pytest.mark.skipif(not FASHION.is_dir(), reason="dataset-fashion-mnist is not installed")
 def test_fashion_mnist_from_debian_package():
+    need_fashion_mnist()
     ds = load_dataset("fashion-mnist", limit=None)
     assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
     np.testing.assert_array_equal(np.bincount(ds.y_train), [6000] * 10)

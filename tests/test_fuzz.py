@@ -63,7 +63,7 @@ def _copy_run(base: Base, dst: Path) -> Path:
 def case(target: str, seed: int, base: Base) -> tuple[str, str]:
     """Build and run one case; returns (mutation name, outcome) with outcome 'ok' or 'error'.
     Anything else (another exception, a timeout) propagates."""
-    from spikeport import workflow
+    from spikeport import pipeline as workflow
     from spikeport.data import load_dataset
 
     rng = np.random.default_rng(seed)
@@ -121,7 +121,7 @@ def case(target: str, seed: int, base: Base) -> tuple[str, str]:
         what = fc.write_mutated_npy(tmp / "in.npy", (3, 4, 64), rng)
         fn = lambda: load_inputs(tmp / "in.npy", None, (64,), 4)  # noqa: E731
     elif target == "convert-pt":
-        from spikeport.convert import convert_checkpoint
+        from spikeport.train.convert import convert_checkpoint
 
         pt, cfg = _pickle_case(base, tmp, rng)
         what = "pt"
@@ -234,13 +234,13 @@ def test_fuzz_in_process(target, base):
 
 
 # Cases the long run found that once hung inside the HDF5 library (a flipped bit in a variable-length
-# string's heap reference): now the trial read in a forked child times out (spikeport.isolate).
+# string's heap reference): now the trial read in a forked child times out (spikeport.files.isolate).
 KNOWN_HANGS = [("deploy-nir-bytes", 706)]
 
 
 @pytest.mark.parametrize("target, seed", KNOWN_HANGS)
 def test_known_library_hangs_end_in_an_error(target, seed, base, monkeypatch):
-    from spikeport.deploy import nir_guard
+    from spikeport.nirfmt import guard as nir_guard
 
     monkeypatch.setattr(nir_guard, "READ_TIMEOUT_S", 2.0)
     t0 = time.monotonic()

@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from spikeport import workflow
+from spikeport import pipeline as workflow
 from spikeport.data import float_view
-from spikeport.deploy.nir_load import load_nir
 from spikeport.errors import SpikeportError
 from spikeport.importer.conventions import PRODUCERS
-from spikeport.importer.graph import load_graph
 from spikeport.importer.run import import_graph
 from spikeport.importer.simulate import simulate
+from spikeport.nirfmt.flat import load_graph
+from spikeport.nirfmt.load import load_nir
 
 
 @pytest.fixture(scope="module")
@@ -263,14 +263,13 @@ def test_recurrent_import_lava_equals_emulator_and_onnx(digits, tmp_path):
     from snntorch.export_nir import export_to_nir
 
     from spikeport.export.onnx_export import export_onnx
-    from spikeport.importer.parity import parity_imported
 
     path = tmp_path / "rsyn.nir"
     nir.write(str(path), export_to_nir(SnnRecurrent(digits["weights"], digits["cfg"]), torch.zeros(1, 64), ignore_dims=[0]))
     run = tmp_path / "run"
     import_graph(path, dt=1e-4, out=run, producer="snntorch", reset="subtract", allow_approx=True,
                  inputs=digits["x"], labels=digits["y"])
-    res = parity_imported(run, backend="lava,emulator", min_agreement=0.0)
+    res = workflow.parity(run, backend="lava,emulator", min_agreement=0.0)
     assert res["comparisons"][-1]["pair"] == "lava-emulator" and res["spike_mismatches"] == 0
     net = load_nir(run / "model.nir")
     from spikeport.importer.runio import run_inputs

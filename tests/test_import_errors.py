@@ -9,9 +9,9 @@ import pytest
 
 from spikeport.errors import SpikeportError
 from spikeport.importer.conventions import PRODUCERS
-from spikeport.importer.graph import load_graph
 from spikeport.importer.run import import_graph
 from spikeport.importer.simulate import simulate
+from spikeport.nirfmt.flat import load_graph
 from tests.conftest import cli
 
 DT = 1e-3
@@ -186,7 +186,7 @@ def test_inputs_are_validated(bad, tmp_path):
 
 def test_cli_import_then_deploy_parity_energy_report(tmp_path):
     """The imported run folder works with every stage (emulator backend here; Lava in test_import)."""
-    from spikeport import workflow
+    from spikeport import pipeline as workflow
 
     path = _write(_graph(n_in=6, n=5), tmp_path / "g.nir")
     x = (np.random.default_rng(4).random((30, 8, 6)) < 0.6).astype(np.float32) * 3  # graded: 0 or 3

@@ -1,4 +1,4 @@
-"""spikeport.isolate.run_isolated: a check run in a forked child, its outcome reported back as a
+"""spikeport.files.isolate.run_isolated: a check run in a forked child, its outcome reported back as a
 SpikeportError (its own message, a timeout, a crash) or None; the child is always reaped."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from spikeport import isolate
 from spikeport.errors import SpikeportError
+from spikeport.files import isolate
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikeport.core import loihi
-from spikeport.deploy import kernels, linear
-from spikeport.deploy.linear import Pool2d
-from spikeport.deploy.netdef import Connection
+from spikeport.core import linear, loihi
+from spikeport.core.linear import Pool2d
+from spikeport.core.net import Connection
+from spikeport.deploy import kernels
 
 EXAMPLES = settings(max_examples=60, deadline=None, database=None)
 

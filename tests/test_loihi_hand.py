@@ -75,8 +75,8 @@ def test_single_layer_equals_lava_state_by_state(case):
 
 def test_two_layer_stream_equals_lava():
     """Two populations, recurrent-free, through the streaming backend: every spike equal."""
+    from spikeport.core.net import Connection, LoihiNet, Population
     from spikeport.deploy import emulator, lava_backend
-    from spikeport.deploy.netdef import Connection, LoihiNet, Population
 
     rng = np.random.default_rng(7)
     pops = [Population("l0", 6, loihi.LIFParams(du=2000, dv=500, vth=20, bias_mant=rng.integers(-50, 50, 6)),

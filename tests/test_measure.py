@@ -1,4 +1,4 @@
-"""spikeport.measure against hand counts, published numbers (energy.md) and NeuroBench.
+"""spikeport.measure against hand counts, published numbers (Davies et al. 2018, Horowitz 2014) and NeuroBench.
 
 Every expected count below was worked out by hand from the small matrices and spike trains
 written next to it; the energy checks recompute prices straight from the TOML file.

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from spikeport.core.readout import predict
 from spikeport.data import encode, load_dataset
 from spikeport.deploy import emulator
-from spikeport.deploy.nir_load import load_nir
-from spikeport.measure.readout import predict
+from spikeport.nirfmt.load import load_nir
 from spikeport.train import checkpoint, methods
 from spikeport.train.config import METHODS, TrainConfig
 from spikeport.train.methods import bpsrm, firate, hnsg, klif, spikeseq
@@ -423,3 +423,22 @@ def test_hnsg_gain_sets_the_frozen_weight_magnitude():
         for layer in model.layers:
             sigma = gain / np.sqrt(keep * layer.spec.n_in)
             np.testing.assert_allclose(layer.weight.detach().abs().numpy(), sigma, rtol=1e-6)
+
+
+def test_klif_export_says_peers_run_it_without_the_floor(runs, tmp_path):
+    """NIR's CubaLIF cannot express KLIF's floor: export warns, the graph and each floored node carry a
+    note, and parity.json (hence the report) repeats it; a plain lif graph carries none."""
+    import nir
+
+    from spikeport.export.nir_export import export_run
+    from spikeport.pipeline.parity_stage import graph_notes
+
+    run, _ = runs["klif"]
+    with pytest.warns(UserWarning, match="KLIF floor"):
+        path = export_run(run, tmp_path / "klif.nir")
+    graph = nir.read(str(path))
+    assert "other NIR tools run this layer without the floor" in str(graph.metadata["spikeport"]["floor_v_warning"])
+    floored = [n for n, node in graph.nodes.items() if type(node).__name__ == "CubaLIF"
+               and bool(np.asarray(node.metadata["loihi"]["floor_v"]))]
+    assert floored and all("floor_v_note" in graph.nodes[n].metadata["loihi"] for n in floored)
+    assert graph_notes(load_nir(path)) and not graph_notes(load_nir(runs["lif"][0] / "model.nir"))

@@ -9,8 +9,8 @@ import pytest
 
 from spikeport.core import loihi
 from spikeport.deploy import emulator
-from spikeport.deploy.nir_load import load_nir
 from spikeport.errors import SpikeportError
+from spikeport.nirfmt.load import load_nir
 
 RNG = np.random.default_rng(0)
 

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import torch
 
-from spikeport import workflow
+from spikeport import pipeline as workflow
 from spikeport.data import float_view
-from spikeport.deploy.nir_load import load_nir
 from spikeport.importer.conventions import PRODUCERS
-from spikeport.importer.graph import load_graph
 from spikeport.importer.simulate import simulate
+from spikeport.nirfmt.flat import load_graph
+from spikeport.nirfmt.load import load_nir
 from spikeport.train import checkpoint
 
 SAMPLES = 200

@@ -3,10 +3,10 @@ PyTorch reference (``SpikingMLP.forward_int``), which Lava and the emulator matc
 import numpy as np
 import torch
 
-from spikeport import workflow
+from spikeport import pipeline as workflow
 from spikeport.deploy import emulator
-from spikeport.deploy.nir_load import load_nir
 from spikeport.export.onnx_export import build_model, export_onnx
+from spikeport.nirfmt.load import load_nir
 from tests.conftest import cli
 
 
@@ -53,7 +53,7 @@ def test_onnx_recurrent_wraps_and_shifts_equal_emulator():
     """A hand-made recurrent net with right and left weight exponents, a bias, KLIF's floor and huge
     inputs that wrap the current: ONNX equals the emulator (= Lava) step for step."""
     from spikeport.core import loihi
-    from spikeport.deploy.netdef import Connection, LoihiNet, Population
+    from spikeport.core.net import Connection, LoihiNet, Population
 
     rng = np.random.default_rng(0)
     pops = [Population("a", 20, loihi.LIFParams(du=1000, dv=300, vth=400, bias_mant=rng.integers(-50, 50, 20),
@@ -80,8 +80,8 @@ def test_onnx_conv_and_pool_equal_emulator():
     """Conv after a tiling sum pool (Lava Conv: no exponent, 24-bit wrap) and a conv with an exponent
     (unrolled Sparse on Lava), then a pool-only connection: ONNX equals the emulator."""
     from spikeport.core import loihi
-    from spikeport.deploy.linear import Pool2d
-    from spikeport.deploy.netdef import Connection, LoihiNet, Population
+    from spikeport.core.linear import Pool2d
+    from spikeport.core.net import Connection, LoihiNet, Population
 
     rng = np.random.default_rng(1)
     c1 = Connection("c1", rng.integers(-127, 128, (4, 2, 3, 3)).astype(np.int8), 0, kind="conv", in_shape=(2, 8, 8),

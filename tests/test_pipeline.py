@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 
-from spikeport import workflow
-from spikeport.deploy.nir_load import load_nir
+from spikeport import pipeline as workflow
+from spikeport.nirfmt.load import load_nir
 
 
 def test_training_reaches_float_accuracy_and_quantization_keeps_it(tiny_run):

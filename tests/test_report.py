@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spikeport import workflow
+from spikeport import pipeline as workflow
 from spikeport.deploy import emulator
-from spikeport.deploy.nir_load import load_nir
+from spikeport.files import runfolder
 from spikeport.measure import count_ops, load_profiles
+from spikeport.nirfmt.load import load_nir
+from spikeport.pipeline import energy_stage
 from spikeport.report import html as html_report
 from spikeport.report import markdown
 from tests.conftest import cli
@@ -93,7 +95,7 @@ def parse(page: str) -> Checker:
 
 def test_parity_saves_one_sample_per_layer_and_side(runs):
     run = runs / "small"
-    sample = html_report.load_spike_sample(run / workflow.SPIKE_SAMPLE)
+    sample = html_report.load_spike_sample(run / runfolder.SPIKE_SAMPLE)
     net = load_nir(run / "model.nir")
     assert sample["layers"] == [p.name for p in net.populations]
     assert sample["sides"] == ["reference", "emulator"] and sample["sample"] == 0
@@ -122,7 +124,7 @@ def test_energy_json_has_per_layer_and_per_step_values(runs):
 
 def test_loihi_energy_by_layer_and_step_by_hand():
     """The 3-4-2 net of test_measure (T=3, B=2), priced with Davies et al. 2018's figures."""
-    split = workflow._energy_split(count_ops(two_layer()), load_profiles(), ["loihi"])
+    split = energy_stage._energy_split(count_ops(two_layer()), load_profiles(), ["loihi"])
     # fc2: 3.5 synops, 3 active + 3 inactive updates, 2 spikes per sample
     assert split["energy_j_per_layer"]["loihi"]["fc2"] == pytest.approx((3.5 * 23.6 + 3 * 81 + 3 * 52 + 2 * 1.7) * 1e-12)
     # step 2: 1 synop, 1.5 of 6 neurons active, 0.5 spikes per sample
@@ -181,7 +183,7 @@ def test_missing_or_unsafe_inputs_are_reported_in_the_page(runs, tmp_path):
     assert "spikeport parity" in page and "spikeport energy" in page
     run = tmp_path / "pickled"
     shutil.copytree(runs / "small", run)
-    with open(run / workflow.SPIKE_SAMPLE, "wb") as fh:  # an object array needs pickle: refused
+    with open(run / runfolder.SPIKE_SAMPLE, "wb") as fh:  # an object array needs pickle: refused
         np.savez(fh, layers=np.array([{"a": 1}], dtype=object), sides=np.array(["reference", "lava"]))
     raster = html_report.render(run).split('id="raster"')[1].split("</section>")[0]
     assert "not a readable spike sample" in raster and "<img" not in raster

@@ -1,5 +1,5 @@
 """Soak (slow): parity over 10,000 Fashion-MNIST test samples on the emulator and 2,000 on Lava, with
-memory sampled throughout. Chunked runs (``spikeport.streaming``) must keep it flat: after the first
+memory sampled throughout. Chunked runs (``spikeport.pipeline.streaming``) must keep it flat: after the first
 chunk, resident memory may not grow by more than 10%. The figures are printed (run with ``-s``) and
 written to ``soak.json`` in the test's run folder."""
 from __future__ import annotations
@@ -12,13 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from spikeport import limits
-from spikeport.data import FASHION_MNIST_DIR
 from spikeport.deploy import supervise
+from spikeport.pipeline import limits
+from tests.conftest import need_fashion_mnist
 from tests.test_supervise import _proc_stat, session_members
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path(FASHION_MNIST_DIR).is_dir(), reason="needs the fashion-mnist dataset")]
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _fashion_mnist():
+    need_fashion_mnist()
 MB = 1 << 20
 
 
@@ -100,17 +104,18 @@ def lava_children(monkeypatch):
 
 @pytest.mark.parametrize("backend, samples, chunk", [("emulator", 10_000, 1000), ("lava", 2000, 500)])
 def test_soak_parity_memory_stays_flat(fmnist_run, lava_children, monkeypatch, backend, samples, chunk):
-    from spikeport import workflow
+    from spikeport import pipeline as workflow
+    from spikeport.pipeline.reference import CheckpointReference
 
     monkeypatch.setitem(limits.CHUNK_CAP, backend, chunk)
     monkeypatch.setitem(limits.CHUNK_CAP, "reference", chunk)
-    starts, reference = [], workflow._reference
+    starts, reference = [], CheckpointReference.run
 
     def timed_reference(*args, **kwargs):  # called first in every chunk: its start time marks the chunk
         starts.append(time.monotonic() - t0)
         return reference(*args, **kwargs)
 
-    monkeypatch.setattr(workflow, "_reference", timed_reference)
+    monkeypatch.setattr(CheckpointReference, "run", timed_reference)
     t0 = time.monotonic()
     with Sampler(lava_children) as sampler:
         res = workflow.parity(fmnist_run, backend=backend, samples=samples, out=fmnist_run / f"parity-{backend}.json")

@@ -4,6 +4,7 @@ command, even when the command itself is killed)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,9 +16,12 @@ import numpy as np
 import pytest
 
 from spikeport.core import loihi
+from spikeport.core.net import Connection, LoihiNet, Population
 from spikeport.deploy import supervise
-from spikeport.deploy.netdef import Connection, LoihiNet, Population
 from spikeport.errors import SpikeportError
+from tests import lava_faults
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_net() -> tuple[LoihiNet, np.ndarray]:
@@ -76,7 +80,7 @@ def popen_log(monkeypatch):
     class Recorder(subprocess.Popen):
         def __init__(self, args, *rest, **kwargs):
             super().__init__(args, *rest, **kwargs)
-            if "spikeport.deploy.lava_child" in list(args):
+            if {"spikeport.deploy.lava_child", "tests.lava_faults.child"} & set(map(str, args)):
                 started.append(self)
 
     monkeypatch.setattr(supervise.subprocess, "Popen", Recorder)
@@ -114,11 +118,12 @@ def test_clean_run_matches_emulator_and_leaves_nothing(popen_log):
     ("raise", 60, 60, "injected failure inside the Lava child", 10),
     ("crash", 60, 60, "killed by SIGSEGV", 10),
 ])
-def test_fault_becomes_one_clear_error(fault, timeout_s, heartbeat_s, expect, limit_s, popen_log):
+def test_fault_becomes_one_clear_error(fault, timeout_s, heartbeat_s, expect, limit_s, popen_log, monkeypatch):
     net, x = tiny_net()
+    lava_faults.install(monkeypatch, fault)
     t0 = time.monotonic()
     with pytest.raises(SpikeportError) as info:
-        supervise.run_lava(net, x, fault=fault, timeout_s=timeout_s, heartbeat_s=heartbeat_s)
+        supervise.run_lava(net, x, timeout_s=timeout_s, heartbeat_s=heartbeat_s)
     elapsed = time.monotonic() - t0
     msg = str(info.value)
     assert expect in msg and "\n" not in msg, msg
@@ -126,7 +131,7 @@ def test_fault_becomes_one_clear_error(fault, timeout_s, heartbeat_s, expect, li
     assert_reaped(popen_log)
 
 
-def test_lava_actor_killed_by_a_signal_is_noticed_at_once(popen_log):
+def test_lava_actor_killed_by_a_signal_is_noticed_at_once(popen_log, monkeypatch):
     """A Lava process dying without an exception (e.g. the kernel's OOM killer) ends the run with a
     clear error within seconds, not at the timeout."""
     import threading
@@ -147,28 +152,38 @@ def test_lava_actor_killed_by_a_signal_is_noticed_at_once(popen_log):
 
     threading.Thread(target=kill_one_actor, daemon=True).start()
     net, x = tiny_net()
+    lava_faults.install(monkeypatch, "model-hang")
     t0 = time.monotonic()
     with pytest.raises(SpikeportError, match=r"a Lava process ended unexpectedly \(killed by SIGKILL\)"):
-        supervise.run_lava(net, x, fault="model-hang", timeout_s=60)
+        supervise.run_lava(net, x, timeout_s=60)
     assert time.monotonic() - t0 < 30
     assert_reaped(popen_log)
 
 
-def test_unknown_fault_is_refused():
-    net, x = tiny_net()
-    with pytest.raises(SpikeportError, match="unknown Lava fault"):
-        supervise.run_lava(net, x, fault="nonsense")
+def test_the_package_reads_no_fault_variable():
+    """Fault injection lives in tests/: no module of the package mentions a fault hook."""
+    import spikeport
+
+    root = Path(spikeport.__file__).parent
+    hook = re.compile(r"SPIKEPORT_[A-Z_]*FAULT|faulty|lava_faults", re.IGNORECASE)
+    hits = [str(p) for p in root.rglob("*.py") if hook.search(p.read_text())]
+    assert hits == []
 
 
-def _cli_env(marker: str, fault: str) -> dict:
-    return {**os.environ, "SPIKEPORT_TEST_MARK": marker, supervise.FAULT_ENV: fault}
+def _cli_env(marker: str) -> dict:
+    return {**os.environ, "SPIKEPORT_TEST_MARK": marker}
+
+
+def _faulty_cli(fault: str, *args: str) -> list[str]:
+    """The CLI with a faulty Lava child (tests/lava_faults/cli.py), run from the repository root."""
+    return [sys.executable, "-m", "tests.lava_faults.cli", fault, *args]
 
 
 def test_cli_lava_model_exception_is_one_line_and_leaves_no_process(tiny_run):
     marker = uuid.uuid4().hex
-    proc = subprocess.run([sys.executable, "-m", "spikeport.cli", "deploy", str(tiny_run / "model.nir"),
-                           "--backend", "lava", "--samples", "4"], capture_output=True, text=True, timeout=120,
-                          env=_cli_env(marker, "model-raise"))
+    proc = subprocess.run(_faulty_cli("model-raise", "deploy", str(tiny_run / "model.nir"), "--backend", "lava",
+                                      "--samples", "4"), capture_output=True, text=True, timeout=120,
+                          env=_cli_env(marker), cwd=REPO)
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "a Lava process model failed" in lines[0], proc.stderr
@@ -179,10 +194,8 @@ def test_killing_the_command_takes_lava_down_with_it(tiny_run):
     """SIGKILL the CLI while Lava hangs inside a process model: the child notices its parent is gone
     and kills its own process group within a few seconds."""
     marker = uuid.uuid4().hex
-    cmd = [sys.executable, "-m", "spikeport.cli", "deploy", str(tiny_run / "model.nir"), "--backend", "lava",
-           "--samples", "4"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=_cli_env(marker, "model-hang"))
+    cmd = _faulty_cli("model-hang", "deploy", str(tiny_run / "model.nir"), "--backend", "lava", "--samples", "4")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_cli_env(marker), cwd=REPO)
     deadline = time.monotonic() + 60
     while len(marked_processes(marker)) < 4 and time.monotonic() < deadline:  # CLI, child, Lava actors
         time.sleep(0.2)

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from spikeport import workflow
+from spikeport import pipeline as workflow
 from spikeport.data import encode, load_dataset
 from spikeport.deploy import emulator
-from spikeport.deploy.nir_load import load_nir
 from spikeport.deploy.supervise import run_lava
 from spikeport.export.nir_export import export_run
+from spikeport.nirfmt.load import load_nir
 from spikeport.train import checkpoint
 from spikeport.train.config import TrainConfig
 from spikeport.train.loop import train

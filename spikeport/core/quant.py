@@ -192,3 +192,17 @@ def quantize_feedback(weight: np.ndarray, state_scale: float) -> tuple[np.ndarra
     scale = state_scale * 2.0**exp
     return quantize_weight(weight, scale), exp, scale
 
+
+def weight_fit(name: str, weight: np.ndarray, scale: float, q_min: int = -127, q_max: int = 127) -> dict | None:
+    """Weights whose ``round(w / scale)`` leaves [q_min, q_max] (Loihi's 8 bits): None when all fit,
+    else ``{"layer", "count", "worst", "limit"}`` (``worst``: the integer farthest outside)."""
+    q = np.rint(np.asarray(weight, dtype=np.float64) / float(scale))
+    bad = (q < q_min) | (q > q_max)
+    if not bad.any():
+        return None
+    worst = q[bad][np.argmax(np.abs(q[bad]))]
+    return {"layer": name, "count": int(bad.sum()), "worst": int(worst), "limit": [q_min, q_max]}
+
+
+def describe_misfits(misfits: list[dict]) -> str:
+    return "; ".join(f"{m['layer']}: {m['count']} weights (worst {m['worst']}, range {m['limit']})" for m in misfits)

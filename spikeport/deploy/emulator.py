@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikeport.core.net import Connection, LoihiNet, Population
 from spikeport.deploy import kernels
-from spikeport.deploy.netdef import Connection, LoihiNet, Population
 
 CHUNK_ELEMENTS = 1 << 24  # int64 input currents held per chunk: T * samples * neurons (128 MiB)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from spikeport.core import loihi
-from spikeport.deploy.netdef import Connection, LoihiNet
+from spikeport.core.net import Connection, LoihiNet
 
 
 def window_offset(layer_index: int, time_steps: int) -> int:
@@ -30,12 +30,10 @@ def window_offset(layer_index: int, time_steps: int) -> int:
     return (layer_index + 2) % time_steps
 
 
-def _connection_process(conn: Connection, graded: bool, window: tuple[int, int] | None = None, fault: str = ""):
+def _connection_process(conn: Connection, graded: bool, window: tuple[int, int] | None = None):
     """The Lava process that computes ``conn`` exactly (``conn.lava_process``): Dense, Sparse (pruned
     layers, or a conv Lava's Conv cannot express) or Conv. ``window`` (interval, offset) makes a
-    recurrent connection that forgets its buffered spikes when a sample window begins;
-    ``fault="model-raise"`` / ``"model-hang"`` makes a dense connection whose model raises / blocks
-    inside Lava (supervisor tests)."""
+    recurrent connection that forgets its buffered spikes when a sample window begins."""
     from scipy import sparse
 
     if conn.lava_process != "conv":  # Dense / Sparse would clip wider weights silently (Conv does not)
@@ -67,10 +65,6 @@ def _connection_process(conn: Connection, graded: bool, window: tuple[int, int] 
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
 
-    if fault in ("model-raise", "model-hang") and kind == "dense":
-        from spikeport.deploy.lava_procs.faulty import FaultyDense
-
-        return FaultyDense(weights=w2, weight_exp=exp, num_message_bits=bits, name=conn.name, mode=fault[6:])
     return (Dense if kind == "dense" else Sparse)(weights=w2, weight_exp=exp, num_message_bits=bits, name=conn.name)
 
 
@@ -98,7 +92,7 @@ def _lif_process(pop, idx: int, T: int, record_path: str, record_steps: int):
                     name=pop.name)
 
 
-def build_network(net: LoihiNet, x: np.ndarray, record_dir: str = "", record: str = "all", fault: str = ""):
+def build_network(net: LoihiNet, x: np.ndarray, record_dir: str = "", record: str = "all"):
     """Lava processes for streaming x [T, B, ...] through ``net``; nothing runs yet.
 
     Returns (source, lifs, recorded, steps): the FrameSource, one LoihiLIF per population,
@@ -115,7 +109,7 @@ def build_network(net: LoihiNet, x: np.ndarray, record_dir: str = "", record: st
     prev_out, recorded, lifs = source.s_out, [], []
     for idx, pop in enumerate(net.populations):
         path = f"{record_dir}/p{idx}.npy" if record_dir and (record == "all" or idx == n_layers - 1) else ""
-        conn = _connection_process(pop.input, graded=(idx == 0 and net.graded_input), fault=fault if idx == 0 else "")
+        conn = _connection_process(pop.input, graded=(idx == 0 and net.graded_input))
         lif = _lif_process(pop, idx, T, path, steps)
         _into(prev_out, pop.input).connect(conn.s_in)
         _out_of(conn.a_out, pop.input).connect(lif.a_in)
@@ -136,10 +130,10 @@ def align(data: np.ndarray, idx: int, T: int, B: int) -> np.ndarray:
     return np.asarray(data)[start: start + B * T].reshape(B, T, -1).transpose(1, 0, 2)
 
 
-def run_network(net: LoihiNet, x: np.ndarray, record: str = "all", fault: str = "") -> list[np.ndarray]:
+def run_network(net: LoihiNet, x: np.ndarray, record: str = "all") -> list[np.ndarray]:
     """Run samples x [T, B, ...] integers on Lava. Returns spikes per recorded population as
     [T, B, N] bool (N flat, C-major; all populations for ``record="all"``, only the last for
-    ``"output"``). ``fault="model-raise"`` makes the first connection's model raise (supervisor tests)."""
+    ``"output"``)."""
     import tempfile
 
     from lava.magma.core.run_conditions import RunSteps
@@ -147,7 +141,7 @@ def run_network(net: LoihiNet, x: np.ndarray, record: str = "all", fault: str = 
 
     T, B = x.shape[:2]
     with tempfile.TemporaryDirectory(prefix="spikeport-lava-rec-") as tmp:
-        source, _, recorded, steps = build_network(net, x, tmp, record, fault)
+        source, _, recorded, steps = build_network(net, x, tmp, record)
         try:
             source.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
             raw = [(idx, np.unpackbits(np.load(path), axis=1, count=n).astype(bool)) for idx, n, path in recorded]

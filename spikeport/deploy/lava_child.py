@@ -1,9 +1,10 @@
 """Child-process entry point for :mod:`spikeport.deploy.supervise` (``python -m`` this module).
 
-Arguments: a work folder holding ``net.npz`` and ``x.npy``, the record mode, and an optional
-injected fault. Writes ``spikes.npz`` or ``error.txt``; touches ``heartbeat`` every second.
+Arguments: a work folder holding ``net.npz`` and ``x.npy``, and the record mode. Writes ``spikes.npz``
+or ``error.txt``; touches ``heartbeat`` every second.
 
-Two watchdog threads guard against Lava's hangs (``design/loihi.md``):
+Two watchdog threads guard against Lava's hangs (a run that exits without ``stop()``, or whose
+process model raised, blocks forever):
 
 - the heartbeat thread also watches the parent: if the supervisor dies (even by SIGKILL), the
   child kills its own process group, so no Lava process outlives the command;
@@ -17,7 +18,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import traceback
 from pathlib import Path
 
@@ -32,13 +32,6 @@ def _heartbeat(path: Path, stop: threading.Event, parent: int) -> None:
             os.killpg(0, signal.SIGKILL)
         path.touch()
         stop.wait(1.0)
-
-
-def _orphan_guard(stop: threading.Event, parent: int) -> None:
-    """The parent check alone, for runs whose heartbeat is switched off (fault "silent-hang")."""
-    while not stop.wait(1.0):
-        if os.getppid() != parent:
-            os.killpg(0, signal.SIGKILL)
 
 
 def _failed_actor() -> str | None:
@@ -80,26 +73,19 @@ def _watch_actors(work: Path, stop: threading.Event) -> None:
 
 
 def main(argv: list[str]) -> int:
-    work, record, fault = Path(argv[0]), argv[1], (argv[2] if len(argv) > 2 else "")
+    work, record = Path(argv[0]), argv[1]
     stop = threading.Event()
     parent = os.getppid()
-    beat = _heartbeat if fault != "silent-hang" else (lambda _p, s, pp: _orphan_guard(s, pp))
-    threading.Thread(target=beat, args=(work / "heartbeat", stop, parent), daemon=True).start()
+    threading.Thread(target=_heartbeat, args=(work / "heartbeat", stop, parent), daemon=True).start()
     threading.Thread(target=_watch_actors, args=(work, stop), daemon=True).start()
     try:
-        if fault in ("hang", "silent-hang"):
-            time.sleep(10**6)
-        if fault == "raise":
-            raise RuntimeError("injected failure inside the Lava child")
-        if fault == "crash":  # an interpreter crash: no error.txt, killed by a signal
-            os.kill(os.getpid(), signal.SIGSEGV)
+        from spikeport.core.net import load_arrays
         from spikeport.deploy import lava_backend
-        from spikeport.deploy.netdef import load_arrays
 
         with np.load(work / "net.npz", allow_pickle=False) as arrays:
             net = load_arrays(arrays)
         x = np.load(work / "x.npy", allow_pickle=False)
-        spikes = lava_backend.run_network(net, x, record=record, fault=fault)
+        spikes = lava_backend.run_network(net, x, record=record)
         stop.set()
         tmp = work / "spikes.tmp.npz"
         np.savez(tmp, **{f"s{i}": s for i, s in enumerate(spikes)})

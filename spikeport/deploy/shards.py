@@ -11,8 +11,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 
+from spikeport.core.net import LoihiNet
 from spikeport.deploy import emulator
-from spikeport.deploy.netdef import LoihiNet
 
 
 def split(x: np.ndarray, shards: int) -> list[np.ndarray]:

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeport.deploy.netdef import LoihiNet, save_arrays
+from spikeport.core.net import LoihiNet, save_arrays
 from spikeport.errors import SpikeportError
 
 DEFAULT_TIMEOUT_S = 1800.0
 HEARTBEAT_TIMEOUT_S = 120.0  # Lava's build step can be silent for a while on big nets
-FAULT_ENV = "SPIKEPORT_LAVA_FAULT"
-FAULTS = ("hang", "silent-hang", "raise", "crash", "model-raise", "model-hang")
+CHILD = ("-m", "spikeport.deploy.lava_child")  # the child's interpreter arguments; work folder and record follow
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -41,22 +40,14 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_lava(net: LoihiNet, x: np.ndarray, *, record: str = "all", timeout_s: float = DEFAULT_TIMEOUT_S,
-             fault: str = "", heartbeat_s: float = HEARTBEAT_TIMEOUT_S) -> list[np.ndarray]:
-    """Run ``x`` [T, B, input_size] on Lava fixed_pt in a child process; returns spikes per recorded
-    population, [T, B, N] bool.
-
-    ``fault`` injects a failure for tests (default: the environment variable ``SPIKEPORT_LAVA_FAULT``,
-    so the CLI can be tested too): one of :data:`FAULTS`. "hang" / "silent-hang" block the child with /
-    without heartbeat, "raise" / "crash" fail it before Lava starts, "model-raise" / "model-hang" make
-    a process model inside Lava raise / block."""
-    fault = fault or os.environ.get(FAULT_ENV, "")
-    if fault and fault not in FAULTS:
-        raise SpikeportError(f"unknown Lava fault {fault!r} (from {FAULT_ENV}?); known: {', '.join(FAULTS)}")
+             heartbeat_s: float = HEARTBEAT_TIMEOUT_S) -> list[np.ndarray]:
+    """Run ``x`` [T, B, input_size] on Lava fixed_pt in a child process (:data:`CHILD`); returns spikes
+    per recorded population, [T, B, N] bool."""
     with tempfile.TemporaryDirectory(prefix="spikeport-lava-") as tmp:
         tmpd = Path(tmp)
         np.savez(tmpd / "net.npz", **save_arrays(net))
         np.save(tmpd / "x.npy", np.ascontiguousarray(x))
-        cmd = [sys.executable, "-m", "spikeport.deploy.lava_child", str(tmpd), record, fault]
+        cmd = [sys.executable, *CHILD, str(tmpd), record]
         with open(tmpd / "stderr.txt", "wb") as err_fh:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_fh,
                                     start_new_session=True)

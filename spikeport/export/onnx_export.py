@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeport import fileio
 from spikeport.core import loihi
-from spikeport.deploy.netdef import Connection, LoihiNet
+from spikeport.core.net import Connection, LoihiNet
 from spikeport.errors import SpikeportError
+from spikeport.files import fileio, runfolder
 
 OPSET = 17
 EXACT = 2**53
@@ -165,14 +165,14 @@ def build_model(net: LoihiNet, peak_input: int = 255):
 def export_onnx(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``run_dir/model.onnx`` (or ``out``) from ``run_dir/model.nir``; returns the path."""
     from spikeport.data import INPUT_LEVELS
-    from spikeport.deploy.nir_load import load_nir
+    from spikeport.nirfmt.load import load_nir
 
     run_dir = Path(run_dir)
-    nir_path = run_dir / "model.nir"
+    nir_path = run_dir / runfolder.MODEL_NIR
     if not nir_path.is_file():
         raise SpikeportError(f"{nir_path}: file not found (run `spikeport export {run_dir}` first)")
     net = load_nir(nir_path)
     model = build_model(net, INPUT_LEVELS)
-    path = Path(out) if out else run_dir / "model.onnx"
+    path = Path(out) if out else run_dir / runfolder.MODEL_ONNX
     fileio.write_bytes(path, model.SerializeToString())
     return path

@@ -1,6 +1,6 @@
 """The connection nodes between two neuron layers of a peer graph, as one map the deploy side runs.
 
-spikeport deploys, between two populations (see :mod:`spikeport.deploy.nir_load`):
+spikeport deploys, between two populations (see :mod:`spikeport.nirfmt.load`):
 ``[sum pool] [Flatten] (dense | conv)`` or a sum pool alone. :func:`parse` turns a chain of NIR nodes
 into a :class:`ConnPlan` of that form, in float:
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spikeport.importer.shapes import conv_padding, pair
+from spikeport.nirfmt.shapes import conv_padding, pair
 
 UNROLL_LIMIT = 1 << 24
 POOLS = ("SumPool2d", "AvgPool2d")

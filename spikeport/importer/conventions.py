@@ -1,8 +1,9 @@
 """What each NIR producer means by the nodes it writes (measured on snnTorch 1.0.0, Norse 1.1.0,
 Sinabs 3.1.3, Rockpool 3.1.0 and spikeport's own export).
 
-NIR stores neither a time step nor a reset rule, and peers disagree on both (see
-``shared/design/nir.md``). A :class:`Producer` pins every choice a discrete simulation of a NIR graph
+NIR stores neither a time step nor a reset rule, and peers disagree on both (snnTorch hard-codes dt =
+1e-4, Norse defaults to 1e-3, Sinabs and Rockpool count steps; a graph exported with reset by
+subtraction reads back as reset to zero). A :class:`Producer` pins every choice a discrete simulation of a NIR graph
 needs; :func:`resolve` picks one from ``--producer`` (or the graph's metadata for ``auto``) and
 refuses to guess. The float reference simulator (:mod:`spikeport.importer.simulate`) and the Loihi
 lowering (:mod:`spikeport.importer.lower`) both read these fields, nothing else.

@@ -25,8 +25,8 @@ import numpy as np
 from spikeport.errors import SpikeportError
 from spikeport.importer.connect import ConnPlan, parse
 from spikeport.importer.conventions import Producer
-from spikeport.importer.graph import FlatGraph
 from spikeport.importer.neurons import euler, param
+from spikeport.nirfmt.flat import FlatGraph
 
 SPIKING = ("IF", "LIF", "CubaLIF")
 

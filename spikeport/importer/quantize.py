@@ -18,12 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikeport import limits
 from spikeport.core import loihi, quant
+from spikeport.core.linear import Pool2d
+from spikeport.core.net import Connection, LoihiNet, Population
 from spikeport.core.quant import LayerQuant
 from spikeport.deploy import emulator
-from spikeport.deploy.linear import Pool2d
-from spikeport.deploy.netdef import Connection, LoihiNet, Population
 from spikeport.errors import SpikeportError
 from spikeport.importer.lower import LayerPlan
 
@@ -131,10 +130,10 @@ def _errors(plan: LayerPlan, lq: LayerQuant, rec: LayerQuant | None) -> dict:
     out = {"weight_rel_error": 0.0, "clipped_fraction": 0.0}
     if plan.conn.weight is not None:
         out["weight_rel_error"], out["clipped_fraction"] = one(plan.conn.weight, lq)
-        out["clipped"] = limits.weight_fit(plan.name, plan.conn.weight, lq.weight_scale)  # count, worst; None: none
+        out["clipped"] = quant.weight_fit(plan.name, plan.conn.weight, lq.weight_scale)  # count, worst; None: none
     if rec is not None:
         out["recurrent_rel_error"], out["recurrent_clipped_fraction"] = one(plan.recurrent, rec)
-        out["recurrent_clipped"] = limits.weight_fit(plan.name + " recurrent", plan.recurrent, rec.weight_scale)
+        out["recurrent_clipped"] = quant.weight_fit(plan.name + " recurrent", plan.recurrent, rec.weight_scale)
     theta_q = lq.lif.vth * lq.state_scale
     out["threshold_rel_error"] = abs(theta_q - plan.theta) / plan.theta
     return out

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import nir
 import numpy as np
 
-from spikeport import __version__, fileio
 from spikeport.core.quant import LayerQuant
 from spikeport.deploy import emulator
-from spikeport.deploy.nir_load import to_loihi_net
 from spikeport.errors import SpikeportError
-from spikeport.export.nir_export import CONVENTIONS, NIR_FORMAT, affine_node, cuba_lif_node
+from spikeport.files import fileio, runfolder
 from spikeport.importer import conventions, lower, quantize, runio
-from spikeport.importer.graph import flat_graph, read_any
 from spikeport.importer.simulate import predict, simulate
+from spikeport.nirfmt import nodes
+from spikeport.nirfmt.flat import flat_graph, read_any
+from spikeport.nirfmt.load import to_loihi_net
+from spikeport.nirfmt.spec import graph_meta
 
 CALIBRATION_SAMPLES = 256
 
@@ -32,26 +34,20 @@ def _conn_nodes(i: int, plan: lower.LayerPlan, lq: LayerQuant, unit: float) -> l
     """The spikeport-format nodes of layer i's feed-forward map: [pool] [flatten] (fc | conv)."""
     c, out = plan.conn, []
     if c.pool is not None:
-        k, st, p = c.pool
-        out.append((f"pool{i}", nir.SumPool2d(kernel_size=np.array(k), stride=np.array(st), padding=np.array(p))))
+        out.append((f"pool{i}", nodes.pool_node(*c.pool)))
+    pooled = c.in_shape if c.pool is None or len(c.in_shape) < 3 else (c.in_shape[0], *lin_out(c.in_shape, c.pool))
     if c.kind == "dense":
         if len(c.in_shape) > 1:
-            pooled = c.in_shape if c.pool is None else (c.in_shape[0], *lin_out(c.in_shape, c.pool))
-            out.append((f"flat{i}", nir.Flatten(input_type={"input": np.array(pooled)}, start_dim=0, end_dim=-1)))
-        out.append((f"fc{i}", affine_node(lq, unit)))
+            out.append((f"flat{i}", nodes.flatten_node(pooled)))
+        out.append((f"fc{i}", nodes.affine_node(lq, unit)))
     elif c.kind == "conv":
-        meta = {"loihi": {"weight": lq.weight.astype(np.int8), "weight_exp": int(lq.weight_exp),
-                          "weight_scale": float(lq.weight_scale), "input_unit": float(unit)}}
-        pooled = c.in_shape if c.pool is None else (c.in_shape[0], *lin_out(c.in_shape, c.pool))
-        out.append((f"conv{i}", nir.Conv2d(input_shape=np.array(pooled[1:]), weight=lq.dequantized_weight(),
-                                           stride=np.array(c.stride), padding=np.array(c.padding),
-                                           dilation=np.array(c.dilation), groups=int(c.groups),
-                                           bias=np.zeros(lq.weight.shape[0]), metadata=meta)))
+        out.append((f"conv{i}", nodes.conv_node(lq, pooled[1:], unit, stride=c.stride, padding=c.padding,
+                                                dilation=c.dilation, groups=c.groups)))
     return out
 
 
 def lin_out(shape: tuple[int, ...], pool: tuple) -> tuple[int, int]:
-    from spikeport.deploy.linear import out_hw
+    from spikeport.core.linear import out_hw
 
     return out_hw(shape[1], shape[2], *pool)
 
@@ -60,27 +56,14 @@ def build_graph(plans: list[lower.LayerPlan], layers: list[tuple[LayerQuant, Lay
                 input_shape: tuple[int, ...], spec: quantize.InputSpec, time_steps: int, dt: float,
                 meta: dict) -> nir.NIRGraph:
     """spikeport-format graph: input -> [pool0] [flat0] (fc0 | conv0) -> lif0 (<-> rec0) -> ... -> output."""
-    nodes = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
-    edges, prev = [], "input"
-    for i, (plan, (lq, rec)) in enumerate(zip(plans, layers)):
-        for name, node in _conn_nodes(i, plan, lq, spec.unit if i == 0 else 1.0):
-            nodes[name] = node
-            edges.append((prev, name))
-            prev = name
-        nodes[f"lif{i}"] = cuba_lif_node(lq, dt, n=plan.size)
-        edges.append((prev, f"lif{i}"))
-        if rec is not None:
-            nodes[f"rec{i}"] = affine_node(rec, 1.0)
-            edges += [(f"lif{i}", f"rec{i}"), (f"rec{i}", f"lif{i}")]
-        prev = f"lif{i}"
+    layer_nodes = [nodes.Layer(i, _conn_nodes(i, plan, lq, spec.unit if i == 0 else 1.0),
+                               nodes.cuba_lif_node(lq, dt, n=plan.size),
+                               None if rec is None else nodes.affine_node(rec, 1.0))
+                   for i, (plan, (lq, rec)) in enumerate(zip(plans, layers))]
     n_out = plans[-1].size
-    nodes["output"] = nir.Output(output_type={"output": np.array([n_out])})
-    edges.append((prev, "output"))
-    sp = {"format": NIR_FORMAT, "producer": f"spikeport {__version__} import", "dt": float(dt),
-          "time_steps": int(time_steps), "encoder": "imported", "graded_input": bool(spec.graded),
-          "input_unit": float(spec.unit), "input_shape": np.asarray(input_shape, np.int64), "n_classes": int(n_out),
-          "readout": "spike_count", "conventions": CONVENTIONS, **meta}
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"spikeport": sp}, type_check=False)
+    sp = graph_meta(producer="import", dt=dt, time_steps=time_steps, encoder="imported", graded_input=spec.graded,
+                    input_unit=spec.unit, input_shape=input_shape, n_classes=n_out, **meta)
+    return nodes.graph(layer_nodes, input_shape, (n_out,), sp, type_check=False)
 
 
 def _check_dt(dt, prod: conventions.Producer, metadata: dict, notes: list[str]) -> float:
@@ -102,9 +85,11 @@ def _check_dt(dt, prod: conventions.Producer, metadata: dict, notes: list[str]) 
 
 def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str = "auto", reset: str | None = None,
                  allow_approx: bool = False, inputs: str | Path | None = None, labels: str | Path | None = None,
-                 time_steps: int | None = None) -> dict:
-    """Import ``path`` into the run folder ``out``; returns (and writes) import.json's content."""
+                 time_steps: int | None = None, progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Import ``path`` into the run folder ``out``; returns (and writes) import.json's content.
+    ``progress(stage, done, total)`` follows the calibration, the layers quantized and the check."""
     path, out = Path(path), Path(out)
+    tick = progress or (lambda _stage, _done, _total: None)
     raw = read_any(path)
     prod = conventions.resolve(producer, getattr(raw, "metadata", None), reset, str(path))
     notes: list[str] = []
@@ -127,7 +112,9 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
     ref = None
     if x is not None:
         cal = x[:, :CALIBRATION_SAMPLES]
+        tick("calibration: float simulation (samples)", 0, cal.shape[1])
         ref = simulate(fg, prod, dt, cal, record=names)
+        tick("calibration: float simulation (samples)", cal.shape[1], cal.shape[1])
         layer_in = spec.to_int(cal).reshape(cal.shape[0], cal.shape[1], -1)
     layers, report = [], []
     for i, plan in enumerate(low.layers):
@@ -140,18 +127,21 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
                        "vth": int(lq.lif.vth), **errs})
         if ref is not None:
             layer_in = target.astype(np.int64)
+        tick("quantizing (layers)", i + 1, len(low.layers))
     meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names}
     graph = build_graph(low.layers, layers, input_shape=fg.input_shape, spec=spec, time_steps=int(T), dt=dt, meta=meta)
-    net = to_loihi_net(graph, out / "model.nir")  # the graph deploys as written (validated here)
+    net = to_loihi_net(graph, out / runfolder.MODEL_NIR)  # the graph deploys as written (validated here)
     result = {"format": 1, "source": str(path), "producer": prod.name, "dt": dt, "time_steps": int(T),
               "conventions": prod.describe(), "notes": low.conventions + notes,
               "approximations": low.approximations, "exact": not low.approximations,
               "input": {"unit": spec.unit, "graded": spec.graded, "max_error": spec.max_error},
               "network": net.describe(), "layers": report}
     if x is not None:
+        tick("float reference vs integers (samples)", 0, x.shape[1])
         result["agreement"] = agreement(fg, prod, dt, net, x, y, spec, names)
+        tick("float reference vs integers (samples)", x.shape[1], x.shape[1])
     out.mkdir(parents=True, exist_ok=True)
-    fileio.write_with(out / "model.nir", lambda tmp: nir.write(str(tmp), graph))
+    fileio.write_with(out / runfolder.MODEL_NIR, lambda tmp: nir.write(str(tmp), graph))
     if path.resolve() != (out / runio.SOURCE).resolve():
         fileio.write_with(out / runio.SOURCE, lambda tmp: shutil.copyfile(path, tmp))
     if x is not None:

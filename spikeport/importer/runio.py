@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeport import fileio
 from spikeport.errors import SpikeportError
+from spikeport.files import fileio, runfolder
 
-INPUTS, LABELS, IMPORT_JSON, SOURCE = "inputs.npy", "labels.npy", "import.json", "source.nir"
+INPUTS, LABELS, IMPORT_JSON, SOURCE = runfolder.INPUTS, runfolder.LABELS, runfolder.IMPORT, runfolder.SOURCE
 MAX_BYTES = 4 << 30
 
 
@@ -63,15 +63,11 @@ def load_inputs(inputs: str | Path, labels: str | Path | None, input_shape: tupl
     return x, y
 
 
-def is_imported(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / IMPORT_JSON).is_file()
-
-
 def run_inputs(net, nir_path: str | Path, inputs: str | Path | None = None, labels: str | Path | None = None,
                samples: int | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(x_int [T, N, ...] Loihi integers, labels or None, x float [T, N, ...]) for an imported graph:
     the given files, else the run folder's ``inputs.npy`` / ``labels.npy``."""
-    from spikeport.deploy.nir_load import meta_value
+    from spikeport.nirfmt.load import meta_value
 
     folder = Path(nir_path).parent
     if inputs is None:

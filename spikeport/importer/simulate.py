@@ -1,7 +1,7 @@
 """Float reference simulator of a NIR graph under one producer's conventions, with explicit dt.
 
 ``simulate(graph, producer, dt, x)`` runs inputs ``x`` ``[T, B, *input_shape]`` (float, time-major)
-through a :class:`~spikeport.importer.graph.FlatGraph` step by step in float32 torch (the peers'
+through a :class:`~spikeport.nirfmt.flat.FlatGraph` step by step in float32 torch (the peers'
 precision) and returns every recorded node's output ``[T, B, *shape]``.
 
 Within a step, nodes run in ``graph.order``; a node's input is the sum of its sources' outputs of
@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from spikeport.errors import SpikeportError
 from spikeport.importer import neurons
 from spikeport.importer.conventions import Producer
-from spikeport.importer.graph import FlatGraph
-from spikeport.importer.shapes import conv_padding, pair
+from spikeport.nirfmt.flat import FlatGraph
+from spikeport.nirfmt.shapes import conv_padding, pair
 
 PASS = ("Input", "Output", "Identity")
 

@@ -199,7 +199,7 @@ def _price_dict(p: Price) -> dict:
 # ---- reading and validating a profile file ---------------------------------------------------
 
 def _read_file(path: Path) -> dict[str, Profile]:
-    from spikeport.fileio import refuse_pickle
+    from spikeport.files.fileio import refuse_pickle
 
     refuse_pickle(path)
     try:

@@ -2,11 +2,15 @@
 
 A run is a list of spike arrays, one per population, each [T, B, N] bool. Parity reports per-layer
 mismatch counts and the first divergence in (sample, layer, step, neuron) order: the earliest step
-at which any layer of that sample differs, lowest layer first.
+at which any layer of that sample differs, lowest layer first. :class:`Reference` is what a parity
+run holds the backends against (a checkpoint's integer forward, an imported graph's float
+simulation, ...): :mod:`spikeport.pipeline.parity_stage` takes one as a parameter.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -57,3 +61,27 @@ def agreement(pred_a: np.ndarray, pred_b: np.ndarray) -> float:
 def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
     pred, labels = np.asarray(pred), np.asarray(labels)
     return float(np.mean(pred == labels)) if pred.size else 0.0
+
+
+class Reference(ABC):
+    """Interface of a parity reference. ``exact``: spikes must equal the backends' (integer
+    arithmetic); otherwise the gate is ``min_agreement`` of predictions. ``describe`` goes into
+    parity.json as ``reference``; ``report()`` adds reference-specific fields."""
+
+    exact: bool = True
+    describe: str = ""
+    dataset: str = ""
+    min_agreement: float | None = None
+
+    @abstractmethod
+    def inputs(self, net, samples: int | None, before_encoding: Callable[[int], None] | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(x_int [T, B, ...] Loihi integers, labels [B] or None)."""
+
+    @abstractmethod
+    def run(self, x_int: np.ndarray, samples: slice) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """For the chunk ``x_int`` (= the inputs' ``samples``): (spikes per layer [T, b, N] bool,
+        reference predictions [b], float-model predictions [b])."""
+
+    def report(self) -> dict:
+        return {}

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeport import fileio
 from spikeport.errors import SpikeportError
+from spikeport.files import fileio, runfolder
 from spikeport.report import markdown as md
 from spikeport.report import plots
-from spikeport.workflow import SPIKE_SAMPLE
 
 SECTIONS = {"parity": "Parity: quantized PyTorch reference vs deployed backends",
             "raster": "Spike raster of one sample",
@@ -69,13 +68,13 @@ def render(run_dir: str | Path, compare: str | Path | None = None) -> str:
 
 
 def write(run_dir: str | Path, compare: str | Path | None = None) -> Path:
-    path = Path(run_dir) / "report.html"
+    path = Path(run_dir) / runfolder.REPORT_HTML
     fileio.write_text(path, render(run_dir, compare))
     return path
 
 
 def load_spike_sample(path: str | Path) -> dict:
-    """Read a ``parity_spikes.npz`` (see :func:`spikeport.workflow.save_spike_sample`).
+    """Read a ``parity_spikes.npz`` (see :func:`spikeport.pipeline.parity_stage.save_spike_sample`).
 
     Returns ``{"layers": [str], "sides": [str], "sample": int, "label": int, "spikes": {side:
     [[T, N_i] bool per layer]}}``; any problem is a SpikeportError naming the file.
@@ -139,7 +138,7 @@ def _header(run_dir: Path, p: dict | None, e: dict | None) -> str:
 
 def _parity(p: dict | None, run_dir: Path) -> str:
     if not p:
-        return _missing("parity.json", f"spikeport parity {run_dir}")
+        return _missing(runfolder.PARITY, f"spikeport parity {run_dir}")
     pairs = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in md.summary_rows({"parity": p}))
     out = [f'<table class="kv"><tbody>{pairs}</tbody></table>',
            "<p>Spike counts and mismatches per layer, summed over all samples and time steps. "
@@ -154,9 +153,9 @@ def _parity(p: dict | None, run_dir: Path) -> str:
 
 
 def _raster(run_dir: Path, p: dict | None) -> str:
-    path = run_dir / SPIKE_SAMPLE
+    path = run_dir / runfolder.SPIKE_SAMPLE
     if not path.is_file():
-        return _missing(SPIKE_SAMPLE, f"spikeport parity {run_dir}")
+        return _missing(runfolder.SPIKE_SAMPLE, f"spikeport parity {run_dir}")
     try:
         s = load_spike_sample(path)
     except SpikeportError as err:
@@ -179,7 +178,7 @@ def _raster(run_dir: Path, p: dict | None) -> str:
 
 def _operations(e: dict | None, run_dir: Path) -> str:
     if not e:
-        return _missing("energy.json", f"spikeport energy {run_dir}")
+        return _missing(runfolder.ENERGY, f"spikeport energy {run_dir}")
     c = e["counts"]
     per_step = e.get("energy_j_per_step", {}).get("loihi")
     return (f"<p>Counted on the deployed (quantized, masked) integer weights over {c['samples']} test samples "
@@ -194,7 +193,7 @@ def _operations(e: dict | None, run_dir: Path) -> str:
 
 def _activity(e: dict | None, run_dir: Path) -> str:
     if not e:
-        return _missing("energy.json", f"spikeport energy {run_dir}")
+        return _missing(runfolder.ENERGY, f"spikeport energy {run_dir}")
     return _img(plots.activity(e["counts"]["layers"]), "firing rate per layer",
                 "Firing rate: spikes / (neurons × time steps), averaged over samples. Input activation "
                 "sparsity: fraction of zero entries of the events entering the layer.")
@@ -202,7 +201,7 @@ def _activity(e: dict | None, run_dir: Path) -> str:
 
 def _energy(e: dict | None, run_dir: Path) -> str:
     if not e:
-        return _missing("energy.json", f"spikeport energy {run_dir}")
+        return _missing(runfolder.ENERGY, f"spikeport energy {run_dir}")
     names = md.ordered_profiles(e)
     kinds = {n: md.profile_kind(e, n) for n in names}
     out = [_img(plots.energy_by_profile([(n, kinds[n], e["energy_j"][n]) for n in names]), "energy per profile"),
@@ -222,7 +221,7 @@ def _energy(e: dict | None, run_dir: Path) -> str:
 
 def _mapping(e: dict | None, run_dir: Path) -> str:
     if not e:
-        return _missing("energy.json", f"spikeport energy {run_dir}")
+        return _missing(runfolder.ENERGY, f"spikeport energy {run_dir}")
     m = e["loihi_mapping"]
     notes = "".join(f"<li>{_esc(a)}</li>" for a in m.get("assumptions", []))
     return (f"<p>{m['total_cores']} Loihi 1 cores on {m['chips']} chip(s). The binding constraint is the "
@@ -247,7 +246,7 @@ def _runs(runs: list[dict], skipped: list[str], parent: Path, run_dir: Path) -> 
 
 def _sources(e: dict | None, run_dir: Path) -> str:
     if not e:
-        return _missing("energy.json", f"spikeport energy {run_dir}")
+        return _missing(runfolder.ENERGY, f"spikeport energy {run_dir}")
     notes = "".join(f"<li>{_esc(n)}</li>" for n in e.get("notes", []))
     return (f'<div class="note"><p>{_esc(md.LOIHI2_STATEMENT)}</p><p>{_esc(md.ANN_STATEMENT)}</p></div>'
             "<p>Quality says how solid a price is: silicon measurement, pre-silicon estimate, vendor "

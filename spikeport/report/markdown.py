@@ -8,8 +8,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from spikeport import fileio
 from spikeport.errors import SpikeportError
+from spikeport.files import fileio, runfolder
 
 ENERGY_ORDER = ("loihi", "loihi-kerasspiking", "truenorth", "spinnaker2", "spinnaker",
                 "ann-int8-45nm", "ann-int8-45nm-mem", "ann-fp32-45nm", "ann-fp32-45nm-mem", "gpu", "cpu", "arm")
@@ -30,8 +30,8 @@ def load_reports(run_dir: str | Path) -> dict:
     """The run folder's JSON reports that exist: metrics, config, parity, energy."""
     run_dir = Path(run_dir)
     out = {}
-    for key, name in (("metrics", "metrics.json"), ("config", "config.json"), ("parity", "parity.json"),
-                      ("energy", "energy.json")):
+    for key, name in (("metrics", runfolder.METRICS), ("config", runfolder.CONFIG), ("parity", runfolder.PARITY),
+                      ("energy", runfolder.ENERGY)):
         if (run_dir / name).exists():
             out[key] = fileio.read_json(run_dir / name)
     return out
@@ -83,6 +83,7 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
             rows.append((f"spike mismatches {c['pair']}", f"{c['spike_mismatches']}  "
                          f"(prediction agreement {c['prediction_agreement']:.2%})"))
         rows.append(("parity", "PASS" if p.get("passed") else "FAIL"))
+        rows += [("graph note", note) for note in p.get("graph_notes", [])]
     if e:
         rows += [("SynOps / sample", f"{e['synops']:,.0f}"),
                  ("effective MACs / sample (graded input)", f"{e['effective_macs']:,.0f}"),
@@ -176,10 +177,10 @@ def collect_runs(parent: str | Path, include: str | Path | None = None) -> tuple
         folders.append(Path(include))
     runs, skipped = [], []
     for d in folders[:MAX_RUNS]:
-        if not ((d / "parity.json").is_file() and (d / "energy.json").is_file()):
+        if not ((d / runfolder.PARITY).is_file() and (d / runfolder.ENERGY).is_file()):
             continue
         try:
-            p, e = fileio.read_json(d / "parity.json"), fileio.read_json(d / "energy.json")
+            p, e = fileio.read_json(d / runfolder.PARITY), fileio.read_json(d / runfolder.ENERGY)
             main = next(c for c in p["comparisons"] if "backend" in c)
             if "loihi" not in e["energy_j"]:
                 raise SpikeportError("energy.json has no 'loihi' profile")
@@ -240,6 +241,6 @@ def render(run_dir: str | Path, compare: str | Path | None = None) -> str:
 
 
 def write(run_dir: str | Path, compare: str | Path | None = None) -> Path:
-    path = Path(run_dir) / "report.md"
+    path = Path(run_dir) / runfolder.REPORT_MD
     fileio.write_text(path, render(run_dir, compare))
     return path

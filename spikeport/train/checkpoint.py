@@ -10,15 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeport import fileio
 from spikeport.data import INPUT_LEVELS, is_graded, load_dataset
 from spikeport.errors import SpikeportError
+from spikeport.files import fileio, runfolder
 from spikeport.train import methods
 from spikeport.train.config import CONFIG_VERSION, TrainConfig
 from spikeport.train.model import LayerSpec, SpikingMLP
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
+WEIGHTS, CONFIG = runfolder.WEIGHTS, runfolder.CONFIG
 FORMAT = "spikeport-checkpoint"
 # Fields every checkpoint's config has had since version 1 (later, method-specific fields default to
 # the behaviour before they existed, so older checkpoints still load).

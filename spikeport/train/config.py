@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from spikeport.data import DATASETS, ENCODERS
-from spikeport import fileio
 from spikeport.errors import SpikeportError
+from spikeport.files import fileio
 
 METHODS = ("lif", "klif", "bpsrm", "spikeseq", "hnsg", "firate")  # implemented in spikeport.train.methods
 ARCHS = ("fc", "conv", "rfc")  # dense MLP; conv + pool + dense (train.layers); recurrent hidden layers

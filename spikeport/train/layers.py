@@ -5,7 +5,7 @@ it) with a different input map; the LIF dynamics, the QAT fake quantization and 
 through ``core.loihi.lif_step`` are LIFDense's. Activations stay flat, ``[T, B, N]`` with N in torch's
 C-major order (``c*H*W + y*W + x``), exactly as the deployed populations are numbered.
 
-Input map of one layer (its ``Geometry``), the same one ``deploy.netdef.Connection`` runs::
+Input map of one layer (its ``Geometry``), the same one ``spikeport.core.net.Connection`` runs::
 
     x [T, B, C*H*W] -> sum pool (window = stride = ``pool``; 1 = none)
                     -> conv2d(weight [C_out, C, kh, kw], stride, padding)   (``conv=True``)

@@ -8,12 +8,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from spikeport import fileio
+from spikeport.core.readout import predict
 from spikeport.data import encode, float_view
 from spikeport.data.augment import augment
 from spikeport.errors import SpikeportError
-from spikeport.measure.readout import predict
-from spikeport.train import checkpoint, distributed, methods, resume as resume_mod
+from spikeport.files import fileio, runfolder
+from spikeport.train import checkpoint, distributed, methods
+from spikeport.train import resume as resume_mod
 from spikeport.train.config import TrainConfig
 from spikeport.train.model import SpikingMLP
 
@@ -136,7 +137,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     metrics.update({"device": world.device, "processes": world.size, "resumed_from_epoch": start})
     out = Path(out)
     checkpoint.save(out, model, cfg, n_in, ds.n_classes, tuple(ds.input_shape))
-    fileio.write_json(out / "metrics.json", metrics)
+    fileio.write_json(out / runfolder.METRICS, metrics)
     distributed.finish(world)
     return metrics
 

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikeport import fileio
 from spikeport.errors import SpikeportError
+from spikeport.files import fileio, runfolder
 
-STATE = Path("checkpoint") / "state.safetensors"
+STATE = Path(runfolder.CHECKPOINT_DIR) / "state.safetensors"
 FORMAT = "spikeport-train-state"
 VERSION = 1
 

@@ -35,7 +35,7 @@ class Method:
         return F.cross_entropy(class_counts(outs[-1], cfg.population), y)
 
     def readout_meta(self, cfg, n_classes: int) -> dict:
-        """Graph metadata (``spikeport.*``) that tells :func:`spikeport.measure.readout.predict` how to
+        """Graph metadata (``spikeport.*``) that tells :func:`spikeport.core.readout.predict` how to
         turn output spikes into a class."""
         return {"readout": "spike_count", **({"readout_population": int(cfg.population)} if cfg.population > 1 else {})}
 

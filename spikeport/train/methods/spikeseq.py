@@ -19,7 +19,7 @@ float64 distances are exact)::
 R (weight lambda = ``seq_rate_weight``, floor r_min = ``seq_min_rate`` spikes/step) keeps hidden
 neurons from going silent, the known failure of sequence losses: a silent layer passes no
 gradient. Prediction: argmin_c sum_{t,n} (f_out - f_c)^2, ties to the lowest index
-(:func:`spikeport.measure.readout.predict` with readout ``spike_sequence``; the targets and alpha
+(:func:`spikeport.core.readout.predict` with readout ``spike_sequence``; the targets and alpha
 travel in the NIR graph's metadata).
 """
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Atomic output files and validated JSON input.
 
 Every output is written to a temporary file in the destination folder and renamed over the target,
-so a killed process never leaves a partial file behind.
+so a killed process never leaves a partial file behind. The file gets the permissions any new file
+of the user gets (``0o666`` less the umask), not the temporary file's private ``0o600``.
 """
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from spikeport.errors import SpikeportError
+
+
+def new_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0o666 less the process umask."""
+    mask = os.umask(0o022)  # reading the umask means setting it: put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 @contextlib.contextmanager
@@ -27,6 +35,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, new_file_mode())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

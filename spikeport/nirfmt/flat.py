@@ -23,11 +23,9 @@ from typing import Any
 import numpy as np
 
 from spikeport.errors import SpikeportError
+from spikeport.nirfmt import spec
 
-KNOWN = {"Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
-         "Flatten", "Threshold", "Delay", "IF", "LI", "LIF", "CubaLIF", "CubaLI", "Integrator", "I",
-         "NIRGraph"}
-TAU_FIELDS = ("tau", "tau_mem", "tau_syn")  # +inf allowed: no leak
+KNOWN, TAU_FIELDS = spec.KNOWN_NODES, spec.TAU_FIELDS  # +inf allowed in time constants: no leak
 MAX_ELEMENTS = 200_000_000
 
 
@@ -63,46 +61,11 @@ class FlatGraph:
         return SpikeportError(f"{self.path}: node '{node}': {why}")
 
 
-def _scan_types(path: Path) -> None:
-    """Name the first node whose type nir cannot read (nir.read itself only says 'unknown')."""
-    import h5py
-
-    def walk(group, prefix: str) -> None:
-        nodes = group.get("nodes")
-        if nodes is None:
-            return
-        for name in nodes:
-            sub = nodes[name]
-            kind = sub.get("type")
-            kind = kind[()] if kind is not None else b"<missing>"
-            kind = kind.decode(errors="replace") if isinstance(kind, bytes) else str(kind)
-            full = f"{prefix}{name}"
-            if kind not in KNOWN:
-                raise SpikeportError(f"{path}: node '{full}': unknown node type {kind!r} "
-                                     f"(spikeport reads {', '.join(sorted(KNOWN))})")
-            if kind == "NIRGraph":
-                walk(sub, f"{full}.")
-
-    try:
-        with h5py.File(path, "r") as f:
-            if "node" in f:
-                walk(f["node"], "")
-    except SpikeportError:
-        raise
-    except Exception as err:  # truncated files fail here or in nir.read
-        raise SpikeportError(f"{path}: cannot read NIR graph ({type(err).__name__}: {err})") from None
-
-
 def read_any(path: str | Path):
-    """``nir.read`` without nir's own type check (spikeport checks shapes itself, naming nodes)."""
-    from spikeport.deploy import nir_guard
+    """The guarded read of any producer's ``.nir`` file (:func:`spikeport.nirfmt.guard.read`)."""
+    from spikeport.nirfmt import guard
 
-    path = Path(path)
-    nir_guard.check_file(path)  # missing, pickle, not HDF5, huge arrays, links, external data
-    _scan_types(path)
-    graph = nir_guard.read_nir(path)
-    nir_guard.check_values(graph, path)  # numeric parameters, no NaN, infinities only in time constants
-    return graph
+    return guard.read(path)
 
 
 def _inline(graph, prefix: str, nodes: dict, kinds: dict, edges: list, path: str) -> tuple[list[str], list[str]]:
@@ -209,7 +172,7 @@ def load_graph(path: str | Path, flatten_batch: bool = False, input_batch: bool 
     """Read ``path`` into a validated :class:`FlatGraph`. ``flatten_batch``: the producer's Flatten
     dims count the batch (Norse); ``input_batch``: its Input shape starts with a batch of 1 (Norse,
     Rockpool; default: ``flatten_batch``). Shapes are computed with those conventions."""
-    from spikeport.importer.shapes import infer_shapes
+    from spikeport.nirfmt.shapes import infer_shapes
 
     graph = read_any(path)
     return flat_graph(graph, str(path), flatten_batch, infer_shapes, input_batch)
@@ -218,7 +181,7 @@ def load_graph(path: str | Path, flatten_batch: bool = False, input_batch: bool 
 def flat_graph(graph, path: str, flatten_batch: bool = False, infer=None, input_batch: bool | None = None) -> FlatGraph:
     """Validate and flatten an in-memory ``nir.NIRGraph`` (``path`` names it in errors)."""
     if infer is None:
-        from spikeport.importer.shapes import infer_shapes as infer
+        from spikeport.nirfmt.shapes import infer_shapes as infer
     if type(graph).__name__ != "NIRGraph":
         raise SpikeportError(f"{path}: the top level is a {type(graph).__name__}, not a NIRGraph")
     nodes: dict[str, Any] = {}

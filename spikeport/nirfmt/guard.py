@@ -6,7 +6,7 @@ groups without end; h5py then allocates terabytes, reads files it was not given,
 the interpreter dies. :func:`check_file` walks the file's structure first (names, shapes and link
 kinds only, no data) and refuses anything spikeport's graphs never contain, naming the object.
 :func:`read_nir` is the one way spikeport reads a NIR file. The walk and one trial read of every array
-run in a forked child with a timeout (:mod:`spikeport.isolate`): some corruptions make the HDF5
+run in a forked child with a timeout (:mod:`spikeport.files.isolate`): some corruptions make the HDF5
 library itself loop or crash, which no check in this process could stop.
 """
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from spikeport import fileio
 from spikeport.errors import SpikeportError
-from spikeport.isolate import run_isolated
+from spikeport.files import fileio
+from spikeport.files.isolate import run_isolated
+from spikeport.nirfmt import spec
 
 MAX_DATASET_BYTES = 1 << 30  # one array: 1 GiB (a 32k x 32k int8 weight matrix)
 MAX_TOTAL_BYTES = 4 << 30  # all arrays of one graph
@@ -28,7 +29,7 @@ MAX_INPUTS = 50_000_000  # elements of one input sample
 READ_TIMEOUT_S, READ_BYTES_PER_S = 8.0, 10e6  # the isolated trial read may take 8 s + 1 s per 10 MB
 MAX_CHUNKS = 65_536  # chunks of one dataset (nir.write stores arrays contiguously; tiny chunks make reads crawl)
 MAX_ABS = 1e12  # largest magnitude of a finite float parameter (weights, thresholds, time constants)
-INFINITE_OK = ("tau_mem", "tau_syn", "tau")  # time constants: positive; +inf is a neuron without leak
+INFINITE_OK = spec.TAU_FIELDS  # time constants: positive; +inf is a neuron without leak
 
 
 def check_file(path: str | Path) -> None:
@@ -51,7 +52,7 @@ def check_file(path: str | Path) -> None:
 
 def _structure_and_data(path: Path) -> None:
     """Walk the structure (sizes, links) and then read every dataset once: run in a forked child, since
-    a corrupt file can hang or crash the HDF5 library here (``spikeport.isolate``)."""
+    a corrupt file can hang or crash the HDF5 library here (``spikeport.files.isolate``)."""
     import h5py
 
     try:
@@ -112,16 +113,57 @@ def _walk(group, path: Path, prefix: str, depth: int, count: list[int]) -> int:
     return total
 
 
-def read_nir(path: str | Path):
-    """``nir.read`` (no nir type check: spikeport checks shapes per node) after :func:`check_file`;
-    every failure is a one-line SpikeportError naming the file."""
+def read_nir(path: str | Path, checked: bool = False):
+    """``nir.read`` (no nir type check: spikeport checks shapes per node) after :func:`check_file`
+    (unless already ``checked``); every failure is a one-line SpikeportError naming the file."""
     import nir
 
-    check_file(path)
+    if not checked:
+        check_file(path)
     try:
         return nir.read(str(path), type_check=False)
     except Exception as err:  # nir/h5py raise many types on corrupt input
         raise SpikeportError(f"{path}: cannot read NIR graph ({type(err).__name__}: {str(err)[:200]})") from None
+
+
+def _scan_types(path: Path) -> None:
+    """Name the first node whose type nir cannot read (nir.read itself only says 'unknown')."""
+    import h5py
+
+    def walk(group, prefix: str) -> None:
+        nodes = group.get("nodes")
+        if nodes is None:
+            return
+        for name in nodes:
+            sub = nodes[name]
+            kind = sub.get("type")
+            kind = kind[()] if kind is not None else b"<missing>"
+            kind = kind.decode(errors="replace") if isinstance(kind, bytes) else str(kind)
+            full = f"{prefix}{name}"
+            if kind not in spec.KNOWN_NODES:
+                raise SpikeportError(f"{path}: node '{full}': unknown node type {kind!r} "
+                                     f"(spikeport reads {', '.join(sorted(spec.KNOWN_NODES))})")
+            if kind == "NIRGraph":
+                walk(sub, f"{full}.")
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "node" in f:
+                walk(f["node"], "")
+    except SpikeportError:
+        raise
+    except Exception as err:  # truncated files fail here or in nir.read
+        raise SpikeportError(f"{path}: cannot read NIR graph ({type(err).__name__}: {err})") from None
+
+
+def read(path: str | Path):
+    """The one guarded read of a ``.nir`` file, any producer's: :func:`check_file`, every node type
+    known (naming the first that is not), ``nir.read`` and :func:`check_values`."""
+    check_file(path)
+    _scan_types(Path(path))
+    graph = read_nir(path, checked=True)
+    check_values(graph, path)
+    return graph
 
 
 def check_values(graph, path: str | Path) -> None:
@@ -146,7 +188,7 @@ def check_values(graph, path: str | Path) -> None:
             raise SpikeportError(f"{path}: node '{name}': field '{field}' holds {float(np.abs(finite).max()):.3g}, "
                                  f"beyond the plausible magnitude {MAX_ABS:.0e}")
     gmeta = graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}
-    sp = gmeta.get("spikeport") if isinstance(gmeta.get("spikeport"), dict) else {}
+    sp = gmeta.get(spec.GRAPH_META) if isinstance(gmeta.get(spec.GRAPH_META), dict) else {}
     if "dt" in sp:
         dt = np.asarray(sp["dt"])
         if dt.size != 1 or dt.dtype.kind not in "fiu" or not (np.isfinite(dt) and dt > 0).all():
@@ -166,7 +208,7 @@ def _node_values(graph, prefix: str):
             if field not in skip and isinstance(value, (np.ndarray, np.generic, bytes, str)):
                 yield full, node, field, np.asarray(value) if isinstance(value, np.generic) else value
         meta = getattr(node, "metadata", None)
-        lo = meta.get("loihi") if isinstance(meta, dict) else None
+        lo = meta.get(spec.NODE_META) if isinstance(meta, dict) else None
         for field, value in (lo.items() if isinstance(lo, dict) else ()):
             if isinstance(value, (np.ndarray, np.generic, float)):
                 yield full, node, f"metadata.loihi.{field}", np.asarray(value)

@@ -1,4 +1,4 @@
-"""Memory and step budgets, checked before a network runs, and weights that do not fit Loihi's 8 bits.
+"""Memory and step budgets, checked before a network runs.
 
 A run of ``B`` samples of ``T`` steps holds, besides the encoded inputs ``[T, B, n_in]``:
 
@@ -146,18 +146,3 @@ def check_whole(net, samples: int, parts: list[str], budget: Budget, what: str =
                              f"estimated {size(need)}, more than the memory budget "
                              f"{size(budget.max_memory_bytes)} (--max-memory-gb or {MEMORY_ENV}); "
                              f"use fewer --samples")
-
-
-def weight_fit(name: str, weight: np.ndarray, scale: float, q_min: int = -127, q_max: int = 127) -> dict | None:
-    """Weights whose ``round(w / scale)`` leaves [q_min, q_max] (Loihi's 8 bits): None when all fit,
-    else ``{"layer", "count", "worst", "limit"}`` (``worst``: the integer farthest outside)."""
-    q = np.rint(np.asarray(weight, dtype=np.float64) / float(scale))
-    bad = (q < q_min) | (q > q_max)
-    if not bad.any():
-        return None
-    worst = q[bad][np.argmax(np.abs(q[bad]))]
-    return {"layer": name, "count": int(bad.sum()), "worst": int(worst), "limit": [q_min, q_max]}
-
-
-def describe_misfits(misfits: list[dict]) -> str:
-    return "; ".join(f"{m['layer']}: {m['count']} weights (worst {m['worst']}, range {m['limit']})" for m in misfits)

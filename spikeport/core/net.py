@@ -2,7 +2,7 @@
 
 Each population is one Lava LIF process. It is fed by one feed-forward connection from the previous
 population (or the input) and optionally by a recurrent connection from itself. A connection is one
-integer linear map (:mod:`spikeport.deploy.linear`): ``dense`` (int8 ``q`` [out, in]), ``conv`` (int8
+integer linear map (:mod:`spikeport.core.linear`): ``dense`` (int8 ``q`` [out, in]), ``conv`` (int8
 ``[C_out, C_in/groups, kh, kw]``, torch layout) or ``pool`` (a per-channel sum, no weights), optionally
 preceded by a sum pool. Its summed input is what Lava delivers: ``shift(W x, weight_exp)`` for Dense /
 Sparse, and the 24-bit wrap of ``W x`` for Lava Conv (which ignores ``weight_exp``).
@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from spikeport.core import loihi
-from spikeport.deploy import linear
-from spikeport.deploy.linear import Pool2d, pair
+from spikeport.core import linear, loihi
+from spikeport.core.linear import Pool2d, pair
 
 KINDS = ("dense", "conv", "pool")
 

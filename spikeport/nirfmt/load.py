@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from spikeport.core import loihi
-from spikeport.deploy import nir_guard
-from spikeport.deploy.linear import Pool2d, pair
-from spikeport.deploy.netdef import Connection, LoihiNet, Population
+from spikeport.core.linear import Pool2d, pair
+from spikeport.core.net import Connection, LoihiNet, Population
 from spikeport.errors import SpikeportError
+from spikeport.nirfmt import guard as nir_guard
+from spikeport.nirfmt import spec
 
 MAX_NEURONS = 10_000_000
 
@@ -34,14 +35,15 @@ class _Ctx:
 
 
 def read_graph(path: str | Path):
-    """nir.read after a structural check of the file (``nir_guard``: no huge arrays, links or external
-    data); every failure is a one-line error naming the file. Shapes are checked here, per node."""
-    return nir_guard.read_nir(path)
+    """The guarded read (:func:`spikeport.nirfmt.guard.read`: no huge arrays, links or external data,
+    known node types, finite values); every failure is a one-line error naming the file. Shapes are
+    checked here, per node."""
+    return nir_guard.read(path)
 
 
 def _meta(node, ctx: _Ctx, name: str) -> dict:
     meta = getattr(node, "metadata", None) or {}
-    lo = meta.get("loihi") if isinstance(meta, dict) else None
+    lo = meta.get(spec.NODE_META) if isinstance(meta, dict) else None
     if not isinstance(lo, dict):
         raise ctx.err(name, "has no Loihi integers in metadata['loihi'] (import peer graphs with "
                       "`spikeport import`)")
@@ -118,7 +120,7 @@ def _conv(node, ctx: _Ctx, name: str, in_shape: tuple[int, ...], pool: Pool2d | 
 
 
 def pool_out(shape: tuple[int, ...], pool: Pool2d) -> tuple[int, ...]:
-    from spikeport.deploy.linear import out_hw
+    from spikeport.core.linear import out_hw
 
     return (shape[0], *out_hw(shape[1], shape[2], pool.kernel, pool.stride, pool.padding))
 
@@ -141,7 +143,7 @@ def _pool(node, ctx: _Ctx, name: str, shape: tuple[int, ...]) -> Pool2d:
 
 def _meta_opt(node) -> dict:
     meta = getattr(node, "metadata", None) or {}
-    lo = meta.get("loihi") if isinstance(meta, dict) else None
+    lo = meta.get(spec.NODE_META) if isinstance(meta, dict) else None
     return lo if isinstance(lo, dict) else {}
 
 
@@ -202,7 +204,7 @@ def _connection(chain: list[str], nodes, shape: tuple[int, ...], ctx: _Ctx) -> C
     return conn
 
 
-RESET_KEYS = ("reset", "reset_mode", "reset_mechanism")
+RESET_KEYS = spec.RESET_KEYS
 
 
 def _cuba_lif(node, ctx: _Ctx, name: str, size: int) -> loihi.LIFParams:
@@ -297,7 +299,7 @@ def to_loihi_net(graph, path: str | Path = "<graph>") -> LoihiNet:
     if len(inputs) != 1:
         raise SpikeportError(f"{path}: graph must have exactly one Input node, found {len(inputs)}")
     gmeta = graph.metadata if isinstance(graph.metadata, dict) else {}
-    meta = gmeta.get("spikeport") if isinstance(gmeta.get("spikeport"), dict) else {}
+    meta = gmeta.get(spec.GRAPH_META) if isinstance(gmeta.get(spec.GRAPH_META), dict) else {}
     meta = dict(meta)
     if "time_steps" not in meta:
         raise SpikeportError(f"{path}: graph metadata has no 'spikeport.time_steps'")
@@ -353,9 +355,8 @@ def load_nir(path: str | Path) -> LoihiNet:
     """Read and validate ``path`` into a deployable LoihiNet. A value of the wrong kind deep inside a
     node (a string where numbers belong, an array where a scalar does) that no check above names is
     still reported as a one-line error naming the file."""
-    graph = read_graph(path)
     try:
-        nir_guard.check_values(graph, path)
+        graph = read_graph(path)
         net = to_loihi_net(graph, path)
         _dry_readout(net)
         return net
@@ -369,7 +370,7 @@ def load_nir(path: str | Path) -> LoihiNet:
 def _dry_readout(net: LoihiNet) -> None:
     """Read out one silent sample, so bad readout metadata (unknown readout, targets of the wrong shape,
     a filter outside (0, 1)) fails here, naming the file, rather than after the run."""
-    from spikeport.measure.readout import predict
+    from spikeport.core.readout import predict
 
     predict(np.zeros((net.time_steps, 1, net.n_outputs), dtype=bool), net.meta)
 

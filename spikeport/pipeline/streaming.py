@@ -6,7 +6,7 @@ made once, up front (rate coding draws its random spikes for the whole set, so t
 depend on the chunk size); then each chunk runs through the reference and every backend. Spike
 comparisons, predictions and timings accumulate; of the spikes themselves only one sample per
 comparison is kept (its first divergence, or sample 0) for ``parity_spikes.npz``. The chunk size
-comes from :func:`spikeport.limits.plan_chunk` (the memory budget).
+comes from :func:`spikeport.pipeline.limits.plan_chunk` (the memory budget).
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from spikeport.core.readout import predict
 from spikeport.measure import parity as parity_mod
-from spikeport.measure.readout import predict
 
 Spikes = list  # one array per population, each [T, B, N] bool
 
@@ -66,10 +66,11 @@ class ChunkedParity:
 
 
 def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[str], run: Callable,
-                  chunk: int, progress: Callable[[int, int], None] | None = None) -> ChunkedParity:
-    """Run x_int [T, B, ...] in chunks of ``chunk`` samples. ``reference(xs)`` -> (spikes per layer,
-    float-model output spikes [T, b, n_out]); ``run(xs, backend)`` -> an object with ``spikes`` (per
-    layer) and ``seconds``."""
+                  chunk: int, progress: Callable[[str, int, int], None] | None = None) -> ChunkedParity:
+    """Run x_int [T, B, ...] in chunks of ``chunk`` samples. ``reference(xs, samples)`` -> (spikes per
+    layer, reference predictions [b], float-model predictions [b]) for the chunk ``xs`` = the inputs'
+    ``samples`` (a slice); ``run(xs, backend)`` -> an object with ``spikes`` (per layer) and ``seconds``. ``progress(side, done,
+    total)`` after each side ("reference" or a backend) finishes a chunk."""
     names = [p.name for p in net.populations]
     B = x_int.shape[1]
     pairs = {f"reference-{b}": ("reference", b) for b in backends}
@@ -81,13 +82,17 @@ def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[st
     kept: dict = {}
     for lo in range(0, B, chunk):
         xs = x_int[:, lo:lo + chunk]
-        ref, float_out = reference(xs)
-        sides = {"reference": ref}
+        ref, ref_pred, float_pred = reference(xs, slice(lo, lo + xs.shape[1]))
+        sides, done = {"reference": ref}, min(lo + chunk, B)
+        if progress:
+            progress("reference", done, B)
         for b in backends:
             res = run(xs, b)
             sides[b], seconds[b] = res.spikes, seconds[b] + res.seconds
-        preds["reference"].append(predict(ref[-1], net.meta))
-        preds["float"].append(predict(float_out, net.meta))
+            if progress:
+                progress(b, done, B)
+        preds["reference"].append(np.asarray(ref_pred))
+        preds["float"].append(np.asarray(float_pred))
         for b in backends:
             preds[b].append(predict(sides[b][-1], net.meta))
         if lo == 0:
@@ -96,9 +101,7 @@ def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[st
             a, b = pairs[pair]
             if tally.add(sides[a], sides[b], lo):
                 kept[pair] = (tally.first["sample"], _slice(sides, tally.first["sample"] - lo))
-        del sides, ref, float_out
-        if progress:
-            progress(min(lo + chunk, B), B)
+        del sides, ref
     cat = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
     return ChunkedParity(ref_pred=cat.pop("reference"), float_pred=cat.pop("float"), preds=cat, seconds=seconds,
                          tallies=tallies, kept=kept)
@@ -108,15 +111,18 @@ def _slice(sides: dict, i: int) -> dict:
     return {side: [np.asarray(s)[:, i] != 0 for s in spikes] for side, spikes in sides.items()}
 
 
-def run_chunks(run: Callable, x_int: np.ndarray, chunk: int) -> tuple[Spikes, float]:
+def run_chunks(run: Callable, x_int: np.ndarray, chunk: int,
+               progress: Callable[[int, int], None] | None = None) -> tuple[Spikes, float]:
     """``run(xs)`` (-> object with ``spikes``, ``seconds``) over chunks of x_int [T, B, ...]; returns the
     spikes joined along the batch axis and the summed seconds. For output-only runs (deploy): the
-    joined spikes are the last population's, small."""
-    parts, seconds = [], 0.0
-    for lo in range(0, x_int.shape[1], chunk):
+    joined spikes are the last population's, small. ``progress(done, total)`` after each chunk."""
+    parts, seconds, B = [], 0.0, x_int.shape[1]
+    for lo in range(0, B, chunk):
         res = run(x_int[:, lo:lo + chunk])
         parts.append(res.spikes)
         seconds += res.seconds
+        if progress:
+            progress(min(lo + chunk, B), B)
     if len(parts) == 1:
         return parts[0], seconds
     return [np.concatenate([p[i] for p in parts], axis=1) for i in range(len(parts[0]))], seconds

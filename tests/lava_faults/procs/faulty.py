@@ -5,7 +5,7 @@
 inside Lava's runtime (``mode="raise"``: what a bug in a process model does) or blocks forever
 (``mode="hang"``: a deadlocked model). Lava 0.10 does not recover from either: after a model raises,
 its runtime waits forever for the dead model's output. The supervised child
-(``deploy.lava_child``) notices the dead actor, the supervisor (``deploy.supervise``) its timeout;
+(``spikeport.deploy.lava_child``) notices the dead actor, the supervisor (``spikeport.deploy.supervise``) its timeout;
 both end in a clear error with every Lava process reaped. Process and model share this module in
 the custom-process folder Lava's compiler scans (numpy only, like every model here).
 """

@@ -1,4 +1,4 @@
-"""Per-sample shape of every node of a :class:`~spikeport.importer.graph.FlatGraph` (no batch, no
+"""Per-sample shape of every node of a :class:`~spikeport.nirfmt.flat.FlatGraph` (no batch, no
 time), checked edge by edge. A mismatch is an error naming the node and both shapes.
 
 Conventions: Affine/Linear act on a vector ``[in]``; Conv2d, SumPool2d and AvgPool2d on ``[C, H, W]``
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeport.deploy.nir_guard import MAX_INPUTS
 from spikeport.errors import SpikeportError
+from spikeport.nirfmt.guard import MAX_INPUTS
 
 ELEMENTWISE = {"Identity", "Output", "Scale", "Threshold", "Delay", "IF", "LI", "LIF", "CubaLIF", "CubaLI",
                "Integrator", "I"}

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from spikeport import fileio
 from spikeport.errors import SpikeportError
+from spikeport.files import fileio
 
 MAX_BYTES = 4 << 30
 STATE_KEYS = ("state_dict", "model_state_dict", "model")  # containers other tools wrap a state dict in

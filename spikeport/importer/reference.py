@@ -1,0 +1,58 @@
+"""The parity reference of an imported run: the producer's float simulation of ``source.nir``.
+
+An imported run has no checkpoint; its reference is the float simulator
+(:func:`spikeport.importer.simulate.simulate`) running ``source.nir`` with the producer's conventions
+and the dt recorded in ``import.json``. The backends (emulator, Lava) run ``model.nir``. Quantization
+makes float and integer spikes differ slightly, so the reference is not ``exact``: parity gates on
+backend-vs-backend spikes and on prediction agreement (``MIN_AGREEMENT`` by default). Without labels,
+the float reference's predictions stand in for them (said in ``labels``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from spikeport.errors import SpikeportError
+from spikeport.files import runfolder
+from spikeport.importer import runio
+from spikeport.importer.run import load_source, reference
+from spikeport.measure.parity import Reference
+
+MIN_AGREEMENT = 0.99
+
+
+class ImportedReference(Reference):
+    """Float simulation of an imported run's source graph (see the module docstring)."""
+
+    exact = False
+    min_agreement = MIN_AGREEMENT
+
+    def __init__(self, run_dir: str | Path, net, *, inputs: str | Path | None = None,
+                 labels: str | Path | None = None):
+        self.run_dir, self.net, self.files = Path(run_dir), net, (inputs, labels)
+        self.fg, self.prod, self.dt, self.info = load_source(run_dir)
+        self.names = [n.decode() if isinstance(n, bytes) else str(n)
+                      for n in np.asarray(net.meta.get("source_layers", [])).ravel()]
+        if len(self.names) != len(net.populations):
+            raise SpikeportError(f"{self.run_dir / runfolder.MODEL_NIR}: metadata 'source_layers' does not match "
+                                 "its layers")
+        self.dataset = f"imported from {self.prod.name} (dt = {self.dt:g} s)"
+        self.describe = f"float simulation of {runio.SOURCE} with {self.prod.name}'s conventions"
+        self.labels_note = "given"
+        self.x = None
+
+    def inputs(self, net, samples, before_encoding=None):
+        x_int, y, self.x = runio.run_inputs(net, self.run_dir / runfolder.MODEL_NIR, *self.files, samples)
+        if y is None:
+            self.labels_note = "float reference predictions (no labels given)"
+        if before_encoding is not None:
+            before_encoding(x_int.shape[1])
+        return x_int, y
+
+    def run(self, x_int, samples):
+        spikes, pred = reference(self.fg, self.prod, self.dt, self.x[:, samples], self.names)
+        return spikes, pred, pred
+
+    def report(self) -> dict:
+        return {"imported": True, "labels": self.labels_note, "approximations": self.info.get("approximations", [])}

@@ -1,0 +1,43 @@
+"""``spikeport deploy``: run a graph alone on one backend over a test split (or ``.npy`` inputs) and
+report its accuracy and throughput."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from spikeport.core.readout import predict
+from spikeport.files import fileio, runfolder
+from spikeport.measure import parity as parity_mod
+from spikeport.nirfmt.load import load_nir
+from spikeport.pipeline import limits, streaming
+from spikeport.pipeline.backends import BackendRun, parse_backends, run_backend
+from spikeport.pipeline.inputs import graph_inputs
+
+
+def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, backend: str = "lava",
+           samples: int | None = None, out: str | Path | None = None, seed: int = 0,
+           inputs: str | Path | None = None, labels: str | Path | None = None, timeout_s: float | None = None,
+           max_memory_gb: float | None = None, max_steps: int | None = None,
+           progress: Callable[[int, int], None] | None = None) -> dict:
+    """Run ``model.nir`` alone on a backend over the test split (or ``inputs``); write deploy.json
+    (+ predictions.npz). Without labels ``accuracy`` is None. Samples run in chunks sized to the
+    memory budget (:mod:`spikeport.pipeline.limits`); a network over budget is refused before it runs.
+    ``progress(done, total)`` is called after each chunk of samples."""
+    net = load_nir(nir_path)
+    b, budget = parse_backends(backend)[0], limits.Budget.make(max_memory_gb, max_steps)
+    check = lambda n: limits.plan_chunk(net, n, [b], budget, "deploy")  # noqa: E731  (before encoding)
+    x_int, y, _ = graph_inputs(net, nir_path, data, data_dir, samples, seed, inputs, labels, check)
+    chunk = check(x_int.shape[1])
+    run = BackendRun(*streaming.run_chunks(
+        lambda xs: run_backend(net, xs, b, record="output", timeout_s=timeout_s), x_int, chunk, progress))
+    pred = predict(run.spikes[-1], net.meta)
+    result = {"backend": backend, "graph": str(nir_path), "network": net.describe(), "samples": int(len(pred)),
+              "accuracy": None if y is None else parity_mod.accuracy(pred, y),
+              "samples_per_s": round(run.samples_per_s, 2), "seconds": round(run.seconds, 3)}
+    if out:
+        out = Path(out)
+        fileio.write_json(out / runfolder.DEPLOY, result)
+        arrays = {"predictions": pred, "output_counts": run.spikes[-1].sum(0),
+                  **({} if y is None else {"labels": y})}
+        fileio.write_npz(out / runfolder.PREDICTIONS, arrays)
+    return result

@@ -1,0 +1,110 @@
+"""``spikeport energy``: count operations on the deployed network (emulator run over test samples) and
+price them on device profiles. All figures are per sample."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from spikeport.core.net import LoihiNet
+from spikeport.deploy import emulator
+from spikeport.files import fileio, runfolder
+from spikeport.nirfmt.load import load_nir, meta_value
+from spikeport.pipeline import limits
+from spikeport.pipeline.inputs import graph_inputs
+
+STEPS = ("reading inputs", "running the emulator", "counting operations", "pricing")
+
+
+def _synapses(conn) -> int:
+    """Nonzero synapses of a connection (conv and pool kernels unrolled to their full matrix)."""
+    return int(conn.to_matrix().nnz) if hasattr(conn, "to_matrix") else int(np.count_nonzero(conn.weight))
+
+
+def _op_layers(net: LoihiNet, x_int: np.ndarray, spikes: list[np.ndarray]):
+    from scipy import sparse
+
+    from spikeport.measure import OpLayer
+
+    layers, prev = [], x_int.reshape(x_int.shape[0], x_int.shape[1], -1)
+    for idx, (pop, out) in enumerate(zip(net.populations, spikes)):
+        mat = pop.input.to_matrix() if hasattr(pop.input, "to_matrix") else sparse.csr_matrix(pop.input.weight)
+        rec = None
+        if pop.recurrent is not None:
+            rec = pop.recurrent.to_matrix() if hasattr(pop.recurrent, "to_matrix") else sparse.csr_matrix(pop.recurrent.weight)
+        layers.append(OpLayer(name=pop.name, matrix=mat, input_events=prev, output_spikes=out,
+                              graded_input=(idx == 0 and net.graded_input), recurrent=rec))
+        prev = out.astype(np.int64)
+    return layers
+
+
+def _energy_split(counts: dict, table: dict, names: list[str]) -> dict:
+    """Joules per sample by layer (every profile) and by time step (SNN profiles), each priced with
+    :func:`estimate_energy` on that layer's or step's counts; they sum to the profile's total."""
+    from spikeport.measure import estimate_energy
+
+    per_layer = {n: {} for n in names}
+    for layer in counts["layers"]:
+        for n, joules in estimate_energy({"totals": layer, "layers": [layer]}, table, names)["energy_j"].items():
+            per_layer[n][layer["name"]] = joules
+    snn = [n for n in names if table[n].kind == "snn"]
+    per_step, ps = {n: [] for n in snn}, counts["per_step"]
+    neurons = float(sum(c["n_out"] for c in counts["layers"]))
+    for t in range(counts["time_steps"] if snn else 0):
+        active = ps["neuron_updates_active"][t]
+        step = {"synops": ps["synops"][t], "effective_macs": ps["effective_macs"][t],
+                "neuron_updates_active": active, "neuron_updates_inactive": neurons - active,
+                "neuron_updates": neurons, "spikes_out": ps["spikes_out"][t]}
+        for n, joules in estimate_energy({"totals": step, "layers": []}, table, snn)["energy_j"].items():
+            per_step[n].append(joules)
+    return {"energy_j_per_layer": per_layer, "energy_j_per_step": per_step}
+
+
+def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_file: str | Path | None = None,
+           samples: int | None = 1000, data: str | None = None, data_dir: str | None = None,
+           out: str | Path | None = None, inputs: str | Path | None = None,
+           max_memory_gb: float | None = None, max_steps: int | None = None,
+           progress: Callable[[int, int], None] | None = None) -> dict:
+    """Count operations on the deployed network (emulator run over ``samples`` test samples) and price
+    them on every (or the named) device profile; write energy.json. ``target``: run folder or .nir.
+
+    This is the Python API for a whole run (``count_ops`` / ``estimate_energy`` in
+    :mod:`spikeport.measure` are for your own spike arrays). All values are per sample. Returns
+    (and writes) a dict with ``synops``, ``effective_macs``, ``dense_macs``, ``neuron_updates``;
+    ``energy_j`` ``{profile: J}``, ``breakdown`` ``{profile: {term: J}}``, ``prices`` (each price with
+    source, year, quality), ``notes``; ``energy_j_per_layer`` ``{profile: {layer: J}}`` and
+    ``energy_j_per_step`` ``{snn profile: [J] * T}``; ``counts`` (count_ops' totals, per_step and
+    per-layer counts, each layer with its own per_step) and ``loihi_mapping``. ``progress(done, total)``
+    is called after each of the :data:`STEPS`.
+    """
+    from spikeport.measure import count_ops, estimate_energy, load_profiles, map_to_loihi
+
+    step = progress or (lambda _done, _total: None)
+    nir_path = runfolder.model_nir(target)
+    net = load_nir(nir_path)
+    budget = limits.Budget.make(max_memory_gb, max_steps)
+    check = lambda n: limits.check_whole(net, n, ["emulator"], budget, "energy")  # noqa: E731  (before encoding)
+    x_int, _, _ = graph_inputs(net, nir_path, data or meta_value(net, "dataset"), data_dir, samples, inputs=inputs,
+                               before_encoding=check)
+    check(x_int.shape[1])
+    step(1, len(STEPS))
+    spikes = emulator.run(net, x_int).spikes
+    step(2, len(STEPS))
+    counts = count_ops(_op_layers(net, x_int, spikes))
+    step(3, len(STEPS))
+    table = load_profiles(profiles_file)
+    est = estimate_energy(counts, table, profiles)
+    mapping = map_to_loihi([{"name": p.name, "n_neurons": p.size, "fan_in": p.input.shape[1],
+                             "n_synapses": _synapses(p.input) + (_synapses(p.recurrent) if p.recurrent else 0),
+                             "weight_bits": 8} for p in net.populations])
+    t = counts["totals"]
+    result = {"graph": str(nir_path), "network": net.describe(), "samples": counts["samples"],
+              "time_steps": counts["time_steps"], "synops": t["synops"], "effective_macs": t["effective_macs"],
+              "dense_macs": t["dense_macs"], "neuron_updates": t["neuron_updates"],
+              "energy_j": est["energy_j"], "prices": est["prices"], "breakdown": est["breakdown"],
+              "notes": est["notes"], "counts": counts, "loihi_mapping": mapping,
+              "units": "per sample: operations and joules", **_energy_split(counts, table, list(est["energy_j"]))}
+    fileio.write_json(Path(out) if out else nir_path.parent / runfolder.ENERGY, result)
+    step(len(STEPS), len(STEPS))
+    return result

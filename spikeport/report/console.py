@@ -1,0 +1,88 @@
+"""What a command shows in the terminal: progress bars while it works, tables when it is done.
+
+Progress goes to stderr, results to stdout. Bars appear only when stdout is a terminal and the
+command was not given ``--quiet``, so piped or logged output stays clean.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+err = Console(stderr=True)
+out = Console()
+
+
+class _Rate(ProgressColumn):
+    """Items per second of a task (samples/s, epochs/s), once rich has measured it."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f}/s" if speed else "", style="progress.data.speed")
+
+
+class Bars:
+    """Named progress bars: ``update(name, done, total)`` creates the bar on first use.
+
+    ``update`` itself is the ``(side, done, total)`` callback of stages that report several sides
+    (parity: the reference and each backend); ``callback(name)`` gives a ``(done, total)`` one."""
+
+    def __init__(self, quiet: bool = False, prefix: str = ""):
+        self.prefix = prefix
+        self.progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), _Rate(), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=err, transient=True, disable=quiet or not sys.stdout.isatty())
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "Bars":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def update(self, name: str, done: int | None, total: int | None) -> None:
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(f"{self.prefix}{name}", total=total)
+        self.progress.update(self.tasks[name], completed=done or 0, total=total)
+
+    def callback(self, name: str) -> Callable[[int, int], None]:
+        self.update(name, 0, None)
+        return lambda done, total: self.update(name, done, total)
+
+
+def summary(rows: list[tuple[str, str]], title: str) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in rows:
+        table.add_row(k, v)
+    out.print(table)
+
+
+def columns_table(table: tuple[list[str], list[list[str]]], title: str, columns: dict[str, str]) -> None:
+    """Print the ``columns`` (report header -> printed header) of a report table; numbers right-aligned."""
+    headers, rows = table
+    keep = [headers.index(c) for c in columns]
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    for i in keep:
+        label, prose = columns[headers[i]], headers[i] in ("kind", "quality")
+        t.add_column(label, justify="left" if prose or i == keep[0] else "right", no_wrap=not prose,
+                     min_width=max([len(w) for w in label.split("\n")] + [min(len(r[i]), 24) for r in rows if prose]))
+    for row in rows:
+        t.add_row(*[row[i] for i in keep])
+    out.print(t)
