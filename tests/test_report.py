@@ -222,3 +222,26 @@ def test_page_renders_in_headless_chromium(runs, tmp_path):
     ink = (pixels.min(axis=2) < 200).mean()
     assert ink > 0.05, f"only {ink:.1%} of the screenshot is drawn"
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200  # text, tables and figures, not a blank page
+
+
+def test_html_shows_validation_of_every_priced_profile_and_the_loihi2_map(runs):
+    e = json.loads((runs / "small" / "energy.json").read_text())
+    assert set(e["validation"]) == set(e["energy_j"])
+    assert e["loihi2_mapping"]["estimate"] is True and e["loihi2_mapping"]["total_cores"] >= len(e["counts"]["layers"])
+    assert e["energy_j_with_overhead"]["loihi"] > e["energy_j"]["loihi"]  # labelled terms beside per-op
+    page = html_report.render(runs / "small")
+    parse(page)
+    section = page.split('id="validation"')[1].split("</section>")[0]
+    body_rows = section.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+    assert len(body_rows) == len(e["energy_j"])
+    for name in e["energy_j"]:
+        row = next(r for r in body_rows if r.startswith(f"<td>{name}</td>"))
+        assert f"<td>{e['validation'][name]['status']}</td>" in row
+    assert "<td>calibrated</td>" in section and "<td>not validated</td>" in section
+    mapping = page.split('id="mapping"')[1].split("</section>")[0]
+    assert "Loihi 2 (estimate)" in mapping and "publishes no per-core" in mapping
+    for layer in e["loihi2_mapping"]["layers"]:
+        assert f"<td>{layer['binding']}</td>" in mapping
+    text = markdown.render(runs / "small")
+    assert "## Validation of the energy profiles" in text and "## Loihi 2 mapping (estimate)" in text
+

@@ -14,11 +14,18 @@ Pricing rules:
   ``ann_neuron_updates * neuron`` when priced, plus one weight read per MAC when the profile has a
   ``weight_memory`` model (see :func:`_weight_read_j`).
 
-Worked example of energy.md (784->128, T=10, 10% input rate, all 1280 neuron updates active):
+Beside these per-op terms (never mixed into ``energy_j``), a profile may carry labelled
+``overhead`` terms that per-op tables leave out (idle and host power at a stated time-step rate,
+energy per step per active core; :func:`overhead_terms`) and a ``validation`` entry saying how it
+compared with a measured whole network (docs/energy_validation.md); profiles without one are
+reported "not validated". The file is checked by :mod:`spikeport.measure.profile_schema`.
+
+Worked example (784->128, T=10, 10% input rate, all 1280 neuron updates active; Davies et al. 2018 and
+Horowitz 2014 prices):
 loihi 100352 * 23.6 pJ + 1280 * 81 pJ = 2.472 uJ; ann-fp32-45nm 100352 * 4.6 pJ = 0.462 uJ;
 ann-fp32-45nm-mem 100352 * (4.6 + 24.5) pJ = 2.922 uJ (392 KiB of weights: 49.0 pJ per 64-bit
 access, half of it per 32-bit weight); ann-int8-45nm-mem 100352 * (0.23 + 3.17) pJ = 0.341 uJ.
-energy.md's "int8 0.34 uJ" is reproduced only WITH the weight reads: int8 compute alone
+The int8 figure of 0.34 uJ holds only WITH the weight reads: int8 compute alone
 (ann-int8-45nm) is 100352 * 0.23 pJ = 0.023 uJ.
 """
 from __future__ import annotations
@@ -35,12 +42,16 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from spikeport.errors import SpikeportError
+from spikeport.measure import profile_schema as schema
 
 PACKAGED_PROFILES = Path(__file__).with_name("profiles.toml")
-QUALITIES = ("silicon measurement", "pre-silicon estimate", "vendor documentation", "secondary table")
+QUALITIES = schema.QUALITIES
 PRICE_NAMES = {"snn": ("synop", "neuron", "neuron_active", "neuron_inactive", "spike"),
                "ann": ("mac", "neuron")}
-REQUIRED_PRICE = {"snn": "synop", "ann": "mac"}
+# Terms a per-op table leaves out (see OverheadModel): power terms are W, the per-core one J/step.
+OVERHEAD_TERMS = ("static_power", "host_power", "step_energy_per_core")
+NOT_VALIDATED = {"status": "not validated", "summary": "not validated against a measured whole network",
+                 "reference": "", "ratio": None}
 
 
 @dataclass(frozen=True)
@@ -67,8 +78,22 @@ class WeightMemory:
 
 
 @dataclass(frozen=True)
+class Overhead:
+    """Labelled terms beside the per-op prices, at a stated time-step rate (steps per second).
+
+    ``terms``: ``static_power`` / ``host_power`` (``value_j`` holds WATTS for these two) and
+    ``step_energy_per_core`` (joules per time step per active core).
+    """
+
+    step_rate_hz: float
+    step_rate_source: str
+    terms: dict[str, Price]
+
+
+@dataclass(frozen=True)
 class Profile:
-    """A device: ``kind`` "snn" or "ann", its prices by name, and an optional weight-memory model."""
+    """A device: ``kind`` "snn" or "ann", its prices by name, and optional weight-memory model,
+    overhead terms and validation status (``{"status", "summary", "reference", "ratio"}``)."""
 
     name: str
     kind: str
@@ -76,6 +101,8 @@ class Profile:
     prices: dict[str, Price]
     weight_memory: WeightMemory | None = None
     origin: str = ""
+    overhead: Overhead | None = None
+    validation: dict | None = None
 
 
 def load_profiles(extra: str | Path | None = None) -> dict[str, Profile]:
@@ -97,17 +124,23 @@ def profile_notes() -> list[str]:
         return list(tomllib.load(fh).get("notes", []))
 
 
-def estimate_energy(counts: dict, profiles: dict | None = None, names: list[str] | None = None) -> dict:
+def estimate_energy(counts: dict, profiles: dict | None = None, names: list[str] | None = None,
+                    active_cores: int | None = None) -> dict:
     """Price ``counts`` (from ``count_ops``) on each profile; joules per sample.
 
     Args:
         counts: the dict returned by :func:`spikeport.measure.ops.count_ops`.
         profiles: ``{name: Profile}``; default :func:`load_profiles`.
         names: profiles to price, default all.
+        active_cores: cores the network occupies (int), for a ``step_energy_per_core`` term.
 
     Returns:
-        ``{"energy_j": {profile: J}, "breakdown": {profile: {term: J}}, "prices": {profile:
-        {price: {"value_j", "source", "year", "quality", "note"}}}, "notes": [str]}``.
+        ``{"energy_j": {profile: J} (per-op terms only), "breakdown": {profile: {term: J}},
+        "prices": {profile: {price: {"value_j", "source", "year", "quality", "note"}}},
+        "overhead_j": {profile: {term: J}}, "energy_j_with_overhead": {profile: J},
+        "overhead_basis": {profile: str} (the last three only for profiles with overhead terms and
+        counts that give ``time_steps``), "validation": {profile: {"status", "summary",
+        "reference", "ratio"}}, "notes": [str]}``.
     """
     profiles = load_profiles() if profiles is None else profiles
     names = list(profiles) if names is None else list(names)
@@ -117,7 +150,9 @@ def estimate_energy(counts: dict, profiles: dict | None = None, names: list[str]
     totals = counts.get("totals")
     if not isinstance(totals, dict):
         raise SpikeportError("estimate_energy: counts has no 'totals' (pass count_ops' result)")
-    out = {"energy_j": {}, "breakdown": {}, "prices": {}, "notes": _notes(counts, profiles, names)}
+    out = {"energy_j": {}, "breakdown": {}, "prices": {}, "overhead_j": {}, "energy_j_with_overhead": {},
+           "overhead_basis": {}, "validation": {n: dict(profiles[n].validation or NOT_VALIDATED) for n in names},
+           "notes": _notes(counts, profiles, names)}
     for name in names:
         prof = profiles[name]
         terms = _snn_terms(prof, totals) if prof.kind == "snn" else _ann_terms(prof, totals)
@@ -131,7 +166,35 @@ def estimate_energy(counts: dict, profiles: dict | None = None, names: list[str]
         out["breakdown"][name] = terms
         out["energy_j"][name] = float(sum(terms.values()))
         out["prices"][name] = prices
+        steps = counts.get("time_steps")
+        if prof.overhead is not None and steps:
+            terms, basis = overhead_terms(prof.overhead, int(steps), active_cores)
+            out["overhead_j"][name] = terms
+            out["energy_j_with_overhead"][name] = out["energy_j"][name] + float(sum(terms.values()))
+            out["overhead_basis"][name] = basis
     return out
+
+
+def overhead_terms(overhead: Overhead, steps: int, active_cores: int | None = None) -> tuple[dict, str]:
+    """Joules per sample of each labelled overhead term for ``steps`` time steps, and the basis.
+
+    ``static_power`` and ``host_power`` (W) x ``steps / step_rate_hz`` (s per sample);
+    ``step_energy_per_core`` (J) x ``steps x active_cores`` (left out, and said so, without cores).
+    """
+    seconds = steps / overhead.step_rate_hz
+    terms = {}
+    for key in ("static_power", "host_power"):
+        if key in overhead.terms:
+            terms[key] = overhead.terms[key].value_j * seconds
+    basis = (f"{steps} steps at {overhead.step_rate_hz:g} steps/s ({seconds * 1e3:.4g} ms per sample; "
+             f"rate: {overhead.step_rate_source})")
+    if "step_energy_per_core" in overhead.terms:
+        if active_cores:
+            terms["step_energy_per_core"] = overhead.terms["step_energy_per_core"].value_j * steps * active_cores
+            basis += f"; {active_cores} active cores"
+        else:
+            basis += "; per-core step energy left out (core count unknown)"
+    return terms, basis
 
 
 def _snn_terms(prof: Profile, totals: dict) -> dict[str, float]:
@@ -196,7 +259,7 @@ def _price_dict(p: Price) -> dict:
             "note": p.note}
 
 
-# ---- reading and validating a profile file ---------------------------------------------------
+# ---- reading a profile file (validated by the pydantic schema) --------------------------------
 
 def _read_file(path: Path) -> dict[str, Profile]:
     from spikeport.files.fileio import refuse_pickle
@@ -209,83 +272,32 @@ def _read_file(path: Path) -> dict[str, Profile]:
         raise SpikeportError(f"{path}: profile file not found") from None
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise SpikeportError(f"{path}: not a readable TOML profile file ({err})") from None
-    table = data.get("profiles")
-    if not isinstance(table, dict) or not table:
-        raise SpikeportError(f"{path}: no [profiles.NAME] tables")
-    return {name: _parse_profile(path, name, body) for name, body in table.items()}
+    parsed = schema.validate_profile_file(path, data)
+    return {name: _profile(path, name, body) for name, body in parsed.profiles.items()}
 
 
-def _parse_profile(path: Path, name: str, body) -> Profile:
-    key = f"profiles.{name}"
-    if not isinstance(body, dict):
-        raise SpikeportError(f"{path}: {key} must be a table")
-    kind = body.get("kind")
-    if kind not in PRICE_NAMES:
-        raise SpikeportError(f"{path}: {key}.kind must be 'snn' or 'ann', got {kind!r}")
-    prices_in = body.get("prices")
-    if not isinstance(prices_in, dict):
-        raise SpikeportError(f"{path}: {key}.prices is missing")
-    prices = {}
-    for pname, pbody in prices_in.items():
-        if pname not in PRICE_NAMES[kind]:
-            raise SpikeportError(f"{path}: {key}.prices.{pname}: unknown price for kind "
-                                 f"{kind!r} (allowed: {', '.join(PRICE_NAMES[kind])})")
-        prices[pname] = _parse_price(path, f"{key}.prices.{pname}", pbody)
-    if REQUIRED_PRICE[kind] not in prices:
-        raise SpikeportError(f"{path}: {key}.prices.{REQUIRED_PRICE[kind]} is missing")
-    split = ("neuron_active" in prices) + ("neuron_inactive" in prices)
-    if split == 1 or (split == 2 and "neuron" in prices):
-        raise SpikeportError(f"{path}: {key}.prices: give either 'neuron' or both "
-                             "'neuron_active' and 'neuron_inactive'")
+def _profile(path: Path, name: str, body) -> Profile:
+    prices = {k: _price(v) for k, v in body.prices.model_dump(exclude_none=True).items()}
     memory = None
-    if "weight_memory" in body:
-        if kind != "ann":
-            raise SpikeportError(f"{path}: {key}.weight_memory is only for kind = 'ann'")
-        memory = _parse_memory(path, f"{key}.weight_memory", body["weight_memory"])
-    return Profile(name=name, kind=kind, description=str(body.get("description", "")),
-                   prices=prices, weight_memory=memory, origin=str(path))
+    if getattr(body, "weight_memory", None) is not None:
+        m = body.weight_memory
+        memory = WeightMemory(weight_bits=m.weight_bits, access_bits=m.access_bits,
+                              sram_kib=tuple(m.sram_kib), sram_j_per_access=tuple(m.sram_j_per_access),
+                              dram_j_per_access=m.dram_j_per_access,
+                              price=Price(math.nan, m.source, m.year, m.quality, m.note))
+    overhead = None
+    if body.overhead is not None:
+        o = body.overhead
+        overhead = Overhead(step_rate_hz=o.step_rate_hz, step_rate_source=o.step_rate_source,
+                            terms={k: _price(getattr(o, k).model_dump()) for k in OVERHEAD_TERMS
+                                   if getattr(o, k) is not None})
+    validation = body.validation.model_dump() if body.validation is not None else None
+    return Profile(name=name, kind=body.kind, description=body.description, prices=prices,
+                   weight_memory=memory, origin=str(path), overhead=overhead, validation=validation)
 
 
-def _parse_price(path: Path, key: str, body, need_value: bool = True) -> Price:
-    if not isinstance(body, dict):
-        raise SpikeportError(f"{path}: {key} must be a table with value_j and source")
-    value = body.get("value_j")
-    if need_value:
-        _positive(path, f"{key}.value_j", value)
-    source = body.get("source")
-    if not isinstance(source, str) or not source.strip():
-        raise SpikeportError(f"{path}: {key}.source is missing (every price needs its source)")
-    year = body.get("year")
-    if year is not None and (not isinstance(year, int) or isinstance(year, bool)):
-        raise SpikeportError(f"{path}: {key}.year must be an integer, got {year!r}")
-    quality = body.get("quality", "unstated")
-    if quality != "unstated" and quality not in QUALITIES:
-        raise SpikeportError(f"{path}: {key}.quality must be one of {list(QUALITIES)}, got {quality!r}")
-    return Price(value_j=float(value) if need_value else math.nan, source=source.strip(), year=year,
-                 quality=quality, note=str(body.get("note", "")))
-
-
-def _parse_memory(path: Path, key: str, body) -> WeightMemory:
-    price = _parse_price(path, key, body, need_value=False)
-    for field in ("weight_bits", "access_bits", "dram_j_per_access"):
-        _positive(path, f"{key}.{field}", body.get(field))
-    sizes, energies = body.get("sram_kib"), body.get("sram_j_per_access")
-    if not isinstance(sizes, list) or not isinstance(energies, list) or not sizes \
-            or len(sizes) != len(energies):
-        raise SpikeportError(f"{path}: {key}: sram_kib and sram_j_per_access must be lists "
-                             "of the same, nonzero length")
-    for i, (s, e) in enumerate(zip(sizes, energies)):
-        _positive(path, f"{key}.sram_kib[{i}]", s)
-        _positive(path, f"{key}.sram_j_per_access[{i}]", e)
-    if any(b <= a for a, b in zip(sizes, sizes[1:])):
-        raise SpikeportError(f"{path}: {key}.sram_kib must increase")
-    return WeightMemory(weight_bits=int(body["weight_bits"]), access_bits=int(body["access_bits"]),
-                        sram_kib=tuple(float(s) for s in sizes),
-                        sram_j_per_access=tuple(float(e) for e in energies),
-                        dram_j_per_access=float(body["dram_j_per_access"]), price=price)
-
-
-def _positive(path: Path, key: str, value) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
-        raise SpikeportError(f"{path}: {key} must be a positive finite number, got {value!r}")
+def _price(d: dict) -> Price:
+    """A Price from a validated price or power table (``value_j`` or ``value_w``)."""
+    value = d["value_j"] if "value_j" in d else d["value_w"]
+    return Price(value_j=float(value), source=d["source"], year=d.get("year"),
+                 quality=d.get("quality", "unstated"), note=d.get("note", ""))

@@ -85,7 +85,7 @@ def map_to_loihi(layers: list[dict]) -> dict:
             "Each constraint is applied alone (a lower bound on the cores a compiler would use); "
             "layers do not share cores.",
             "Loihi 2 (8-bit weights, 24-bit state, up to 1M neurons / 120M synapses per chip) has "
-            "different core limits and is not modelled here.",
+            "different core limits: see the Loihi 2 map (an estimate, spikeport.measure.mapping_loihi2).",
         ],
     }
 
@@ -112,22 +112,22 @@ def _map_layer(layer: dict, fan_out: int) -> dict:
     }
 
 
-def _validate(i: int, layer: dict) -> None:
+def _validate(i: int, layer: dict, who: str = "map_to_loihi") -> None:
     if not isinstance(layer, dict):
-        raise SpikeportError(f"map_to_loihi: layer {i} must be a dict, got {type(layer).__name__}")
+        raise SpikeportError(f"{who}: layer {i} must be a dict, got {type(layer).__name__}")
     missing = [k for k in _FIELDS if k not in layer]
     name = layer.get("name", f"#{i}")
     if missing:
-        raise SpikeportError(f"map_to_loihi: layer {name!r} is missing {missing}")
+        raise SpikeportError(f"{who}: layer {name!r} is missing {missing}")
     for key in ("n_neurons", "fan_in", "n_synapses", "weight_bits") + (
             ("fan_out",) if layer.get("fan_out") is not None else ()):
         value = layer[key]
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-            raise SpikeportError(f"map_to_loihi: layer {name!r}: {key} must be a non-negative "
+            raise SpikeportError(f"{who}: layer {name!r}: {key} must be a non-negative "
                                  f"integer, got {value!r}")
     if not 1 <= layer["weight_bits"] <= 8:
-        raise SpikeportError(f"map_to_loihi: layer {name!r}: weight_bits must be 1..8 on Loihi, "
+        raise SpikeportError(f"{who}: layer {name!r}: weight_bits must be 1..8 on Loihi, "
                              f"got {layer['weight_bits']}")
     if layer["n_synapses"] > layer["n_neurons"] * layer["fan_in"]:
-        raise SpikeportError(f"map_to_loihi: layer {name!r}: n_synapses {layer['n_synapses']} "
+        raise SpikeportError(f"{who}: layer {name!r}: n_synapses {layer['n_synapses']} "
                              f"exceeds n_neurons x fan_in")

@@ -75,10 +75,12 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
     ``energy_j`` ``{profile: J}``, ``breakdown`` ``{profile: {term: J}}``, ``prices`` (each price with
     source, year, quality), ``notes``; ``energy_j_per_layer`` ``{profile: {layer: J}}`` and
     ``energy_j_per_step`` ``{snn profile: [J] * T}``; ``counts`` (count_ops' totals, per_step and
-    per-layer counts, each layer with its own per_step) and ``loihi_mapping``. ``progress(done, total)``
-    is called after each of the :data:`STEPS`.
+    per-layer counts, each layer with its own per_step), ``loihi_mapping``, ``loihi2_mapping`` (an
+    estimate), ``validation`` ``{profile: {status, summary, reference, ratio}}`` and, for profiles
+    with labelled overhead terms, ``energy_j_with_overhead``, ``overhead_j``, ``overhead_basis``.
+    ``progress(done, total)`` is called after each of the :data:`STEPS`.
     """
-    from spikeport.measure import count_ops, estimate_energy, load_profiles, map_to_loihi
+    from spikeport.measure import count_ops, estimate_energy, load_profiles, map_to_loihi, map_to_loihi2
 
     step = progress or (lambda _done, _total: None)
     nir_path = runfolder.model_nir(target)
@@ -95,15 +97,18 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
     step(3, len(STEPS))
     table = load_profiles(profiles_file)
     est = estimate_energy(counts, table, profiles)
-    mapping = map_to_loihi([{"name": p.name, "n_neurons": p.size, "fan_in": p.input.shape[1],
-                             "n_synapses": _synapses(p.input) + (_synapses(p.recurrent) if p.recurrent else 0),
-                             "weight_bits": 8} for p in net.populations])
+    resources = [{"name": p.name, "n_neurons": p.size, "fan_in": p.input.shape[1],
+                  "n_synapses": _synapses(p.input) + (_synapses(p.recurrent) if p.recurrent else 0),
+                  "weight_bits": 8} for p in net.populations]
+    mapping = map_to_loihi(resources)
     t = counts["totals"]
     result = {"graph": str(nir_path), "network": net.describe(), "samples": counts["samples"],
               "time_steps": counts["time_steps"], "synops": t["synops"], "effective_macs": t["effective_macs"],
               "dense_macs": t["dense_macs"], "neuron_updates": t["neuron_updates"],
               "energy_j": est["energy_j"], "prices": est["prices"], "breakdown": est["breakdown"],
               "notes": est["notes"], "counts": counts, "loihi_mapping": mapping,
+              "loihi2_mapping": map_to_loihi2(resources), "validation": est["validation"],
+              **{k: est[k] for k in ("energy_j_with_overhead", "overhead_j", "overhead_basis")},
               "units": "per sample: operations and joules", **_energy_split(counts, table, list(est["energy_j"]))}
     fileio.write_json(Path(out) if out else nir_path.parent / runfolder.ENERGY, result)
     step(len(STEPS), len(STEPS))

@@ -2,8 +2,8 @@
 script, no external asset), built from parity.json, energy.json, parity_spikes.npz and the
 parity/energy reports of the sibling run folders. Every text from a file is HTML-escaped.
 
-Sections, each an ``<section id=...>``: parity, raster, operations, activity, energy, mapping,
-runs, sources (:data:`SECTIONS`). A section whose input is missing says which command makes it.
+Sections, each an ``<section id=...>``: parity, raster, operations, activity, energy, validation,
+mapping (Loihi 1 and 2), runs, sources (:data:`SECTIONS`). A section whose input is missing says which command makes it.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ SECTIONS = {"parity": "Parity: quantized PyTorch reference vs deployed backends"
             "operations": "Operations per layer and time step",
             "activity": "Firing rate and sparsity per layer",
             "energy": "Energy per sample",
-            "mapping": "Loihi 1 mapping",
+            "validation": "Validation of the energy profiles against silicon",
+            "mapping": "Loihi 1 and Loihi 2 mapping",
             "runs": "Accuracy vs energy across runs",
             "sources": "Sources of the prices"}
 CSS = """
@@ -56,7 +57,7 @@ def render(run_dir: str | Path, compare: str | Path | None = None) -> str:
     parent = Path(compare) if compare else run_dir.resolve().parent
     runs, skipped = md.collect_runs(parent, include=run_dir)
     bodies = {"parity": _parity(p, run_dir), "raster": _raster(run_dir, p), "operations": _operations(e, run_dir),
-              "activity": _activity(e, run_dir), "energy": _energy(e, run_dir), "mapping": _mapping(e, run_dir),
+              "activity": _activity(e, run_dir), "energy": _energy(e, run_dir), "validation": _validation(e, run_dir), "mapping": _mapping(e, run_dir),
               "runs": _runs(runs, skipped, parent, run_dir), "sources": _sources(e, run_dir)}
     nav = "".join(f'<a href="#{key}">{_esc(title)}</a>' for key, title in SECTIONS.items())
     sections = "".join(f'<section id="{key}"><h2>{_esc(SECTIONS[key])}</h2>{bodies[key]}</section>\n'
@@ -219,14 +220,32 @@ def _energy(e: dict | None, run_dir: Path) -> str:
     return "".join(out)
 
 
+def _validation(e: dict | None, run_dir: Path) -> str:
+    if not e:
+        return _missing("energy.json", f"spikeport energy {run_dir}")
+    return (f'<div class="note"><p>{_esc(md.VALIDATION_STATEMENT)}</p></div>'
+            "<p>Every profile priced above, with how well it reproduced a published whole-network "
+            "measurement. Where a profile carries labelled overhead terms (idle and host power at a stated "
+            "time-step rate) the all-in estimate is shown beside the per-op figure.</p>"
+            + f'<div class="wide">{_table(md.validation_rows(e))}</div>')
+
+
 def _mapping(e: dict | None, run_dir: Path) -> str:
     if not e:
         return _missing(runfolder.ENERGY, f"spikeport energy {run_dir}")
     m = e["loihi_mapping"]
     notes = "".join(f"<li>{_esc(a)}</li>" for a in m.get("assumptions", []))
-    return (f"<p>{m['total_cores']} Loihi 1 cores on {m['chips']} chip(s). The binding constraint is the "
-            "core resource (neurons, synaptic memory, input or output axons) that sets each layer's count.</p>"
-            + _table(md.mapping_rows(e)) + f'<ul class="notes">{notes}</ul>')
+    out = (f"<h3>Loihi 1</h3><p>{m['total_cores']} Loihi 1 cores on {m['chips']} chip(s). The binding constraint "
+           "is the core resource (neurons, synaptic memory, input or output axons) that sets each layer's count.</p>"
+           + _table(md.mapping_rows(e)) + f'<ul class="notes">{notes}</ul>')
+    m2 = e.get("loihi2_mapping")
+    if not m2:
+        return out + _missing("Loihi 2 map in energy.json", f"spikeport energy {run_dir}")
+    notes2 = "".join(f"<li>{_esc(a)}</li>" for a in m2.get("assumptions", []))
+    return (out + f"<h3>Loihi 2 (estimate)</h3><p>{m2['total_cores']} Loihi 2 neuron cores on {m2['chips']} "
+            "chip(s), an ESTIMATE. The binding limit (neurons, synapses or fan-in) is the one that sets each "
+            f'layer\'s count.</p><div class="note"><p>{_esc(md.LOIHI2_MAP_STATEMENT)}</p></div>'
+            + _table(md.loihi2_mapping_rows(e)) + f'<ul class="notes">{notes2}</ul>')
 
 
 def _runs(runs: list[dict], skipped: list[str], parent: Path, run_dir: Path) -> str:

@@ -22,6 +22,13 @@ ANN_STATEMENT = ("ANN baselines price the same layers run as a dense ANN once pe
                  "compute-only (arithmetic alone, Horowitz ISSCC 2014 at 45 nm: a lower bound that "
                  "flatters the ANN) and with memory access (one weight read per MAC from an SRAM "
                  "sized to the layer, '-mem' profiles). Compare the SNN with the with-memory figures.")
+VALIDATION_STATEMENT = ("Validation: each profile's status against a measured whole network "
+                        "(docs/energy_validation.md). 'validated': an independent estimate within 2x; "
+                        "'calibrated': within 2x only with a term taken from the same measurement; "
+                        "'not reproduced': compared and off by more than 2x; 'not validated': no comparison.")
+LOIHI2_MAP_STATEMENT = ("Loihi 2 map: an ESTIMATE from Intel's chip-level figures (128 neuron cores, 6 embedded "
+                        "cores, up to 1M neurons and 120M synapses per chip); Intel publishes no per-core limit, "
+                        "so the per-core limits used are assumptions, listed with the table.")
 Table = tuple[list[str], list[list[str]]]
 MAX_RUNS = 500  # run folders read when comparing runs
 
@@ -92,6 +99,9 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
             rows.append((f"energy {name}", fmt_j(e["energy_j"][name]) + " / sample"))
         rows.append(("Loihi 1 cores", f"{e['loihi_mapping']['total_cores']} "
                      f"({e['loihi_mapping']['chips']} chip(s))"))
+        if e.get("loihi2_mapping"):
+            rows.append(("Loihi 2 cores (estimate)", f"{e['loihi2_mapping']['total_cores']} "
+                         f"({e['loihi2_mapping']['chips']} chip(s))"))
     return rows
 
 
@@ -102,9 +112,28 @@ def parity_rows(parity: dict) -> Table:
     return headers, rows
 
 
+def validation_of(energy: dict, name: str) -> dict:
+    """A profile's validation entry; an energy.json written before validation existed says so."""
+    default = {"status": "not validated", "summary": "not validated (energy.json has no validation; "
+               "rerun spikeport energy)", "reference": "", "ratio": None}
+    return energy.get("validation", {}).get(name, default)
+
+
+def validation_rows(energy: dict) -> Table:
+    """Every priced profile: validation status and its one-line summary, with the all-in estimate
+    (per-op plus the labelled overhead terms) where the profile has overhead terms."""
+    headers = ["profile", "validation", "how well", "per-op energy / sample", "with labelled overhead", "basis"]
+    rows = []
+    for name in ordered_profiles(energy):
+        v, full = validation_of(energy, name), energy.get("energy_j_with_overhead", {}).get(name)
+        rows.append([name, v["status"], v["summary"], fmt_j(energy["energy_j"][name]),
+                     fmt_j(full) if full is not None else "-", energy.get("overhead_basis", {}).get(name, "-")])
+    return headers, rows
+
+
 def energy_rows(energy: dict) -> Table:
-    """One row per profile: kind, energy per sample, ratio to Loihi 1, source (short), quality."""
-    headers = ["profile", "kind", "energy / sample", "ratio to loihi", "sources", "quality"]
+    """One row per profile: kind, energy per sample, ratio to Loihi 1, source (short), quality, validation."""
+    headers = ["profile", "kind", "energy / sample", "ratio to loihi", "sources", "quality", "validation"]
     base = energy["energy_j"].get("loihi")
     rows = []
     for name in ordered_profiles(energy):
@@ -113,7 +142,8 @@ def energy_rows(energy: dict) -> Table:
         sources = sorted({f"{p['source'].split(',')[0]} {p.get('year') or ''}".strip() for p in prices})
         quality = sorted({p.get("quality", "unstated") for p in prices})
         ratio = f"{joules / base:.3g}" if base else "-"
-        rows.append([name, profile_kind(energy, name), fmt_j(joules), ratio, "; ".join(sources), "; ".join(quality)])
+        rows.append([name, profile_kind(energy, name), fmt_j(joules), ratio, "; ".join(sources), "; ".join(quality),
+                     validation_of(energy, name)["status"]])
     return headers, rows
 
 
@@ -160,6 +190,16 @@ def mapping_rows(energy: dict) -> Table:
     headers = ["layer", "cores", "binding constraint", "synapse format", "synaptic memory", "neurons / core"]
     rows = [[m["name"], str(m["cores"]), m["binding"], m["synapse_format"], f"{m['synaptic_memory_bytes']:,} B",
              str(m["neurons_per_core"])] for m in energy["loihi_mapping"]["layers"]]
+    return headers, rows
+
+
+def loihi2_mapping_rows(energy: dict) -> Table:
+    """The Loihi 2 estimate per layer: cores, the binding limit, cores each limit alone needs."""
+    headers = ["layer", "cores (estimate)", "binding", "cores by neurons", "cores by synapses", "fan-in splits",
+               "neurons / core"]
+    rows = [[m["name"], str(m["cores"]), m["binding"], str(m["cores_by_constraint"]["neurons"]),
+             str(m["cores_by_constraint"]["synapses"]), str(m["cores_by_constraint"]["fan_in"]),
+             str(m["neurons_per_core"])] for m in energy["loihi2_mapping"]["layers"]]
     return headers, rows
 
 
@@ -229,7 +269,14 @@ def render(run_dir: str | Path, compare: str | Path | None = None) -> str:
                   "", f"- {LOIHI2_STATEMENT}", f"- {ANN_STATEMENT}"]
         if e.get("energy_j_per_layer"):
             lines += ["", "## Energy per layer (per sample)", "", *_md_table(layer_energy_rows(e))]
+        lines += ["", "## Validation of the energy profiles", "", *_md_table(validation_rows(e)),
+                  "", f"- {VALIDATION_STATEMENT}"]
         lines += ["", "## Loihi 1 mapping", "", *_md_table(mapping_rows(e))]
+        if e.get("loihi2_mapping"):
+            m2 = e["loihi2_mapping"]
+            lines += ["", "## Loihi 2 mapping (estimate)", "", f"{m2['total_cores']} neuron cores on "
+                      f"{m2['chips']} chip(s) (estimate).", "", *_md_table(loihi2_mapping_rows(e)), "",
+                      f"- {LOIHI2_MAP_STATEMENT}", *[f"- {a}" for a in m2.get("assumptions", [])]]
     runs, skipped = collect_runs(Path(compare) if compare else run_dir.resolve().parent, include=run_dir)
     if runs:
         lines += ["", "## Accuracy vs energy across runs", "", *_md_table(runs_rows(runs))]

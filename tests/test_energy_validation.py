@@ -1,0 +1,167 @@
+"""benchmarks/energy_validation.py against hand arithmetic; profiles.toml's validation entries and
+docs/energy_validation.md against the script; the labelled overhead terms and the profile schema.
+
+Expected values are worked out by hand in the comments from the figures of Blouw et al. 2019
+(Table 1) and the prices written in profiles.toml, not from the script's own formulas.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from spikeport.errors import SpikeportError
+from spikeport.measure import count_ops, estimate_energy, load_profiles
+from tests.test_measure import two_layer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("energy_validation", ROOT / "benchmarks" / "energy_validation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def script():
+    return _script()
+
+
+@pytest.fixture(scope="module")
+def rows(script):
+    return script.blouw_rows()
+
+
+def test_cpu_row_by_hand(rows):
+    """Blouw et al. 2019's keyword spotter as an ANN on the 'cpu' profile (8.6 nJ per MAC and per neuron).
+
+    MACs: 390*256 + 256*256 + 256*29 = 99,840 + 65,536 + 7,424 = 172,800; activations 256 + 256 + 29
+    = 541; (172,800 + 541) * 8.6e-9 J = 173,341 * 8.6e-9 = 1.4907326e-3 J.
+    Measured (Table 1, CPU): 11.47 W dynamic / 1813.63 inferences/s = 6.324333e-3 J.
+    Ratio 1.4907326e-3 / 6.324333e-3 = 0.2357138.
+    """
+    cpu = next(r for r in rows if r["profile"] == "cpu")
+    assert cpu["estimate_j"] == pytest.approx(1.4907326e-3, rel=1e-9)
+    assert cpu["measured_j"] == pytest.approx(6.324333e-3, rel=1e-6)
+    assert cpu["ratio"] == pytest.approx(0.2357138, rel=1e-6)
+    assert not cpu["within_2x"]
+
+
+def test_loihi_rows_by_hand(rows):
+    """Loihi, T = 10, every input channel and neuron firing once in the 10 steps (rate 0.1).
+
+    SynOps: 390 input events * 256 fan-out + 256 layer-1 spikes * 256 = 99,840 + 65,536 = 165,376;
+    * 23.6 pJ = 3.9028736 uJ. Neuron updates: 512 neurons * 10 steps, all active (every step brings
+    39 input events to layer 1 and >= 25 spikes to layer 2, over dense weights): 5120 * 81 pJ =
+    0.41472 uJ. Spikes: 512 * 1.7 pJ = 0.8704 nJ. Per-op total 3.9028736 + 0.41472 + 0.0008704 =
+    4.318464 uJ. Measured (Table 1, Loihi): 0.081 W / 296 per s = 273.6486 uJ; ratio 0.0157811.
+    Host term: 0.070 W * 10 steps / 2960 steps per s = 236.4865 uJ; with it 240.8050 uJ, ratio 0.879979.
+    Remainder: (0.081 - 0.070) W / 296 per s = 37.16216 uJ; per-op / remainder = 0.116206.
+    """
+    per_op, calibrated, remainder = (r for r in rows if r["profile"] == "loihi")
+    assert per_op["estimate_j"] == pytest.approx(4.318464e-6, rel=1e-9)
+    assert per_op["ratio"] == pytest.approx(0.0157811, rel=1e-5) and not per_op["within_2x"]
+    assert calibrated["estimate_j"] == pytest.approx(240.8050e-6, rel=1e-6)
+    assert calibrated["ratio"] == pytest.approx(0.879979, rel=1e-5) and calibrated["within_2x"]
+    assert "CALIBRATED" in calibrated["what"]
+    assert remainder["measured_j"] == pytest.approx(37.16216e-6, rel=1e-6)
+    assert remainder["ratio"] == pytest.approx(0.116206, rel=1e-5)
+
+
+def test_profile_validation_entries_match_the_script(rows):
+    """Each profile's validation ratio (profiles.toml) is the script's first row for that profile."""
+    profiles = load_profiles()
+    seen = set()
+    for r in rows:
+        if r["profile"] in seen:
+            continue
+        seen.add(r["profile"])
+        v = profiles[r["profile"]].validation
+        assert v is not None, r["profile"]
+        assert v["ratio"] == pytest.approx(r["ratio"], rel=5e-3), r["profile"]
+        assert f"{r['ratio']:.3g}x" in v["summary"], (r["profile"], v["summary"])
+        assert ("not within 2x" in v["summary"]) == (not r["within_2x"])
+        assert v["status"] == ("validated" if r["within_2x"] else "calibrated" if r["profile"] == "loihi"
+                               else "not reproduced")
+    assert profiles["spinnaker2"].validation["status"] == "not validated"
+
+
+def test_doc_tables_are_current(script):
+    doc = (ROOT / "docs" / "energy_validation.md").read_text()
+    generated = doc.split(script.BEGIN, 1)[1].split(script.END, 1)[0].strip()
+    assert generated == script.markdown(script.blouw_rows(), script.sweep_rows()).strip()
+
+
+def test_write_doc_replaces_only_the_marked_part(script, tmp_path):
+    path = tmp_path / "doc.md"
+    path.write_text(f"head\n{script.BEGIN}\nold\n{script.END}\ntail\n")
+    script.write_doc("new table", path)
+    assert path.read_text() == f"head\n{script.BEGIN}\nnew table\n{script.END}\ntail\n"
+
+
+def test_overhead_terms_are_labelled_beside_the_per_op_figure():
+    """3-4-2 net of test_measure (T = 3): Loihi's board terms are W x 3 steps / 2960 steps per s."""
+    counts = count_ops(two_layer())
+    e = estimate_energy(counts)
+    seconds = 3 / 2960
+    assert e["overhead_j"]["loihi"] == pytest.approx({"static_power": 0.029 * seconds, "host_power": 0.070 * seconds})
+    assert e["energy_j_with_overhead"]["loihi"] == pytest.approx(e["energy_j"]["loihi"] + 0.099 * seconds)
+    assert "2960 steps/s" in e["overhead_basis"]["loihi"] and "Blouw" in e["overhead_basis"]["loihi"]
+    assert sum(e["breakdown"]["loihi"].values()) == pytest.approx(e["energy_j"]["loihi"])  # per-op kept apart
+    assert set(e["overhead_j"]) == {"loihi"}
+    assert set(e["validation"]) == set(e["energy_j"])
+    assert e["validation"]["truenorth"]["status"] == "not validated"
+    assert e["validation"]["loihi"]["status"] == "calibrated"
+
+
+def test_step_energy_per_core_needs_cores(tmp_path):
+    path = tmp_path / "chip.toml"
+    path.write_text('[profiles.chip]\nkind = "snn"\n[profiles.chip.prices.synop]\nvalue_j = 1e-12\nsource = "s"\n'
+                    '[profiles.chip.overhead]\nstep_rate_hz = 1000\nstep_rate_source = "ours"\n'
+                    '[profiles.chip.overhead.step_energy_per_core]\nvalue_j = 2e-9\nsource = "lab"\n')
+    profiles = load_profiles(path)
+    counts = count_ops(two_layer())  # T = 3, 9 synops per sample
+    with_cores = estimate_energy(counts, profiles, ["chip"], active_cores=4)
+    assert with_cores["overhead_j"]["chip"] == {"step_energy_per_core": pytest.approx(3 * 4 * 2e-9)}
+    without = estimate_energy(counts, profiles, ["chip"])
+    assert without["overhead_j"]["chip"] == {} and "left out" in without["overhead_basis"]["chip"]
+    assert without["energy_j_with_overhead"]["chip"] == pytest.approx(9e-12)
+
+
+@pytest.mark.parametrize("body, key", [
+    ('kind = "snn"\ncolour = "red"\n[profiles.x.prices.synop]\nvalue_j = 1e-12\nsource = "s"\n', "profiles.x.colour"),
+    ('kind = "snn"\n[profiles.x.prices.synop]\nvalue_j = 1e-12\nsource = "s"\nyear = "2018"\n',
+     "profiles.x.prices.synop.year"),
+    ('kind = "snn"\n[profiles.x.prices.synop]\nvalue_j = 1e-12\nsource = "s"\n'
+     '[profiles.x.overhead]\nstep_rate_hz = 0\nstep_rate_source = "s"\n', "profiles.x.overhead.step_rate_hz"),
+    ('kind = "snn"\n[profiles.x.prices.synop]\nvalue_j = 1e-12\nsource = "s"\n'
+     '[profiles.x.overhead]\nstep_rate_hz = 10\n', "profiles.x.overhead.step_rate_source"),
+    ('kind = "snn"\n[profiles.x.prices.synop]\nvalue_j = 1e-12\nsource = "s"\n'
+     '[profiles.x.validation]\nstatus = "great"\nsummary = "s"\n', "profiles.x.validation.status"),
+    ('kind = "snn"\n[profiles.x.prices.synop]\nvalue_j = 1e-12\nsource = "s"\n'
+     '[profiles.x.weight_memory]\nweight_bits = 8\n', "profiles.x.weight_memory"),
+    ('kind = "ann"\n[profiles.x.prices.mac]\nvalue_j = 1e-12\nsource = "s"\n[profiles.x.weight_memory]\n'
+     'weight_bits = 8\naccess_bits = 64\nsram_kib = [8, 4]\nsram_j_per_access = [1e-12, 2e-12]\n'
+     'dram_j_per_access = 1e-9\nsource = "s"\n', "profiles.x.weight_memory"),
+])
+def test_schema_errors_are_one_line_naming_file_and_field(tmp_path, body, key):
+    path = tmp_path / "bad.toml"
+    path.write_text("[profiles.x]\n" + body)
+    with pytest.raises(SpikeportError) as err:
+        load_profiles(path)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{path}: ") and key in message, message
+
+
+def test_unknown_top_level_key_and_empty_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('notez = ["typo"]\n[profiles.x]\nkind = "snn"\n[profiles.x.prices.synop]\nvalue_j = 1e-12\n'
+                    'source = "s"\n')
+    with pytest.raises(SpikeportError, match=r"bad\.toml: notez: unknown key"):
+        load_profiles(path)
+    path.write_text('notes = ["only notes"]\n')
+    with pytest.raises(SpikeportError, match=r"bad\.toml: profiles: is missing"):
+        load_profiles(path)
