@@ -1,7 +1,7 @@
 """Child-process entry point for :mod:`spikeport.deploy.supervise` (``python -m`` this module).
 
-Arguments: a work folder holding ``net.npz`` and ``x.npy``, the record mode, and an optional
-injected fault. Writes ``spikes.npz`` or ``error.txt``; touches ``heartbeat`` every second.
+Arguments: a work folder holding ``net.npz`` (or a netx ``model.net``) and ``x.npy``, the record
+mode, and an optional injected fault. Writes ``spikes.npz`` or ``error.txt``; touches ``heartbeat`` every second.
 
 Two watchdog threads guard against Lava's hangs (``design/loihi.md``):
 
@@ -93,13 +93,20 @@ def main(argv: list[str]) -> int:
             raise RuntimeError("injected failure inside the Lava child")
         if fault == "crash":  # an interpreter crash: no error.txt, killed by a signal
             os.kill(os.getpid(), signal.SIGSEGV)
-        from spikeport.deploy import lava_backend
-        from spikeport.deploy.netdef import load_arrays
-
-        with np.load(work / "net.npz", allow_pickle=False) as arrays:
-            net = load_arrays(arrays)
         x = np.load(work / "x.npy", allow_pickle=False)
-        spikes = lava_backend.run_network(net, x, record=record, fault=fault)
+        from spikeport.deploy.supervise import NETX_FILE
+
+        if (work / NETX_FILE).exists():  # a netx file: lava-dl builds the network (deploy.netx_backend)
+            from spikeport.deploy import netx_backend
+
+            spikes = netx_backend.run_file(work / NETX_FILE, x)
+        else:
+            from spikeport.deploy import lava_backend
+            from spikeport.deploy.netdef import load_arrays
+
+            with np.load(work / "net.npz", allow_pickle=False) as arrays:
+                net = load_arrays(arrays)
+            spikes = lava_backend.run_network(net, x, record=record, fault=fault)
         stop.set()
         tmp = work / "spikes.tmp.npz"
         np.savez(tmp, **{f"s{i}": s for i, s in enumerate(spikes)})

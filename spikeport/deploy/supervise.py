@@ -25,6 +25,7 @@ from spikeport.errors import SpikeportError
 DEFAULT_TIMEOUT_S = 1800.0
 HEARTBEAT_TIMEOUT_S = 120.0  # Lava's build step can be silent for a while on big nets
 FAULT_ENV = "SPIKEPORT_LAVA_FAULT"
+NETX_FILE = "model.net"  # a netx file in the work folder makes the child run it with lava-dl
 FAULTS = ("hang", "silent-hang", "raise", "crash", "model-raise", "model-hang")
 
 
@@ -49,12 +50,29 @@ def run_lava(net: LoihiNet, x: np.ndarray, *, record: str = "all", timeout_s: fl
     so the CLI can be tested too): one of :data:`FAULTS`. "hang" / "silent-hang" block the child with /
     without heartbeat, "raise" / "crash" fail it before Lava starts, "model-raise" / "model-hang" make
     a process model inside Lava raise / block."""
+    return _run_child(lambda d: np.savez(d / "net.npz", **save_arrays(net)), x, record, timeout_s, fault,
+                      heartbeat_s)
+
+
+def run_netx(path: str | os.PathLike, x: np.ndarray, *, timeout_s: float = DEFAULT_TIMEOUT_S, fault: str = "",
+             heartbeat_s: float = HEARTBEAT_TIMEOUT_S) -> list[np.ndarray]:
+    """Run ``x`` [T, B, ...] through a netx HDF5 file with lava-dl's loader on Lava fixed_pt, in the same
+    supervised child (``deploy.netx_backend``); returns spikes per block, [T, B, N] bool, aligned to the
+    sample windows. ``fault`` as for :func:`run_lava` ("raise", "crash", "hang", "silent-hang")."""
+    import shutil
+
+    return _run_child(lambda d: shutil.copyfile(path, d / NETX_FILE), x, "all", timeout_s, fault, heartbeat_s)
+
+
+def _run_child(put_net, x: np.ndarray, record: str, timeout_s: float, fault: str,
+               heartbeat_s: float) -> list[np.ndarray]:
+    """Write the network (``put_net(folder)``) and x into a work folder, run ``lava_child`` on it."""
     fault = fault or os.environ.get(FAULT_ENV, "")
     if fault and fault not in FAULTS:
         raise SpikeportError(f"unknown Lava fault {fault!r} (from {FAULT_ENV}?); known: {', '.join(FAULTS)}")
     with tempfile.TemporaryDirectory(prefix="spikeport-lava-") as tmp:
         tmpd = Path(tmp)
-        np.savez(tmpd / "net.npz", **save_arrays(net))
+        put_net(tmpd)
         np.save(tmpd / "x.npy", np.ascontiguousarray(x))
         cmd = [sys.executable, "-m", "spikeport.deploy.lava_child", str(tmpd), record, fault]
         with open(tmpd / "stderr.txt", "wb") as err_fh:
