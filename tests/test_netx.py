@@ -51,7 +51,7 @@ def _compare(net, x, path) -> list[int]:
     assert len(got) == len(ref)
     for r, g in zip(ref, got):
         assert r.shape == g.shape
-        assert 0.02 < r.mean() < 0.98  # the layers are active: the comparison means something
+        assert 0.005 < r.mean() < 0.98  # every layer is active: the comparison means something
     return [int((r != g).sum()) for r, g in zip(ref, got)]
 
 

@@ -34,7 +34,8 @@ def _flat_port(port, shape: tuple):
 
 
 def build(path: str | Path, x: np.ndarray, record_dir: str, message_bits: int):
-    """netx Network plus source and recorders for x [T, B, ...]; returns (source, network, recorded, steps).
+    """netx Network plus source and recorders for x [T, B, ...] (x [T, B, C, H, W] also gives netx the input
+    shape a file without input block needs); returns (source, network, recorded, steps).
     ``recorded``: [(block index, n, file)] for every block."""
     from lava.lib.dl import netx
 
@@ -42,7 +43,8 @@ def build(path: str | Path, x: np.ndarray, record_dir: str, message_bits: int):
     from spikeport.deploy.netx_procs.process import SpikeRecorder
 
     T, B = x.shape[:2]
-    network = netx.hdf5.Network(net_config=str(path), input_message_bits=int(message_bits),
+    shape = tuple(int(s) for s in x.shape[2:][::-1]) if x.ndim == 5 else None  # (W, H, C) for a conv input
+    network = netx.hdf5.Network(net_config=str(path), input_message_bits=int(message_bits), input_shape=shape,
                                 reset_interval=int(T), reset_offset=window_offset(0, T) - 1)
     steps = B * T + len(network.layers) + 1
     frames = x.reshape(T, B, -1).transpose(1, 0, 2).reshape(B * T, -1)
