@@ -131,12 +131,18 @@ def train(
 def export(run_dir: Path = typer.Argument(..., help="run folder written by `spikeport train`"),
            out_path: Optional[Path] = typer.Option(None, "--out", help="output .nir (default RUN/model.nir)"),
            onnx: bool = typer.Option(False, "--onnx", help="also write RUN/model.onnx (integer Loihi model, "
-                                     "time unrolled)")):
-    """Export a checkpoint to NIR (float parameters + Loihi integers in node metadata), and to ONNX."""
+                                     "time unrolled)"),
+           netx: bool = typer.Option(False, "--netx", help="also write model.net (lava-dl netx HDF5, Loihi 2) "
+                                     "beside the .nir")):
+    """Export a checkpoint to NIR (float parameters + Loihi integers in node metadata), ONNX and netx."""
     from spikeport.export.nir_export import export_run
 
     path = export_run(run_dir, out_path)
     out.print(f"wrote {path}")
+    if netx:  # netx (issue 17)
+        from spikeport.export.netx_export import export_netx
+
+        out.print(f"wrote {export_netx(path)}")
     if onnx:
         from spikeport.export.onnx_export import export_onnx
 

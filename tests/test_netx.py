@@ -68,15 +68,21 @@ def test_hand_built_nets_equal_netx_on_lava(tmp_path, build):
     rng = np.random.default_rng(0)
     net = build(rng)
     path = write_netx(net, tmp_path / "model.net")
+    import h5py
+
+    with h5py.File(path, "r") as fh:  # the pruned net runs with netx's Lava Sparse synapses
+        assert bool(fh.attrs["sparse_fc_layer"]) == (build is netx_nets.flat_net)
     assert _compare(net, _random_input(net, rng, 12), path) == [0] * len(net.populations)
 
 
 def test_trained_mlp_equals_netx_on_lava(tmp_path):
-    nir_path, net = netx_nets.trained(tmp_path, "mlp", encoder="rate")
-    from spikeport.export.netx_export import export_netx
+    """``spikeport export RUN --netx`` on a trained run (rate encoding: no right shifts)."""
+    from tests.conftest import cli
 
-    path = export_netx(nir_path)
-    assert path == nir_path.with_name("model.net")
+    nir_path, net = netx_nets.trained(tmp_path, "mlp", encoder="rate")
+    proc = cli("export", str(nir_path.parent), "--netx")
+    assert proc.returncode == 0, proc.stderr
+    path = nir_path.with_name("model.net")
     x = netx_nets.digits_input(net, 24, "rate")
     assert _compare(net, x, path) == [0, 0]
 
@@ -97,11 +103,15 @@ def test_trained_nets_equal_netx_on_lava_200(tmp_path, name, overrides):
 
 
 def test_demo_like_net_is_refused_with_its_right_shift(tmp_path):
-    _, net = netx_nets.trained(tmp_path, "demo")  # direct encoding: the first layer shifts right
+    from tests.conftest import cli
+
+    nir_path, net = netx_nets.trained(tmp_path, "demo")  # direct encoding: the first layer shifts right
     assert net.populations[0].input.weight_exp < 0
     with pytest.raises(SpikeportError, match=r"population 'lif0' .*weight_exp -\d+"):
         write_netx(net, tmp_path / "model.net")
-    assert not (tmp_path / "model.net").exists()
+    proc = cli("export", str(nir_path.parent), "--netx")
+    assert proc.returncode == 2 and "weight_exp" in proc.stderr and "Traceback" not in proc.stderr
+    assert not nir_path.with_name("model.net").exists()
 
 
 def _one_layer(lif=None, conn=None):
@@ -140,3 +150,19 @@ def test_bias_and_positive_exponent_are_exact_in_the_file(tmp_path):
         assert np.array_equal(block["weight"][()], np.arange(-8, 8).reshape(4, 4) * 2)
         assert np.array_equal(block["bias"][()], [2, 0, -4, 6])
         assert block["neuron/iDecay"][()] == 2 and block["neuron/vThMant"][()] == 5
+
+
+def test_netx_runs_are_supervised(tmp_path):
+    """A failure inside the child (injected, or netx refusing a block) is one SpikeportError line."""
+    import h5py
+
+    net = netx_nets.flat_net(np.random.default_rng(0))
+    path = write_netx(net, tmp_path / "model.net")
+    x = np.zeros((net.time_steps, 2, 20), np.int64)
+    with pytest.raises(SpikeportError, match="injected failure"):
+        run_netx(path, x, fault="raise", timeout_s=60)
+    with h5py.File(path, "a") as fh:
+        del fh["layer/2/type"]
+        fh["layer/2"].create_dataset("type", (1,), "S10", [b"pool"])
+    with pytest.raises(SpikeportError, match="Lava run failed: NotImplementedError: pool is not implemented"):
+        run_netx(path, x, timeout_s=120)

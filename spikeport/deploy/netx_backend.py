@@ -33,7 +33,7 @@ def _flat_port(port, shape: tuple):
     return port
 
 
-def build(path: str | Path, x: np.ndarray, record_dir: str, message_bits: int):
+def build(path: str | Path, x: np.ndarray, record_dir: str, message_bits: int, sparse_fc: bool = False):
     """netx Network plus source and recorders for x [T, B, ...] (x [T, B, C, H, W] also gives netx the input
     shape a file without input block needs); returns (source, network, recorded, steps).
     ``recorded``: [(block index, n, file)] for every block."""
@@ -45,7 +45,8 @@ def build(path: str | Path, x: np.ndarray, record_dir: str, message_bits: int):
     T, B = x.shape[:2]
     shape = tuple(int(s) for s in x.shape[2:][::-1]) if x.ndim == 5 else None  # (W, H, C) for a conv input
     network = netx.hdf5.Network(net_config=str(path), input_message_bits=int(message_bits), input_shape=shape,
-                                reset_interval=int(T), reset_offset=window_offset(0, T) - 1)
+                                reset_interval=int(T), reset_offset=window_offset(0, T) - 1,
+                                sparse_fc_layer=bool(sparse_fc))
     steps = B * T + len(network.layers) + 1
     frames = x.reshape(T, B, -1).transpose(1, 0, 2).reshape(B * T, -1)
     source = FrameSource(frames=np.ascontiguousarray(frames, dtype=np.int32))
@@ -81,19 +82,20 @@ def _pauses(network, T: int, B: int) -> list[tuple[int, list]]:
 def run_file(path: str | Path, x: np.ndarray, message_bits: int | None = None) -> list[np.ndarray]:
     """Run samples x [T, B, ...] (integers) through the netx file on Lava fixed_pt. Returns spikes per
     block, [T, B, N] bool (N flat, C-major for conv blocks), aligned to spikeport's sample windows.
-    ``message_bits``: of the input (default: the file's ``input_message_bits`` attribute, else 0)."""
+    ``message_bits``: of the input (default: the file's ``input_message_bits`` attribute, else 0). A file
+    whose ``sparse_fc_layer`` attribute is true runs with ``Network(sparse_fc_layer=True)`` (Lava Sparse)."""
     import tempfile
 
     import h5py
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    if message_bits is None:
-        with h5py.File(path, "r") as fh:
-            message_bits = int(fh.attrs.get("input_message_bits", 0))
+    with h5py.File(path, "r") as fh:
+        message_bits = int(fh.attrs.get("input_message_bits", 0)) if message_bits is None else message_bits
+        sparse_fc = bool(fh.attrs.get("sparse_fc_layer", False))
     T, B = x.shape[:2]
     with tempfile.TemporaryDirectory(prefix="spikeport-netx-rec-") as tmp:
-        source, network, recorded, steps = build(path, x, tmp, message_bits)
+        source, network, recorded, steps = build(path, x, tmp, message_bits, sparse_fc)
         cfg = Loihi2SimCfg(select_tag="fixed_pt")
         try:
             done = 0

@@ -6,7 +6,7 @@ Blocks written, in order: ``input`` (the sample shape, no neuron), then one bloc
 A sum pool in front of a connection is folded into its weights: into the dense matrix, or into the
 conv kernel when the pool tiles its input (stride x pool); a pool-only population becomes a grouped
 conv whose kernel is all ones. Pruned (masked) layers are written with zeros where synapses are
-missing (``Network(..., sparse_fc_layer=True)`` then builds Lava Sparse synapses).
+missing (netx's only sparse switch is per network, see ``sparse_fc_layer`` below).
 
 Refused, with one line naming the population: KLIF's v floor, a right-shifted summed input
 (``weight_exp < 0``: netx has no such field), weights netx would clip or truncate, a bias that is
@@ -14,7 +14,9 @@ not a multiple of 64 (netx fixes ``bias_exp = 6``), a conv whose 24-bit output w
 spikeport's, a pool that does not tile before a conv, recurrent convolutions.
 
 Root attributes (ignored by netx, read by spikeport): ``producer``, ``time_steps``,
-``input_message_bits`` (8 for a graded first layer: pass it to ``netx.hdf5.Network``), ``input_shape``.
+``input_message_bits`` (8 for a graded first layer: pass it to ``netx.hdf5.Network``), ``input_shape``,
+``sparse_fc_layer`` (a pruned layer: pass ``sparse_fc_layer=True``, netx then makes every dense synapse
+a Lava Sparse).
 """
 from __future__ import annotations
 
@@ -176,6 +178,7 @@ def write_netx(net: LoihiNet, path: str | Path) -> Path:
             fh.attrs["time_steps"] = int(net.time_steps)
             fh.attrs["input_message_bits"] = rules.GRADED_MESSAGE_BITS if net.graded_input else 0
             fh.attrs["input_shape"] = np.asarray(net.input_shape, np.int64)
+            fh.attrs["sparse_fc_layer"] = any(p.input.sparse for p in net.populations)
             layer = fh.create_group("layer")
             for i, block in enumerate(blocks):
                 _write_group(layer.create_group(str(i)), block)
