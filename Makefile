@@ -6,7 +6,7 @@ PYTHON ?= $(shell \
     if [ -n "$$c" ] && "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; then echo "$$c"; break; fi; \
   done)
 
-.PHONY: demo test test-slow venv clean bench
+.PHONY: demo test test-slow venv netx clean bench
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x "$(PY)" ]; then \
@@ -19,15 +19,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(VENV)/.netx
+
+# lava-dl 0.6.0 (netx: the Loihi 2 file format) pins torch < 2.4 in its metadata but its netx loader and
+# slayer run with ours: installed without its dependencies (tests/test_netx.py checks it on Lava).
+$(VENV)/.netx: $(VENV)/.installed
+	$(PY) -m pip install -q --no-deps lava-dl==0.6.0 opencv-python-headless
+	@touch $@
+
+netx: $(VENV)/.netx
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/spikeport demo --out runs/demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.netx
 	$(PY) -m pytest -q -m 'not slow'
 
-test-slow: $(VENV)/.installed
+test-slow: $(VENV)/.installed $(VENV)/.netx
 	$(PY) -m pytest -q -m slow
 
 bench: $(VENV)/.installed

@@ -113,13 +113,19 @@ def export(run_dir: Path = typer.Argument(..., help="run folder written by `spik
            out_path: Optional[Path] = typer.Option(None, "--out", help="output .nir (default RUN/model.nir)"),
            onnx: bool = typer.Option(False, "--onnx", help="also write RUN/model.onnx (integer Loihi model, "
                                      "time unrolled)"),
+           netx: bool = typer.Option(False, "--netx", help="also write model.net (lava-dl netx HDF5, Loihi 2) "
+                                     "beside the .nir"),
            quiet: bool = _quiet()):
-    """Export a checkpoint to NIR (float parameters + Loihi integers in node metadata), and to ONNX."""
+    """Export a checkpoint to NIR (float parameters + Loihi integers in node metadata), ONNX and netx."""
     from spikeport.export.nir_export import export_run
 
     with Bars(quiet) as bars:
         bars.callback(f"exporting {run_dir}")
         paths = [export_run(run_dir, out_path)]
+        if netx:
+            from spikeport.export.netx_export import export_netx
+
+            paths.append(export_netx(paths[0]))
         if onnx:
             from spikeport.export.onnx_export import export_onnx
 

@@ -1,7 +1,7 @@
 """Child-process entry point for :mod:`spikeport.deploy.supervise` (``python -m`` this module).
 
-Arguments: a work folder holding ``net.npz`` and ``x.npy``, and the record mode. Writes ``spikes.npz``
-or ``error.txt``; touches ``heartbeat`` every second.
+Arguments: a work folder holding ``net.npz`` (or a netx ``model.net``) and ``x.npy``, and the record
+mode. Writes ``spikes.npz`` or ``error.txt``; touches ``heartbeat`` every second.
 
 Two watchdog threads guard against Lava's hangs (a run that exits without ``stop()``, or whose
 process model raised, blocks forever):
@@ -79,13 +79,20 @@ def main(argv: list[str]) -> int:
     threading.Thread(target=_heartbeat, args=(work / "heartbeat", stop, parent), daemon=True).start()
     threading.Thread(target=_watch_actors, args=(work, stop), daemon=True).start()
     try:
-        from spikeport.core.net import load_arrays
-        from spikeport.deploy import lava_backend
-
-        with np.load(work / "net.npz", allow_pickle=False) as arrays:
-            net = load_arrays(arrays)
         x = np.load(work / "x.npy", allow_pickle=False)
-        spikes = lava_backend.run_network(net, x, record=record)
+        from spikeport.deploy.supervise import NETX_FILE
+
+        if (work / NETX_FILE).exists():  # a netx file: lava-dl builds the network (deploy.netx_backend)
+            from spikeport.deploy import netx_backend
+
+            spikes = netx_backend.run_file(work / NETX_FILE, x)
+        else:
+            from spikeport.core.net import load_arrays
+            from spikeport.deploy import lava_backend
+
+            with np.load(work / "net.npz", allow_pickle=False) as arrays:
+                net = load_arrays(arrays)
+            spikes = lava_backend.run_network(net, x, record=record)
         stop.set()
         tmp = work / "spikes.tmp.npz"
         np.savez(tmp, **{f"s{i}": s for i, s in enumerate(spikes)})

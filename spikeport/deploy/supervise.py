@@ -25,6 +25,7 @@ from spikeport.errors import SpikeportError
 DEFAULT_TIMEOUT_S = 1800.0
 HEARTBEAT_TIMEOUT_S = 120.0  # Lava's build step can be silent for a while on big nets
 CHILD = ("-m", "spikeport.deploy.lava_child")  # the child's interpreter arguments; work folder and record follow
+NETX_FILE = "model.net"  # a netx file in the work folder makes the child run it with lava-dl
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -43,9 +44,24 @@ def run_lava(net: LoihiNet, x: np.ndarray, *, record: str = "all", timeout_s: fl
              heartbeat_s: float = HEARTBEAT_TIMEOUT_S) -> list[np.ndarray]:
     """Run ``x`` [T, B, input_size] on Lava fixed_pt in a child process (:data:`CHILD`); returns spikes
     per recorded population, [T, B, N] bool."""
+    return _run_child(lambda d: np.savez(d / "net.npz", **save_arrays(net)), x, record, timeout_s, heartbeat_s)
+
+
+def run_netx(path: str | os.PathLike, x: np.ndarray, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+             heartbeat_s: float = HEARTBEAT_TIMEOUT_S) -> list[np.ndarray]:
+    """Run ``x`` [T, B, ...] through a netx HDF5 file with lava-dl's loader on Lava fixed_pt, in the same
+    supervised child (``deploy.netx_backend``); returns spikes per block, [T, B, N] bool, aligned to the
+    sample windows."""
+    import shutil
+
+    return _run_child(lambda d: shutil.copyfile(path, d / NETX_FILE), x, "all", timeout_s, heartbeat_s)
+
+
+def _run_child(put_net, x: np.ndarray, record: str, timeout_s: float, heartbeat_s: float) -> list[np.ndarray]:
+    """Write the network (``put_net(folder)``) and x into a work folder, run the child (:data:`CHILD`) on it."""
     with tempfile.TemporaryDirectory(prefix="spikeport-lava-") as tmp:
         tmpd = Path(tmp)
-        np.savez(tmpd / "net.npz", **save_arrays(net))
+        put_net(tmpd)
         np.save(tmpd / "x.npy", np.ascontiguousarray(x))
         cmd = [sys.executable, *CHILD, str(tmpd), record]
         with open(tmpd / "stderr.txt", "wb") as err_fh:

@@ -23,6 +23,9 @@ IMPORT = "import.json"
 SOURCE = "source.nir"
 INPUTS = "inputs.npy"
 LABELS = "labels.npy"
+# written by `spikeport import MODEL.net` (a lava-dl netx file): the file itself and what was read from it
+NETX_SOURCE = "source.net"
+NETX_IMPORT = "netx_import.json"
 # reports
 DEPLOY = "deploy.json"
 PREDICTIONS = "predictions.npz"

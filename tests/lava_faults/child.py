@@ -39,8 +39,10 @@ def main(argv: list[str]) -> int:
     fault, rest = argv[0], argv[1:]
     if fault.startswith("model-"):
         lava_backend._connection_process = _faulty_first_dense(fault[len("model-"):])
-    else:
-        lava_backend.run_network = _fail_before_lava(fault)
+    else:  # whichever network the child runs: spikeport's (lava_backend) or a netx file (netx_backend)
+        from spikeport.deploy import netx_backend
+
+        lava_backend.run_network = netx_backend.run_file = _fail_before_lava(fault)
     if fault == "silent-hang":  # the parent watch stays, the heartbeat file is never written
         beat = lava_child._heartbeat
         lava_child._heartbeat = lambda path, stop, parent: beat(path.with_name("no-heartbeat"), stop, parent)

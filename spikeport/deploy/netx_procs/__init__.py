@@ -1,0 +1,1 @@
+"""spikeport's Lava process for recording netx blocks (own folder: Lava imports every file here)."""

@@ -1,0 +1,196 @@
+"""A deployable :class:`LoihiNet` -> lava-dl netx HDF5 (``model.net``), written so that netx on Lava
+computes exactly spikeport's integers (conventions: :mod:`spikeport.nirfmt.netx`).
+
+Blocks written, in order: ``input`` (the sample shape, no neuron), then one block per population:
+``dense`` / ``dense_rec`` (a ``flatten`` block first where the previous output is spatial) or ``conv``.
+A sum pool in front of a connection is folded into its weights: into the dense matrix, or into the
+conv kernel when the pool tiles its input (stride x pool); a pool-only population becomes a grouped
+conv whose kernel is all ones. Pruned (masked) layers are written with zeros where synapses are
+missing (netx's only sparse switch is per network, see ``sparse_fc_layer`` below).
+
+Refused, with one line naming the population: KLIF's v floor, a right-shifted summed input
+(``weight_exp < 0``: netx has no such field), weights netx would clip or truncate, a bias that is
+not a multiple of 64 (netx fixes ``bias_exp = 6``), a conv whose 24-bit output wrap differs from
+spikeport's, a pool that does not tile before a conv, recurrent convolutions.
+
+Root attributes (ignored by netx, read by spikeport): ``producer``, ``time_steps``,
+``input_message_bits`` (8 for a graded first layer: pass it to ``netx.hdf5.Network``), ``input_shape``,
+``sparse_fc_layer`` (a pruned layer: pass ``sparse_fc_layer=True``, netx then makes every dense synapse
+a Lava Sparse).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from spikeport import __version__
+from spikeport.core import linear, loihi
+from spikeport.core.net import Connection, LoihiNet, Population
+from spikeport.errors import SpikeportError
+from spikeport.files import fileio
+from spikeport.nirfmt import netx as rules
+
+GRADED_MAX = (1 << rules.GRADED_MESSAGE_BITS) - 1  # the largest graded input value Lava carries
+
+
+def _fail(path, pop: Population, why: str) -> SpikeportError:
+    return SpikeportError(f"{path}: population {pop.name!r} cannot be written as netx: {why}")
+
+
+def _shifted(weight: np.ndarray, exp: int, pop: Population, where: str, path) -> np.ndarray:
+    """Integer weights whose plain product equals ``shift(weight @ s, exp)``."""
+    if exp < 0:
+        raise _fail(path, pop, f"{where} has weight_exp {exp}, a right shift of the summed input that netx "
+                               "cannot express (netx derives its own exponent from integer weights)")
+    return np.asarray(weight, np.int64) << exp
+
+
+def _fits_8bit(w: np.ndarray) -> bool:
+    """An int8 value times 2**j: |w| <= 127, or all even and |w| <= 254 (a weight exponent of 1). Lava's
+    simulator would accept more (netx asks it for 9-bit mixed-sign weights), Loihi's synapses do not."""
+    peak = int(np.abs(w).max()) if w.size else 0
+    return peak <= loihi.WEIGHT_MAX or (peak <= 2 * loihi.WEIGHT_MAX and not np.any(w % 2))
+
+
+def _dense_block(pop: Population, graded: bool, path) -> dict:
+    conn = pop.input
+    w = _shifted(conn.to_matrix().toarray(), conn.weight_exp, pop, "the input connection", path)
+    block = {"type": "dense_rec" if pop.recurrent is not None else "dense", "shape": np.array([pop.size])}
+    mats = [w]
+    if pop.recurrent is not None:
+        rec = pop.recurrent
+        wr = _shifted(rec.to_matrix().toarray(), rec.weight_exp, pop, "the recurrent connection", path)
+        block["weight_rec"] = wr
+        mats.append(wr)
+    joint = np.hstack(mats)  # netx chooses one exponent for weight and weight_rec together
+    if not (rules.dense_exact(joint) and _fits_8bit(joint)):
+        raise _fail(path, pop, f"weights in [{int(joint.min())}, {int(joint.max())}] would be clipped or "
+                               "truncated by netx's 8-bit synapse")
+    block["weight"] = w
+    return block
+
+
+def _conv_geometry(conn: Connection, pop: Population, path) -> dict:
+    """Kernel (torch layout) and geometry of the Lava Conv that computes ``conn`` (pool folded in)."""
+    c, h, w = conn.in_shape
+    if conn.kind == "pool":
+        kernel = np.ones((c, 1, *conn.pool.kernel), np.int64)
+        return {"weight": kernel, "stride": conn.pool.stride, "padding": conn.pool.padding,
+                "dilation": (1, 1), "groups": c}
+    if conn.pool is None:
+        return {"weight": np.asarray(conn.weight, np.int64), "stride": conn.stride, "padding": conn.padding,
+                "dilation": conn.dilation, "groups": conn.groups}
+    if not conn.pool.tiles(h, w):
+        raise _fail(path, pop, f"its sum pool {conn.pool.kernel} (stride {conn.pool.stride}, padding "
+                               f"{conn.pool.padding}) does not tile the {h}x{w} input, so it cannot be folded "
+                               "into a netx conv (netx has no pool block)")
+    kp = conn.pool.kernel
+    return {"weight": linear.fold_pool_into_kernel(conn.weight, conn.pool, conn.dilation),
+            "stride": (conn.stride[0] * kp[0], conn.stride[1] * kp[1]),
+            "padding": (conn.padding[0] * kp[0], conn.padding[1] * kp[1]), "dilation": (1, 1),
+            "groups": conn.groups}
+
+
+def _conv_block(pop: Population, graded: bool, path) -> dict:
+    conn = pop.input
+    if pop.recurrent is not None:
+        raise _fail(path, pop, "a recurrent convolution (netx has dense_rec only)")
+    geo = _conv_geometry(conn, pop, path)
+    exp = 0 if conn.kind == "pool" else conn.weight_exp
+    kernel = _shifted(geo["weight"], exp, pop, "the conv", path)
+    if not (rules.dense_exact(kernel) and _fits_8bit(kernel)):
+        raise _fail(path, pop, f"conv weights in [{int(kernel.min())}, {int(kernel.max())}] leave Loihi's 8-bit "
+                               "synapse")
+    # Lava's Conv wraps its output to 24 bits; spikeport wraps only where it runs a Lava Conv itself
+    bound = float(np.abs(kernel).reshape(kernel.shape[0], -1).sum(1).max()) * (GRADED_MAX if graded else 1)
+    if conn.lava_process != "conv" and bound >= loihi.STATE_MAX:
+        raise _fail(path, pop, f"its summed input can reach {bound:.0f} >= 2**23, where netx's Conv wraps and "
+                               "spikeport's reference does not")
+    return {"type": "conv", "shape": np.array(pop.tensor_shape), "weight": kernel,
+            "stride": np.array(geo["stride"]), "padding": np.array(geo["padding"]),
+            "dilation": np.array(geo["dilation"]), "groups": np.array(int(geo["groups"])),
+            "inChannels": np.array(conn.in_shape[0]), "outChannels": np.array(pop.tensor_shape[0])}
+
+
+def _neuron(pop: Population, block: dict, path) -> None:
+    lif = pop.lif
+    if lif.floor_v:
+        raise _fail(path, pop, "KLIF's v floor (v = max(v, 0)) has no netx neuron")
+    block["neuron"] = rules.neuron_fields(lif.du, lif.dv, lif.vth)
+    try:
+        bias = rules.netx_bias(np.broadcast_to(lif.effective_bias(), (pop.size,)))
+    except rules.NotExact as err:
+        raise _fail(path, pop, str(err)) from None
+    if bias.min() < loihi.BIAS_MANT_MIN or bias.max() > loihi.BIAS_MANT_MAX:
+        raise _fail(path, pop, f"bias {int(np.abs(bias).max())} << 6 leaves the 13-bit mantissa")
+    if np.any(bias):
+        if block["type"] == "conv":  # netx broadcasts a per-channel bias or takes one per neuron in (W, H, C)
+            per_ch = bias.reshape(pop.tensor_shape[0], -1)
+            same = bool(np.all(per_ch == per_ch[:, :1]))
+            bias = per_ch[:, 0] if same else bias.reshape(pop.tensor_shape).transpose(2, 1, 0)
+        block["bias"] = bias
+
+
+def netx_blocks(net: LoihiNet, path: str | Path = "model.net") -> list[dict]:
+    """The file's blocks (dicts of arrays and the ``neuron`` sub-dict), in order. Raises SpikeportError."""
+    blocks: list[dict] = [{"type": "input", "shape": np.array(net.input_shape)}]
+    spatial = len(net.input_shape) == 3
+    for idx, pop in enumerate(net.populations):
+        graded = idx == 0 and net.graded_input
+        if pop.input.kind == "dense":
+            if spatial and len(pop.input.in_shape) == 3 and idx > 0:
+                blocks.append({"type": "flatten", "shape": np.array([int(np.prod(pop.input.in_shape)), 1, 1])})
+            block = _dense_block(pop, graded, path)
+            spatial = False
+        else:
+            block = _conv_block(pop, graded, path)
+            spatial = True
+        _neuron(pop, block, path)
+        blocks.append(block)
+    return blocks
+
+
+def _write_group(group, block: dict) -> None:
+    for key, val in block.items():
+        if key == "type":
+            group.create_dataset("type", (1,), "S10", [val.encode("ascii")])
+        elif key == "neuron":
+            for nkey, nval in val.items():
+                data = np.array([nval.encode("ascii")], "S10") if isinstance(nval, str) else nval
+                group.create_dataset(f"neuron/{nkey}", data=data)
+        else:
+            arr = np.asarray(val)
+            group.create_dataset(key, data=arr.astype(np.int64) if arr.dtype.kind in "iub" else arr)
+
+
+def write_netx(net: LoihiNet, path: str | Path) -> Path:
+    """Write ``net`` as a netx HDF5 file at ``path`` (atomic). Raises SpikeportError where netx cannot
+    compute the same integers (see the module docstring)."""
+    import h5py
+
+    path = Path(path)
+    blocks = netx_blocks(net, path)
+
+    def _write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as fh:
+            fh.attrs["producer"] = f"spikeport {__version__}"
+            fh.attrs["time_steps"] = int(net.time_steps)
+            fh.attrs["input_message_bits"] = rules.GRADED_MESSAGE_BITS if net.graded_input else 0
+            fh.attrs["input_shape"] = np.asarray(net.input_shape, np.int64)
+            fh.attrs["sparse_fc_layer"] = any(p.input.sparse for p in net.populations)
+            layer = fh.create_group("layer")
+            for i, block in enumerate(blocks):
+                _write_group(layer.create_group(str(i)), block)
+
+    fileio.write_with(path, _write)
+    return path
+
+
+def export_netx(nir_path: str | Path, out: str | Path | None = None) -> Path:
+    """``model.nir`` (spikeport format) -> ``model.net`` beside it (or ``out``); returns the path."""
+    from spikeport.nirfmt.load import load_nir
+
+    nir_path = Path(nir_path)
+    net = load_nir(nir_path)
+    return write_netx(net, Path(out) if out else nir_path.with_name("model.net"))
