@@ -148,8 +148,9 @@ def convert_checkpoint(src: Path = typer.Argument(..., help="a PyTorch .pt / .pt
 
 
 @app.command("import")
-def import_(graph: Path = typer.Argument(..., help="a peer's .nir file"),
-            dt: float = typer.Option(..., "--dt", help="seconds per simulation step (NIR stores none)"),
+def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lava-dl netx file (.net)"),
+            dt: Optional[float] = typer.Option(None, "--dt", help="seconds per simulation step (NIR stores none; "
+                                               "required for .nir files, unused for netx files)"),
             out_dir: Path = typer.Option(..., "--out", help="run folder to write"),
             producer: str = typer.Option("auto", help="whose conventions: snntorch | norse | sinabs | rockpool | "
                                          "spikeport | auto (read from the graph metadata, never guessed)"),
@@ -161,9 +162,21 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file"),
             time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1,
                                                      help="steps per sample when no --inputs are given"),
             quiet: bool = _quiet()):
-    """Import a peer's NIR graph (snnTorch, Norse, Sinabs, Rockpool) into a run folder with Loihi integers."""
+    """Import a peer's NIR graph (snnTorch, Norse, Sinabs, Rockpool) into a run folder with Loihi integers,
+    or a lava-dl netx file (its integers as they are; parity then holds every backend against netx itself)."""
     from spikeport.importer.run import import_graph
 
+    if graph.suffix == ".net":
+        from spikeport.importer.netx_import import import_netx
+
+        with Bars(quiet) as bars:
+            bars.callback(f"importing {graph}")
+            res = import_netx(graph, out_dir, time_steps=time_steps, inputs=inputs, labels=labels)
+        _summary([("producer", res["producer"]), ("network", res["network"]), ("time steps", str(res["time_steps"])),
+                  ("exact", "yes: the netx file's integers as they are"), ("run folder", str(out_dir))], "imported")
+        return
+    if dt is None:
+        raise SpikeportError("--dt is required for a NIR graph (seconds per step; NIR stores none)")
     with Bars(quiet) as bars:
         res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, allow_approx=allow_approx,
                            inputs=inputs, labels=labels, time_steps=time_steps, progress=bars.update)
@@ -180,7 +193,7 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file"),
 @app.command()
 def deploy(graph: Path = typer.Argument(..., help="a .nir file"),
            data: str = typer.Option("digits", help="dataset whose test split is run"),
-           backend: str = typer.Option("lava", help="lava | emulator"),
+           backend: str = typer.Option("lava", help="lava | emulator | netx (the model.net beside the graph)"),
            samples: Optional[int] = typer.Option(None, help="number of test samples (default: all)"),
            out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for deploy.json and predictions.npz"),
            data_dir: Optional[str] = typer.Option(None),
@@ -202,7 +215,9 @@ def deploy(graph: Path = typer.Argument(..., help="a .nir file"),
 
 @app.command()
 def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint and model.nir"),
-           backend: str = typer.Option("lava", help="lava | emulator | lava,emulator (compares all three)"),
+           backend: str = typer.Option("lava", help="lava | emulator | netx (the run's model.net on lava-dl's netx "
+                                       "loader) | several, comma-separated: each against the reference, the first "
+                                       "two against each other"),
            samples: Optional[int] = typer.Option(None, help="number of test samples (default: all)"),
            max_mismatches: int = typer.Option(0, help="exit 1 when spike mismatches exceed this"),
            shards: int = typer.Option(1, help="split the samples over N worker processes (merged exactly)"),

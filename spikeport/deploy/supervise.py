@@ -44,7 +44,7 @@ def run_lava(net: LoihiNet, x: np.ndarray, *, record: str = "all", timeout_s: fl
              heartbeat_s: float = HEARTBEAT_TIMEOUT_S) -> list[np.ndarray]:
     """Run ``x`` [T, B, input_size] on Lava fixed_pt in a child process (:data:`CHILD`); returns spikes
     per recorded population, [T, B, N] bool."""
-    return _run_child(lambda d: np.savez(d / "net.npz", **save_arrays(net)), x, record, timeout_s, heartbeat_s)
+    return _run_child(lambda tmpd: np.savez(tmpd / "net.npz", **save_arrays(net)), x, record, timeout_s, heartbeat_s)
 
 
 def run_netx(path: str | os.PathLike, x: np.ndarray, *, timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -54,7 +54,7 @@ def run_netx(path: str | os.PathLike, x: np.ndarray, *, timeout_s: float = DEFAU
     sample windows."""
     import shutil
 
-    return _run_child(lambda d: shutil.copyfile(path, d / NETX_FILE), x, "all", timeout_s, heartbeat_s)
+    return _run_child(lambda tmpd: shutil.copyfile(path, tmpd / NETX_FILE), x, "all", timeout_s, heartbeat_s)
 
 
 def _run_child(put_net, x: np.ndarray, record: str, timeout_s: float, heartbeat_s: float) -> list[np.ndarray]:

@@ -219,16 +219,31 @@ def net_graph(net: LoihiNet, meta: dict, dt: float = spec.DT) -> nir.NIRGraph:
     return nodes.graph(layers, net.input_shape, net.populations[-1].tensor_shape, sp, type_check=False)
 
 
-def import_netx(path: str | Path, out: str | Path, *, time_steps: int, graded: bool | None = None,
-                input_shape: tuple[int, ...] | None = None) -> dict:
-    """netx file -> run folder ``out`` (``model.nir``, ``source.net``, ``netx_import.json``); returns the
-    JSON's content. The graph is read back with spikeport's loader and must equal the network netx builds."""
+def import_netx(path: str | Path, out: str | Path, *, time_steps: int | None = None, graded: bool | None = None,
+                input_shape: tuple[int, ...] | None = None, inputs: str | Path | None = None,
+                labels: str | Path | None = None) -> dict:
+    """netx file -> run folder ``out`` (``model.nir``, ``source.net``, ``netx_import.json`` and, when
+    given, ``inputs.npy`` [N, T, ...] integers / ``labels.npy``); returns the JSON's content. The graph is
+    read back with spikeport's loader and must equal the network netx builds. ``time_steps`` defaults
+    to the inputs' T."""
+    from spikeport.importer import runio
     from spikeport.nirfmt.load import to_loihi_net
 
     path, out = Path(path), Path(out)
+    if labels is not None and inputs is None:
+        raise SpikeportError("--labels needs --inputs")
+    if time_steps is None:
+        if inputs is None:
+            raise SpikeportError("pass --inputs FILE.npy ([N, T, ...]) or --time-steps to say how many steps a sample runs")
+        time_steps = int(runio.load_npy(inputs, "inputs").shape[1])
     if not 1 <= int(time_steps) <= 100_000:
         raise SpikeportError(f"time_steps must be in [1, 100000], got {time_steps}")
     net = netx_to_net(path, time_steps, graded, input_shape)
+    x = y = None
+    if inputs is not None:
+        x, y = runio.load_inputs(inputs, labels, net.input_shape, int(time_steps))
+        if np.any(x != np.round(x)) or (not net.graded_input and np.any(x > 1)):
+            raise SpikeportError(f"{inputs}: a netx network takes integer inputs ({'graded' if net.graded_input else '0/1 spikes'})")
     graph = net_graph(net, {"source_producer": "lava-dl netx", "source_graph": SOURCE})
     back = to_loihi_net(graph, out / runfolder.MODEL_NIR)
     if back.describe() != net.describe():
@@ -237,6 +252,7 @@ def import_netx(path: str | Path, out: str | Path, *, time_steps: int, graded: b
     fileio.write_with(out / runfolder.MODEL_NIR, lambda tmp: nir.write(str(tmp), graph))
     if path.resolve() != (out / SOURCE).resolve():
         fileio.write_with(out / SOURCE, lambda tmp: shutil.copyfile(path, tmp))
+    runio.save_inputs(out, x, y)
     info = {"format": 1, "source": str(path), "producer": "lava-dl netx", "time_steps": int(time_steps),
             "graded_input": bool(net.graded_input), "network": net.describe(), "exact": True,
             "conventions": {"neuron": "du = iDecay - 1, dv = vDecay, vth = vThMant, bias_mant = bias, bias_exp = 6",

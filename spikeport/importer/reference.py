@@ -4,8 +4,8 @@ An imported run has no checkpoint; its reference is the float simulator
 (:func:`spikeport.importer.simulate.simulate`) running ``source.nir`` with the producer's conventions
 and the dt recorded in ``import.json``. The backends (emulator, Lava) run ``model.nir``. Quantization
 makes float and integer spikes differ slightly, so the reference is not ``exact``: parity gates on
-backend-vs-backend spikes and on prediction agreement (``MIN_AGREEMENT`` by default). Without labels,
-the float reference's predictions stand in for them (said in ``labels``).
+backend spikes against the integer reference (the emulator) and on prediction agreement
+(``MIN_AGREEMENT`` by default). Without labels only agreement is reported, never an accuracy.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from spikeport.errors import SpikeportError
 from spikeport.files import runfolder
 from spikeport.importer import runio
 from spikeport.importer.run import load_source, reference
-from spikeport.measure.parity import Reference
+from spikeport.measure.parity import RefChunk, Reference
 
 MIN_AGREEMENT = 0.99
 
@@ -39,20 +39,17 @@ class ImportedReference(Reference):
                                  "its layers")
         self.dataset = f"imported from {self.prod.name} (dt = {self.dt:g} s)"
         self.describe = f"float simulation of {runio.SOURCE} with {self.prod.name}'s conventions"
-        self.labels_note = "given"
         self.x = None
 
     def inputs(self, net, samples, before_encoding=None):
         x_int, y, self.x = runio.run_inputs(net, self.run_dir / runfolder.MODEL_NIR, *self.files, samples)
-        if y is None:
-            self.labels_note = "float reference predictions (no labels given)"
         if before_encoding is not None:
             before_encoding(x_int.shape[1])
         return x_int, y
 
     def run(self, x_int, samples):
-        spikes, pred = reference(self.fg, self.prod, self.dt, self.x[:, samples], self.names)
-        return spikes, pred, pred
+        spikes, pred, readout = reference(self.fg, self.prod, self.dt, self.x[:, samples], self.names, readout=True)
+        return RefChunk(spikes, pred, pred, {"float reference": readout})
 
     def report(self) -> dict:
-        return {"imported": True, "labels": self.labels_note, "approximations": self.info.get("approximations", [])}
+        return {"imported": True, "approximations": self.info.get("approximations", [])}

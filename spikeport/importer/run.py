@@ -144,19 +144,18 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
     fileio.write_with(out / runfolder.MODEL_NIR, lambda tmp: nir.write(str(tmp), graph))
     if path.resolve() != (out / runio.SOURCE).resolve():
         fileio.write_with(out / runio.SOURCE, lambda tmp: shutil.copyfile(path, tmp))
-    if x is not None:
-        fileio.write_with(out / runio.INPUTS, lambda tmp: np.save(open(tmp, "wb"), np.swapaxes(x, 0, 1)))
-        if y is not None:
-            fileio.write_with(out / runio.LABELS, lambda tmp: np.save(open(tmp, "wb"), y))
+    runio.save_inputs(out, x, y)
     fileio.write_json(out / runio.IMPORT_JSON, result)
     return result
 
 
-def reference(fg, prod, dt: float, x: np.ndarray, names: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Float reference spikes per layer ([T, B, N] bool, spike counts > 0) and its predictions."""
+def reference(fg, prod, dt: float, x: np.ndarray, names: list[str], readout: bool = False) -> tuple:
+    """Float reference spikes per layer ([T, B, N] bool, spike counts > 0) and its predictions [B]; with
+    ``readout``, also the summed readout per sample [B, n_out] (spike counts, or membrane sums of a
+    non-spiking output) that the predictions are the argmax of."""
     res = simulate(fg, prod, dt, x, record=names + [fg.output])
     spikes = [res.outputs[n].reshape(x.shape[0], x.shape[1], -1) > 0 for n in names]
-    return spikes, predict(res)
+    return (spikes, predict(res), res.readout.sum(axis=0)) if readout else (spikes, predict(res))
 
 
 def agreement(fg, prod, dt: float, net, x: np.ndarray, y, spec: quantize.InputSpec, names: list[str]) -> dict:

@@ -63,6 +63,15 @@ def load_inputs(inputs: str | Path, labels: str | Path | None, input_shape: tupl
     return x, y
 
 
+def save_inputs(out: str | Path, x: np.ndarray | None, y: np.ndarray | None) -> None:
+    """Keep a run's inputs (x [T, N, ...], written as [N, T, ...]) and labels [N] as ``inputs.npy`` /
+    ``labels.npy`` in the run folder ``out`` (atomic, no pickle)."""
+    if x is not None:
+        fileio.write_npy(Path(out) / INPUTS, np.ascontiguousarray(np.swapaxes(x, 0, 1)))
+    if y is not None:
+        fileio.write_npy(Path(out) / LABELS, np.asarray(y))
+
+
 def run_inputs(net, nir_path: str | Path, inputs: str | Path | None = None, labels: str | Path | None = None,
                samples: int | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(x_int [T, N, ...] Loihi integers, labels or None, x float [T, N, ...]) for an imported graph:

@@ -63,6 +63,19 @@ def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(pred == labels)) if pred.size else 0.0
 
 
+@dataclass
+class RefChunk:
+    """A reference's answer for one chunk of b samples: ``spikes`` per layer [T, b, N] bool (compared
+    spike by spike when the reference is exact), its predictions ``pred`` [b], the float model's
+    ``float_pred`` [b], and ``outputs`` {side: [b, n_out]} to store per sample (output spike counts
+    of an integer side, the readout sums of a float side)."""
+
+    spikes: list
+    pred: np.ndarray
+    float_pred: np.ndarray
+    outputs: dict
+
+
 class Reference(ABC):
     """Interface of a parity reference. ``exact``: spikes must equal the backends' (integer
     arithmetic); otherwise the gate is ``min_agreement`` of predictions. ``describe`` goes into
@@ -79,9 +92,8 @@ class Reference(ABC):
         """(x_int [T, B, ...] Loihi integers, labels [B] or None)."""
 
     @abstractmethod
-    def run(self, x_int: np.ndarray, samples: slice) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """For the chunk ``x_int`` (= the inputs' ``samples``): (spikes per layer [T, b, N] bool,
-        reference predictions [b], float-model predictions [b])."""
+    def run(self, x_int: np.ndarray, samples: slice) -> RefChunk:
+        """The reference's :class:`RefChunk` for the chunk ``x_int`` (= the inputs' ``samples``)."""
 
     def report(self) -> dict:
         return {}

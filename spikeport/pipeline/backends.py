@@ -1,9 +1,11 @@
-"""Run a deployable network on one backend: the batched emulator or Lava's fixed_pt model (supervised
-child process), optionally sharded over worker processes. Spikes per population, [T, B, N] bool."""
+"""Run a deployable network on one backend: the batched emulator, Lava's fixed_pt model (supervised
+child process) or lava-dl's netx loader running the run's ``model.net`` on Lava (same supervision),
+optionally sharded over worker processes. Spikes per population, [T, B, N] bool."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -11,7 +13,8 @@ from spikeport.core.net import LoihiNet
 from spikeport.deploy import emulator
 from spikeport.errors import SpikeportError
 
-BACKENDS = ("emulator", "lava")
+BACKENDS = ("emulator", "lava", "netx")
+SHARDED = ("emulator", "lava")
 
 
 @dataclass
@@ -34,13 +37,14 @@ def parse_backends(spec: str) -> list[str]:
 
 
 def run_backend(net: LoihiNet, x_int: np.ndarray, backend: str, *, record: str = "all",
-                timeout_s: float | None = None, shards: int = 1) -> BackendRun:
+                timeout_s: float | None = None, shards: int = 1, netx_file: str | Path | None = None) -> BackendRun:
     """Spikes of every population on ``backend`` for x_int [T, B, ...]; ``shards`` > 1 splits the
-    samples over that many worker processes and merges the spikes exactly."""
+    samples over that many worker processes and merges the spikes exactly (emulator, Lava).
+    ``netx_file``: the netx export of ``net`` that the ``netx`` backend runs."""
     t0 = time.perf_counter()
     if shards < 1:
         raise SpikeportError(f"--shards must be at least 1, got {shards}")
-    if shards > 1 and backend in BACKENDS:
+    if shards > 1 and backend in SHARDED:
         from spikeport.deploy.shards import run_sharded
 
         spikes = run_sharded(net, x_int, backend, shards, record=record, timeout_s=timeout_s or 1800.0)
@@ -52,6 +56,14 @@ def run_backend(net: LoihiNet, x_int: np.ndarray, backend: str, *, record: str =
         from spikeport.deploy.supervise import DEFAULT_TIMEOUT_S, run_lava
 
         spikes = run_lava(net, x_int, record=record, timeout_s=timeout_s or DEFAULT_TIMEOUT_S)
+    elif backend == "netx":
+        from spikeport.deploy.supervise import DEFAULT_TIMEOUT_S, run_netx
+
+        if netx_file is None:
+            raise SpikeportError("the netx backend runs a netx file: export one with `spikeport export RUN --netx`")
+        spikes = run_netx(netx_file, x_int, timeout_s=timeout_s or DEFAULT_TIMEOUT_S)
+        if record == "output":
+            spikes = spikes[-1:]
     else:
         raise SpikeportError(f"unknown backend {backend!r}")
     return BackendRun(spikes=[np.asarray(s, bool) for s in spikes], seconds=time.perf_counter() - t0)

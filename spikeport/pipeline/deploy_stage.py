@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from spikeport.core.readout import predict
+from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.measure import parity as parity_mod
 from spikeport.nirfmt.load import load_nir
@@ -28,8 +29,11 @@ def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, back
     check = lambda n: limits.plan_chunk(net, n, [b], budget, "deploy")  # noqa: E731  (before encoding)
     x_int, y, _ = graph_inputs(net, nir_path, data, data_dir, samples, seed, inputs, labels, check)
     chunk = check(x_int.shape[1])
-    run = BackendRun(*streaming.run_chunks(
-        lambda xs: run_backend(net, xs, b, record="output", timeout_s=timeout_s), x_int, chunk, progress))
+    netx_file = Path(nir_path).with_name(runfolder.MODEL_NETX)  # the netx backend runs the export beside the graph
+    if b == "netx" and not netx_file.is_file():
+        raise SpikeportError(f"{netx_file}: file not found (the netx backend runs `spikeport export RUN --netx`'s file)")
+    run = BackendRun(*streaming.run_chunks(lambda xs: run_backend(
+        net, xs, b, record="output", timeout_s=timeout_s, netx_file=netx_file), x_int, chunk, progress))
     pred = predict(run.spikes[-1], net.meta)
     result = {"backend": backend, "graph": str(nir_path), "network": net.describe(), "samples": int(len(pred)),
               "accuracy": None if y is None else parity_mod.accuracy(pred, y),

@@ -29,7 +29,7 @@ GIB = 1 << 30
 MEMORY_ENV = "SPIKEPORT_MAX_MEMORY_GB"
 DEFAULT_MAX_STEPS = 10**8  # samples x time steps per command (Lava streams ~600 steps/s)
 LAVA_PROCESS_BYTES = 100 << 20  # resident memory of one Lava process (interpreter, numpy, lava)
-CHUNK_CAP = {"emulator": 1000, "lava": 2000, "reference": 1000}  # samples per chunk, at most
+CHUNK_CAP = {"emulator": 1000, "lava": 2000, "netx": 2000, "reference": 1000}  # samples per chunk, at most
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def lava_bytes(net, samples: int) -> int:
     return fixed + samples * T * (n_in * 20 + total * 4)
 
 
-ESTIMATES = {"emulator": emulator_bytes, "lava": lava_bytes, "reference": reference_bytes}
+ESTIMATES = {"emulator": emulator_bytes, "lava": lava_bytes, "netx": lava_bytes, "reference": reference_bytes}
 
 
 def estimate(net, samples: int, parts: list[str]) -> int:

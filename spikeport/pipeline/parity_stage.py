@@ -28,6 +28,7 @@ from spikeport.pipeline.backends import parse_backends, run_backend
 from spikeport.pipeline.inputs import check_samples
 from spikeport.pipeline.reference import Reference, for_run
 
+NO_LABELS = "no labels: agreement only"
 Progress = Callable[[str, int, int], None]  # (side: "reference" or a backend, samples done, samples in all)
 
 
@@ -37,8 +38,9 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
            max_memory_gb: float | None = None, max_steps: int | None = None, reference: Reference | None = None,
            min_agreement: float | None = None, progress: Progress | None = None) -> dict:
     """Compare ``reference`` (default: the one the run folder needs, :func:`reference.for_run`) with each
-    backend running ``RUN/model.nir``; write parity.json. Raises :class:`ParityFailure` (after writing
-    the report) when the gate fails. ``progress(side, done, total)`` follows the samples of each side."""
+    backend running ``RUN/model.nir`` (``netx``: ``RUN/model.net``); write parity.json and
+    parity_outputs.npz. Raises :class:`ParityFailure` (after writing the report) when the gate fails.
+    ``progress(side, done, total)`` follows the samples of each side."""
     run_dir = Path(run_dir)
     fileio.refuse_pickle(run_dir)
     backends = parse_backends(backend)
@@ -46,74 +48,112 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
     nir_path = run_dir / runfolder.MODEL_NIR
     if not nir_path.exists():
         raise SpikeportError(f"{nir_path}: file not found (run `spikeport export {run_dir}` first)")
+    netx_file = run_dir / runfolder.MODEL_NETX
+    if "netx" in backends and not netx_file.is_file():
+        raise SpikeportError(f"{netx_file}: file not found (run `spikeport export {run_dir} --netx` first)")
     net = load_nir(nir_path)
     ref = reference or for_run(run_dir, net, inputs=inputs, labels=labels)
+    sides, pairs = _sides(ref, backends)
     budget, plan = limits.Budget.make(max_memory_gb, max_steps), {}
 
     def _plan(n: int) -> None:  # before the inputs are encoded: refuse early, with the estimate
-        plan["chunk"] = limits.plan_chunk(net, n, ["reference", *backends], budget, "parity")
+        plan["chunk"] = limits.plan_chunk(net, n, ["reference", *sides], budget, "parity")
 
     x_int, y = ref.inputs(net, samples, _plan)
-    chunk = plan.get("chunk") or limits.plan_chunk(net, x_int.shape[1], ["reference", *backends], budget, "parity")
-    cp = streaming.parity_chunks(net, x_int, ref.run, backends, lambda xs, b: run_backend(
-        net, xs, b, timeout_s=timeout_s, shards=shards), chunk, progress)
-    result = _result(net, ref, cp, backends, y, x_int.shape[1], chunk, max_mismatches, shards, min_agreement)
+    chunk = plan.get("chunk") or limits.plan_chunk(net, x_int.shape[1], ["reference", *sides], budget, "parity")
+    cp = streaming.parity_chunks(net, x_int, ref.run, sides, lambda xs, b: run_backend(
+        net, xs, b, timeout_s=timeout_s, shards=shards, netx_file=netx_file), chunk, pairs, progress)
+    result = _result(net, ref, cp, backends, pairs, y, x_int.shape[1], chunk, max_mismatches, shards, min_agreement)
     if result["first_divergence"]:
         result["first_divergence"]["emulator_state"] = _emulator_state(net, x_int, result["first_divergence"])
     report_path = Path(out) if out else run_dir / runfolder.PARITY
     fileio.write_json(report_path, result)
-    sample, sides = cp.sample_sides(result["first_divergence"])
+    sample, kept = cp.sample_sides(result["first_divergence"])
     label = -1 if y is None else int(y[sample])
     save_spike_sample(report_path.with_name(runfolder.SPIKE_SAMPLE), [p.name for p in net.populations], sample,
-                      label, sides, sliced=True)
+                      label, kept, sliced=True)
+    save_outputs(report_path.with_name(runfolder.PARITY_OUTPUTS), cp, y)
     if not result["passed"]:
         raise ParityFailure(_failure(run_dir, result))
     return result
 
 
-def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends: list[str], y, n: int,
-            chunk: int, max_mismatches: int | None, shards: int, min_agreement: float | None) -> dict:
-    """parity.json's content (see the module docstring for the gate)."""
-    labels = cp.ref_pred if y is None else y  # float references without labels: agreement is what counts
+def _sides(ref: Reference, backends: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The backends to run and the pairs compared spike by spike. An exact reference is compared with
+    every backend (and the first two backends with each other). A float reference cannot be: the
+    integer reference is then the emulator (spikeport's integer arithmetic), run besides the requested
+    backends when needed, and every other backend is compared with it; the float reference's spikes
+    are compared with the first backend's for information (``reference_spike_agreement``), not gated."""
+    if ref.exact:
+        pairs = [("reference", b) for b in backends]
+        return backends, pairs + ([(backends[0], backends[1])] if len(backends) > 1 else [])
+    others = [b for b in backends if b != "emulator"]
+    run = ["emulator", *others]
+    return run, [("reference", backends[0])] + [("emulator", b) for b in others]
+
+
+def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends: list[str],
+            pairs: list[tuple[str, str]], y, n: int, chunk: int, max_mismatches: int | None, shards: int,
+            min_agreement: float | None) -> dict:
+    """parity.json's content (see the module docstring for the gate). Without labels no accuracy is
+    reported (None), only agreement."""
+    acc = (lambda pred: None) if y is None else (lambda pred: parity_mod.accuracy(pred, y))  # noqa: E731
     comparisons = []
     for b in backends:
-        pred = cp.preds[b]
-        comparisons.append({"pair": f"reference-{b}", "backend": b, "backend_accuracy": parity_mod.accuracy(pred, labels),
-                            "prediction_agreement": parity_mod.agreement(cp.ref_pred, pred),
-                            "samples_per_s": round(n / max(cp.seconds[b], 1e-9), 2),
-                            **cp.tallies[f"reference-{b}"].result()})
-    between = None
-    if len(backends) > 1:
-        ba, bb = backends[:2]
-        between = {"pair": f"{ba}-{bb}", "prediction_agreement": parity_mod.agreement(cp.preds[ba], cp.preds[bb]),
-                   **cp.tallies[f"{ba}-{bb}"].result()}
-        comparisons.append(between)
-    main = comparisons[0]
-    gated = comparisons if ref.exact else [c for c in [between] if c]
-    mismatches = int(sum(c["spike_mismatches"] for c in gated))
-    first = next(({"pair": c["pair"], **c["first_divergence"]} for c in gated if c["first_divergence"]), None)
+        comparisons.append({"pair": f"reference-{b}", "backend": b, "backend_accuracy": acc(cp.preds[b]),
+                            "prediction_agreement": parity_mod.agreement(cp.ref_pred, cp.preds[b]),
+                            "samples_per_s": round(n / max(cp.seconds[b], 1e-9), 2)})
+    spike_checks = []
+    for a, b in pairs:
+        row = {"pair": f"{a}-{b}", **cp.tallies[f"{a}-{b}"].result()}
+        if a != "reference":
+            row["prediction_agreement"] = parity_mod.agreement(cp.preds[a], cp.preds[b])
+        spike_checks.append(row)
+    for c in comparisons:  # an exact reference's spike check belongs to its backend's row
+        c.update(next((r for r in spike_checks if r["pair"] == c["pair"]), {}))
+    comparisons += [r for r in spike_checks if not r["pair"].startswith("reference-")]
+    measured = [c for c in comparisons if "spike_mismatches" in c and (ref.exact or c["pair"].split("-")[0] != "reference")]
+    mismatches = int(sum(c["spike_mismatches"] for c in measured)) if measured else None
+    first = next(({"pair": c["pair"], **c["first_divergence"]} for c in measured if c["first_divergence"]), None)
     agreement = min(c["prediction_agreement"] for c in comparisons if "backend" in c)
+    main = comparisons[0]
     result = {
         "backend": ",".join(backends), "samples": int(n), "network": net.describe(), "time_steps": net.time_steps,
-        "dataset": ref.dataset, "reference": ref.describe,
-        "float_accuracy": parity_mod.accuracy(cp.float_pred, labels),
-        "reference_accuracy": parity_mod.accuracy(cp.ref_pred, labels), "chunk_samples": chunk,
+        "dataset": ref.dataset, "reference": ref.describe, "labels": "given" if y is not None else NO_LABELS,
+        "float_accuracy": acc(cp.float_pred), "reference_accuracy": acc(cp.ref_pred), "chunk_samples": chunk,
         "backend_accuracy": main["backend_accuracy"],
         "prediction_agreement": main["prediction_agreement"] if ref.exact else agreement,
-        "spike_mismatches": mismatches, "per_layer": main["per_layer"], "first_divergence": first,
+        "spike_mismatches": mismatches, "spike_pairs": [c["pair"] for c in measured],
+        "per_layer": measured[0]["per_layer"] if measured else [], "first_divergence": first,
         "samples_per_s": {c["backend"]: c["samples_per_s"] for c in comparisons if "backend" in c},
         "comparisons": comparisons, "max_mismatches": max_mismatches, "shards": shards, **ref.report(),
         "graph_notes": graph_notes(net),
     }
-    passed = max_mismatches is None or mismatches <= max_mismatches
+    if mismatches is None:
+        result["spike_check"] = ("not measured: the emulator is the integer reference of an imported run; "
+                                 "add --backend lava (or netx) to compare spikes")
+    passed = max_mismatches is None or not mismatches or mismatches <= max_mismatches
     if not ref.exact:
         need = ref.min_agreement if min_agreement is None else min_agreement
         result["min_agreement"] = need
-        result["reference_spike_agreement"] = [
-            1.0 - r["mismatches"] / max(1, r["neurons"] * net.time_steps * n) for r in main["per_layer"]]
+        result["integer_reference"] = "emulator (spikeport's integer arithmetic, core.loihi)"
+        float_vs = cp.tallies[f"reference-{backends[0]}"].result()["per_layer"]
+        result["reference_spike_agreement"] = [1.0 - r["mismatches"] / max(1, r["neurons"] * net.time_steps * n)
+                                               for r in float_vs]
         passed = passed and (need is None or agreement >= need)
     result["passed"] = bool(passed)
     return result
+
+
+def save_outputs(path: Path, cp: streaming.ChunkedParity, y) -> None:
+    """parity_outputs.npz (atomic, no pickled objects): ``sides`` [S] str and, per side, ``{side}`` [B,
+    n_out]: output spike counts per sample (integer sides: the reference, each backend) or the float
+    model's summed readout; ``labels`` [B] when given. Hold them against your own simulator."""
+    arrays = {"sides": np.array(list(cp.outputs), dtype=str),
+              **{side.replace(" ", "_"): out for side, out in cp.outputs.items()}}
+    if y is not None:
+        arrays["labels"] = np.asarray(y, np.int64)
+    fileio.write_npz(path, arrays, compressed=True)
 
 
 def graph_notes(net: LoihiNet) -> list[str]:

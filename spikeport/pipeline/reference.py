@@ -22,7 +22,7 @@ from spikeport.core.net import LoihiNet
 from spikeport.core.readout import predict
 from spikeport.errors import SpikeportError
 from spikeport.files import runfolder
-from spikeport.measure.parity import Reference
+from spikeport.measure.parity import RefChunk, Reference
 from spikeport.pipeline.inputs import test_inputs
 
 
@@ -55,12 +55,48 @@ class CheckpointReference(Reference):
         if [s.shape[2] for s in ref] != [p.size for p in self.net.populations]:
             raise SpikeportError(f"{self.run_dir / runfolder.MODEL_NIR} does not match the checkpoint's layers; "
                                  f"run `spikeport export {self.run_dir}` again")
-        return ref, predict(ref[-1], self.net.meta), predict(float_out, self.net.meta)
+        return RefChunk(ref, predict(ref[-1], self.net.meta), predict(float_out, self.net.meta),
+                        {"reference": ref[-1].sum(axis=0), "float": float_out.sum(axis=0)})
+
+
+class NetxReference(Reference):
+    """An imported netx file (``source.net``) run by lava-dl's own netx loader on Lava fixed_pt (the
+    supervised child): the run's ``model.nir`` holds the same integers, so every backend must equal it
+    spike for spike (``exact``). Inputs: ``--inputs`` / ``--labels`` or the run's stored ones."""
+
+    exact = True
+
+    def __init__(self, run_dir: str | Path, net: LoihiNet, *, inputs=None, labels=None,
+                 timeout_s: float | None = None):
+        self.run_dir, self.net, self.files, self.timeout_s = Path(run_dir), net, (inputs, labels), timeout_s
+        self.source = self.run_dir / runfolder.NETX_SOURCE
+        if not self.source.is_file():
+            raise SpikeportError(f"{self.source}: file not found (the netx file this run was imported from)")
+        self.dataset = "imported from a lava-dl netx file"
+        self.describe = f"netx-on-Lava run of {runfolder.NETX_SOURCE} (lava-dl's own loader, fixed_pt)"
+
+    def inputs(self, net, samples, before_encoding=None):
+        from spikeport.importer.runio import run_inputs
+
+        x_int, y, _ = run_inputs(net, self.run_dir / runfolder.MODEL_NIR, *self.files, samples)
+        if before_encoding is not None:
+            before_encoding(x_int.shape[1])
+        return x_int, y
+
+    def run(self, x_int, samples):
+        from spikeport.deploy.supervise import DEFAULT_TIMEOUT_S, run_netx
+
+        spikes = [np.asarray(s, bool) for s in run_netx(self.source, x_int, timeout_s=self.timeout_s or DEFAULT_TIMEOUT_S)]
+        pred = predict(spikes[-1], self.net.meta)
+        return RefChunk(spikes, pred, pred, {"reference": spikes[-1].sum(axis=0)})
 
 
 def for_run(run_dir: str | Path, net: LoihiNet, *, inputs: str | Path | None = None,
             labels: str | Path | None = None) -> Reference:
-    """The reference a run folder needs: its source graph when imported, else its checkpoint."""
+    """The reference a run folder needs: its source graph when imported (a peer's NIR graph, or a netx
+    file), else its checkpoint."""
+    if (Path(run_dir) / runfolder.NETX_IMPORT).is_file():
+        return NetxReference(run_dir, net, inputs=inputs, labels=labels)
     if runfolder.is_imported(run_dir):
         from spikeport.importer.reference import ImportedReference
 

@@ -49,15 +49,17 @@ class Tally:
 
 @dataclass
 class ChunkedParity:
-    """What parity needs from a chunked run: predictions, seconds per backend, one :class:`Tally` per
-    pair (``reference-B`` and ``B1-B2``) and the kept samples' spikes ``{pair or None: (sample,
-    {side: [[T, N_i] per layer]})}`` (None: sample 0)."""
+    """What parity needs from a chunked run: predictions and per-sample outputs of every side, seconds
+    per backend, one :class:`Tally` per compared pair and the kept samples' spikes ``{pair or None:
+    (sample, {side: [[T, N_i] per layer]})}`` (None: sample 0). ``outputs[side]`` is [B, n_out]: output
+    spike counts (backends, integer references) or the float model's readout sums."""
 
     ref_pred: np.ndarray
     float_pred: np.ndarray
     preds: dict[str, np.ndarray]
     seconds: dict[str, float]
     tallies: dict[str, Tally]
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
     kept: dict = field(default_factory=dict)
 
     def sample_sides(self, divergence: dict | None) -> tuple[int, dict]:
@@ -66,24 +68,24 @@ class ChunkedParity:
 
 
 def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[str], run: Callable,
-                  chunk: int, progress: Callable[[str, int, int], None] | None = None) -> ChunkedParity:
-    """Run x_int [T, B, ...] in chunks of ``chunk`` samples. ``reference(xs, samples)`` -> (spikes per
-    layer, reference predictions [b], float-model predictions [b]) for the chunk ``xs`` = the inputs'
-    ``samples`` (a slice); ``run(xs, backend)`` -> an object with ``spikes`` (per layer) and ``seconds``. ``progress(side, done,
-    total)`` after each side ("reference" or a backend) finishes a chunk."""
+                  chunk: int, pairs: list[tuple[str, str]],
+                  progress: Callable[[str, int, int], None] | None = None) -> ChunkedParity:
+    """Run x_int [T, B, ...] in chunks of ``chunk`` samples and compare the ``pairs`` of sides
+    ("reference" or a backend) spike by spike. ``reference(xs, samples)`` -> a
+    :class:`~spikeport.measure.parity.RefChunk` for the chunk ``xs`` = the inputs' ``samples`` (a
+    slice); ``run(xs, backend)`` -> an object with ``spikes`` (per layer) and ``seconds``.
+    ``progress(side, done, total)`` after each side finishes a chunk."""
     names = [p.name for p in net.populations]
     B = x_int.shape[1]
-    pairs = {f"reference-{b}": ("reference", b) for b in backends}
-    if len(backends) > 1:
-        pairs[f"{backends[0]}-{backends[1]}"] = (backends[0], backends[1])
-    tallies = {p: Tally(names) for p in pairs}
+    tallies = {f"{a}-{b}": Tally(names) for a, b in pairs}
     preds: dict[str, list] = {b: [] for b in ["reference", "float", *backends]}
+    outputs: dict[str, list] = {}
     seconds = {b: 0.0 for b in backends}
     kept: dict = {}
     for lo in range(0, B, chunk):
         xs = x_int[:, lo:lo + chunk]
-        ref, ref_pred, float_pred = reference(xs, slice(lo, lo + xs.shape[1]))
-        sides, done = {"reference": ref}, min(lo + chunk, B)
+        ref = reference(xs, slice(lo, lo + xs.shape[1]))
+        sides, done = {"reference": ref.spikes}, min(lo + chunk, B)
         if progress:
             progress("reference", done, B)
         for b in backends:
@@ -91,20 +93,21 @@ def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[st
             sides[b], seconds[b] = res.spikes, seconds[b] + res.seconds
             if progress:
                 progress(b, done, B)
-        preds["reference"].append(np.asarray(ref_pred))
-        preds["float"].append(np.asarray(float_pred))
+        preds["reference"].append(np.asarray(ref.pred))
+        preds["float"].append(np.asarray(ref.float_pred))
+        for side, out in {**ref.outputs, **{b: sides[b][-1].sum(axis=0) for b in backends}}.items():
+            outputs.setdefault(side, []).append(np.asarray(out))
         for b in backends:
             preds[b].append(predict(sides[b][-1], net.meta))
         if lo == 0:
             kept[None] = (0, _slice(sides, 0))
-        for pair, tally in tallies.items():
-            a, b = pairs[pair]
+        for (a, b), tally in zip(pairs, tallies.values()):
             if tally.add(sides[a], sides[b], lo):
-                kept[pair] = (tally.first["sample"], _slice(sides, tally.first["sample"] - lo))
+                kept[f"{a}-{b}"] = (tally.first["sample"], _slice(sides, tally.first["sample"] - lo))
         del sides, ref
     cat = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
     return ChunkedParity(ref_pred=cat.pop("reference"), float_pred=cat.pop("float"), preds=cat, seconds=seconds,
-                         tallies=tallies, kept=kept)
+                         tallies=tallies, outputs={k: np.concatenate(v) for k, v in outputs.items()}, kept=kept)
 
 
 def _slice(sides: dict, i: int) -> dict:

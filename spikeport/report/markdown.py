@@ -79,16 +79,22 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
     p, e = rep.get("parity"), rep.get("energy")
     if p:
         rows += [("network", f"{p['network']} (T={p['time_steps']}, {p['dataset']})"),
+                 ("reference", str(p.get("reference", "quantized torch forward"))),
                  ("samples", str(p["samples"])),
-                 ("float accuracy", f"{p['float_accuracy']:.2%}"),
-                 ("quantized reference accuracy", f"{p['reference_accuracy']:.2%}")]
+                 ("float accuracy", pct(p["float_accuracy"])),
+                 ("reference accuracy", pct(p["reference_accuracy"]))]
         for c in p["comparisons"]:
             if "backend" in c:
-                rows.append((f"{c['backend']} accuracy", f"{c['backend_accuracy']:.2%}  "
-                             f"({c['samples_per_s']:.1f} samples/s)"))
+                rows.append((f"{c['backend']} accuracy", f"{pct(c['backend_accuracy'])}  "
+                             f"({c['samples_per_s']:.1f} samples/s, prediction agreement with the reference "
+                             f"{c['prediction_agreement']:.2%})"))
         for c in p["comparisons"]:
-            rows.append((f"spike mismatches {c['pair']}", f"{c['spike_mismatches']}  "
-                         f"(prediction agreement {c['prediction_agreement']:.2%})"))
+            if "spike_mismatches" in c:
+                gated = c["pair"] in p.get("spike_pairs", [c["pair"]])
+                rows.append((f"spike mismatches {c['pair']}", f"{c['spike_mismatches']}"
+                             + ("" if gated else "  (float reference: information, not gated)")))
+        if p.get("spike_check"):
+            rows.append(("spike mismatches", p["spike_check"]))
         rows.append(("parity", "PASS" if p.get("passed") else "FAIL"))
         rows += [("graph note", note) for note in p.get("graph_notes", [])]
     if e:
@@ -105,10 +111,15 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def pct(value) -> str:
+    """A fraction as a percentage; None (no labels, so no accuracy) says so."""
+    return "n/a (no labels: agreement only)" if value is None else f"{value:.2%}"
+
+
 def parity_rows(parity: dict) -> Table:
     headers = ["comparison", "layer", "neurons", "spikes (a)", "spikes (b)", "mismatches"]
     rows = [[c["pair"], r["layer"], str(r["neurons"]), str(r["spikes_a"]), str(r["spikes_b"]), str(r["mismatches"])]
-            for c in parity["comparisons"] for r in c["per_layer"]]
+            for c in parity["comparisons"] for r in c.get("per_layer", [])]
     return headers, rows
 
 
@@ -222,6 +233,8 @@ def collect_runs(parent: str | Path, include: str | Path | None = None) -> tuple
         try:
             p, e = fileio.read_json(d / runfolder.PARITY), fileio.read_json(d / runfolder.ENERGY)
             main = next(c for c in p["comparisons"] if "backend" in c)
+            if main["backend_accuracy"] is None:
+                raise SpikeportError("parity.json has no accuracy (no labels)")
             if "loihi" not in e["energy_j"]:
                 raise SpikeportError("energy.json has no 'loihi' profile")
             runs.append({"name": d.name, "path": str(d), "network": str(p["network"]),
