@@ -6,7 +6,7 @@ PYTHON ?= $(shell \
     if [ -n "$$c" ] && "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; then echo "$$c"; break; fi; \
   done)
 
-.PHONY: demo test test-slow venv netx clean bench
+.PHONY: demo test test-slow test-peers venv netx clean bench
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x "$(PY)" ]; then \
@@ -29,14 +29,35 @@ $(VENV)/.netx: $(VENV)/.installed
 
 netx: $(VENV)/.netx
 
+# Peers whose pins clash with ours get their own environment; tests/peers/ runs them in a subprocess.
+# Sinabs 3.1.3 pins nir<=1.0.4 (ours: 1.0.8) and its to_nir needs nirtorch 1.0 (nirtorch 2.6 needs a newer
+# nir). .venv-sinabs holds only those (a few hundred kB) and reaches torch, numpy and h5py through a .pth
+# line naming .venv's site-packages, which Python appends after its own site-packages: its nir shadows ours.
+SINABS_VENV ?= .venv-sinabs
+SINABS_PKGS := sinabs==3.1.3 nir==1.0.4 nirtorch==1.0 pbr==7.1.3
+SITE := import sysconfig; print(sysconfig.get_paths()["purelib"])
+
+$(SINABS_VENV)/.installed: $(VENV)/.installed
+	rm -rf $(SINABS_VENV)
+	"$$($(PY) -c 'import os, sys; print(os.path.realpath(sys.executable))')" -m venv --without-pip $(SINABS_VENV)
+	$(PY) -m pip --python $(SINABS_VENV)/bin/python install -q --no-deps $(SINABS_PKGS)
+	$(PY) -c '$(SITE)' > "$$($(SINABS_VENV)/bin/python -c '$(SITE)')/spikeport-shared.pth"
+	$(SINABS_VENV)/bin/python -c 'import nir, sinabs.layers, torch; assert nir.__version__ == "1.0.4", nir.__file__'
+	@touch $@
+
+# A failing peer test fails this target; so does "no tests collected" (pytest exit 5) and, under CI=true,
+# a missing peer environment (tests/conftest.py need_peer_env).
+test-peers: $(VENV)/.installed $(SINABS_VENV)/.installed
+	SPIKEPORT_SINABS_VENV=$(abspath $(SINABS_VENV)) $(PY) -m pytest -q -m 'not slow' tests/peers
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/spikeport demo --out runs/demo
 
 test: $(VENV)/.installed $(VENV)/.netx
-	$(PY) -m pytest -q -m 'not slow'
+	$(PY) -m pytest -q -m 'not slow' --ignore=tests/peers
 
-test-slow: $(VENV)/.installed $(VENV)/.netx
-	$(PY) -m pytest -q -m slow
+test-slow: $(VENV)/.installed $(VENV)/.netx $(SINABS_VENV)/.installed
+	SPIKEPORT_SINABS_VENV=$(abspath $(SINABS_VENV)) $(PY) -m pytest -q -m slow
 
 bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'
@@ -44,4 +65,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/train_speed.py --threads 1 --ratio-by cpu
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(SINABS_VENV) runs .pytest_cache

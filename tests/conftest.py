@@ -14,9 +14,28 @@ def need_fashion_mnist() -> None:
     whose .ci/run installs the dataset: there a missing dataset is a broken set-up, not a reason to skip."""
     if FASHION_MNIST.is_dir():
         return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if in_ci():
         pytest.fail(f"{FASHION_MNIST} is missing in CI (.ci/run installs dataset-fashion-mnist)")
     pytest.skip("dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need_peer_env(peer: str) -> Path:
+    """The python of a peer's own environment (``.venv-<peer>``, or $SPIKEPORT_<PEER>_VENV), made by
+    ``make test-peers`` for a peer whose pins clash with ours. Missing: skipped locally, failed in CI."""
+    venv = Path(os.environ.get(f"SPIKEPORT_{peer.upper()}_VENV", REPO / f".venv-{peer}"))
+    py = venv / "bin" / "python"
+    if py.is_file():
+        return py
+    if in_ci():
+        pytest.fail(f"{venv} is missing in CI (.ci/run runs `make test-peers`, which creates it)")
+    pytest.skip(f"{peer}'s own environment {venv} is missing: run `make test-peers`")
 
 
 @pytest.fixture(scope="session")

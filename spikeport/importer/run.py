@@ -57,7 +57,7 @@ def build_graph(plans: list[lower.LayerPlan], layers: list[tuple[LayerQuant, Lay
                 meta: dict) -> nir.NIRGraph:
     """spikeport-format graph: input -> [pool0] [flat0] (fc0 | conv0) -> lif0 (<-> rec0) -> ... -> output."""
     layer_nodes = [nodes.Layer(i, _conn_nodes(i, plan, lq, spec.unit if i == 0 else 1.0),
-                               nodes.cuba_lif_node(lq, dt, n=plan.size),
+                               nodes.cuba_lif_node(lq, dt, n=plan.size, shape=plan.conn.out_shape),
                                None if rec is None else nodes.affine_node(rec, 1.0))
                    for i, (plan, (lq, rec)) in enumerate(zip(plans, layers))]
     n_out = plans[-1].size

@@ -28,7 +28,7 @@ MAX_DEPTH = 48  # nested groups (a NIR graph nests node / nodes / NAME / metadat
 MAX_INPUTS = 50_000_000  # elements of one input sample
 READ_TIMEOUT_S, READ_BYTES_PER_S = 8.0, 10e6  # the isolated trial read may take 8 s + 1 s per 10 MB
 MAX_CHUNKS = 65_536  # chunks of one dataset (nir.write stores arrays contiguously; tiny chunks make reads crawl)
-MAX_ABS = 1e12  # largest magnitude of a finite float parameter (weights, thresholds, time constants)
+MAX_ABS = spec.MAX_ABS  # largest magnitude of a finite float parameter (weights, thresholds, time constants)
 INFINITE_OK = spec.TAU_FIELDS  # time constants: positive; +inf is a neuron without leak
 
 

@@ -10,6 +10,8 @@ Euler step of ``dt`` with I updated first (Loihi's order), is exactly spikeport'
                                               bias = dt/tau_mem * v_leak
     spike when v > v_threshold, then v = v_reset = 0.
 
+A layer without leak (beta_mem = 1) is written with tau_mem = K*dt, K a power of two (:func:`no_leak_steps`).
+
 The float values written are the *quantized* ones (int8 weights times scale, rounded leaks,
 threshold and bias), so the float graph and the integer metadata describe the same network.
 Metadata per node (key ``loihi``): Affine / Conv2d -> ``weight`` (int8 [out, in] or [C_out, C_in,
@@ -25,6 +27,7 @@ the previous step (Loihi's one-step connection delay).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import nir
@@ -32,6 +35,7 @@ import numpy as np
 
 from spikeport.core import quant
 from spikeport.core.quant import LayerQuant
+from spikeport.errors import SpikeportError
 from spikeport.nirfmt import spec
 
 POPULATION_FIELDS = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in")
@@ -45,6 +49,20 @@ def _weight_meta(lq: LayerQuant, input_unit: float) -> dict:
     return {spec.NODE_META: meta}
 
 
+def no_leak_steps(dt: float, bias: np.ndarray) -> float:
+    """K = tau_mem / dt written for a layer without membrane leak: the largest power of two up to
+    2**NO_LEAK_MAX_EXP for which tau_mem = K*dt, r = K and v_leak = K*bias (float, per step) all stay
+    within :data:`spec.MAX_ABS`, so that the graph passes spikeport's own guard whatever dt and bias are.
+    Raises SpikeportError when even 2**NO_LEAK_MIN_EXP does not fit (a bias or dt beyond ~6e4)."""
+    scale = max(1.0, float(dt), float(np.abs(bias).max(initial=0.0)))
+    k = min(spec.NO_LEAK_MAX_EXP, math.floor(math.log2(spec.MAX_ABS / scale)))
+    if k < spec.NO_LEAK_MIN_EXP:
+        raise SpikeportError(f"a layer without leak cannot be written as a NIR CubaLIF with dt = {dt:g} s and a "
+                             f"bias of {scale:g} per step: tau_mem = dt*2**{spec.NO_LEAK_MIN_EXP} or v_leak would "
+                             f"exceed {spec.MAX_ABS:.0e}")
+    return 2.0**k
+
+
 def cuba_lif_node(lq: LayerQuant, dt: float = spec.DT, n: int | None = None,
                   shape: tuple[int, ...] | None = None) -> nir.CubaLIF:
     """``n`` neurons (default: one per weight row; a conv layer has more), every parameter shaped
@@ -52,9 +70,9 @@ def cuba_lif_node(lq: LayerQuant, dt: float = spec.DT, n: int | None = None,
     n = int(n or lq.weight.shape[0])
     beta_syn, beta_mem = quant.decay_from_du(lq.lif.du), quant.decay_from_dv(lq.lif.dv)
     tau_syn = dt / (1.0 - beta_syn)
-    # dv = 0 (no leak): a finite tau_mem keeps r = tau_mem/dt and v_leak finite (beta = 1 - 2**-40 ~ 1)
-    tau_mem = dt / (1.0 - beta_mem) if beta_mem < 1.0 else dt * spec.NO_LEAK_STEPS
     bias = np.broadcast_to(lq.float_bias(), (n,)).astype(np.float64)
+    # dv = 0 (no leak): the nearest finite CubaLIF, tau_mem = K*dt with exact gain and bias (spec.NO_LEAK_MAX_EXP)
+    tau_mem = dt / (1.0 - beta_mem) if beta_mem < 1.0 else dt * no_leak_steps(dt, bias)
     full = lambda val: np.full(n, val, dtype=np.float64)  # noqa: E731
     shaped = (lambda a: np.asarray(a).reshape(shape)) if shape and len(shape) > 1 else (lambda a: a)
     meta = {spec.NODE_META: {"du": int(lq.lif.du), "dv": int(lq.lif.dv), "vth": int(lq.lif.vth),

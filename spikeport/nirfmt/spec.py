@@ -17,7 +17,17 @@ FORMAT = 1
 # dt = 1e-4 and refuses a CubaLIF whose r != tau_mem / 1e-4; with this dt it loads our graphs and
 # reproduces them exactly. Norse takes dt as an argument (``from_nir(g, dt=1e-4)``).
 DT = 1e-4
-NO_LEAK_STEPS = 2.0**40  # tau_mem / dt written for a layer without membrane leak (dv = 0)
+# Largest magnitude of a finite float parameter a reader accepts (weights, thresholds, time constants,
+# r, v_leak): :mod:`spikeport.nirfmt.guard` refuses more, so every writer must stay within it.
+MAX_ABS = 1e12
+# A layer without membrane leak (dv = 0). NIR's CubaLIF, tau_mem dv/dt = (v_leak - v) + r I, has no finite
+# form of it: tau_mem = +inf makes the input gain r*dt/tau_mem zero for any finite r (Norse's from_nir
+# then integrates nothing; snnTorch's asserts r == tau_mem/dt). spikeport writes the nearest finite one:
+# tau_mem = K*dt, r = K, v_leak = K*bias with K = 2**k, so the gain r*dt/tau_mem = 1 and the bias
+# dt/tau_mem*v_leak are exact in binary floating point and the leak is 1/K per step (beta = 1 - 1/K: exactly
+# 1 in float32 from k = 25 on). k is the largest in [NO_LEAK_MIN_EXP, NO_LEAK_MAX_EXP] that keeps tau_mem,
+# r and v_leak within MAX_ABS (``nodes.no_leak_steps``).
+NO_LEAK_MAX_EXP, NO_LEAK_MIN_EXP = 39, 24  # 2**39 ~ 5.5e11: r = K itself within MAX_ABS
 NODE_META, GRAPH_META = "loihi", "spikeport"  # metadata keys of nodes and of the graph
 # node types any NIR file may hold (nir 1.0.x), and the time-constant fields where +inf means no leak
 KNOWN_NODES = {"Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
