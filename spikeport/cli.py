@@ -221,6 +221,9 @@ def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint 
            samples: Optional[int] = typer.Option(None, help="number of test samples (default: all)"),
            max_mismatches: int = typer.Option(0, help="exit 1 when spike mismatches exceed this"),
            shards: int = typer.Option(1, help="split the samples over N worker processes (merged exactly)"),
+           cluster: Optional[str] = typer.Option(None, help="run the sample shards on a Ray cluster: HOST:PORT of "
+                                                 "its head node, auto, or local (needs spikeport[cluster]; a failed "
+                                                 "shard is run again; merged exactly)"),
            out_path: Optional[Path] = typer.Option(None, "--out", help="parity.json path (default RUN/parity.json)"),
            inputs: Optional[Path] = typer.Option(None, help="imported runs: inputs .npy [N, T, ...] (default: "
                                                  "the run's inputs.npy)"),
@@ -235,7 +238,7 @@ def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint 
     with Bars(quiet, prefix="parity: ") as bars:
         res = run_parity(run_dir, backend=backend, samples=samples, max_mismatches=max_mismatches, out=out_path,
                          shards=shards, inputs=inputs, labels=labels, timeout_s=timeout,
-                         max_memory_gb=max_memory_gb, max_steps=max_steps, progress=bars.update)
+                         max_memory_gb=max_memory_gb, max_steps=max_steps, progress=bars.update, cluster=cluster)
     _summary(summary_rows({"parity": res}), "parity")
 
 

@@ -37,14 +37,21 @@ def parse_backends(spec: str) -> list[str]:
 
 
 def run_backend(net: LoihiNet, x_int: np.ndarray, backend: str, *, record: str = "all",
-                timeout_s: float | None = None, shards: int = 1, netx_file: str | Path | None = None) -> BackendRun:
+                timeout_s: float | None = None, shards: int = 1, netx_file: str | Path | None = None,
+                cluster: str | None = None) -> BackendRun:
     """Spikes of every population on ``backend`` for x_int [T, B, ...]; ``shards`` > 1 splits the
-    samples over that many worker processes and merges the spikes exactly (emulator, Lava).
-    ``netx_file``: the netx export of ``net`` that the ``netx`` backend runs."""
+    samples over that many worker processes and merges the spikes exactly (emulator, Lava);
+    ``cluster`` (a Ray address) sends the shards to a Ray cluster instead (one per cluster CPU unless
+    ``shards`` > 1). ``netx_file``: the netx export of ``net`` that the ``netx`` backend runs."""
     t0 = time.perf_counter()
     if shards < 1:
         raise SpikeportError(f"--shards must be at least 1, got {shards}")
-    if shards > 1 and backend in SHARDED:
+    if cluster:
+        from spikeport.deploy.cluster import run_on_cluster
+
+        spikes = run_on_cluster(net, x_int, backend, cluster, shards=shards if shards > 1 else None,
+                                record=record, timeout_s=timeout_s or 1800.0)
+    elif shards > 1 and backend in SHARDED:
         from spikeport.deploy.shards import run_sharded
 
         spikes = run_sharded(net, x_int, backend, shards, record=record, timeout_s=timeout_s or 1800.0)

@@ -36,11 +36,12 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
            max_mismatches: int | None = 0, out: str | Path | None = None, timeout_s: float | None = None,
            shards: int = 1, inputs: str | Path | None = None, labels: str | Path | None = None,
            max_memory_gb: float | None = None, max_steps: int | None = None, reference: Reference | None = None,
-           min_agreement: float | None = None, progress: Progress | None = None) -> dict:
+           min_agreement: float | None = None, progress: Progress | None = None, cluster: str | None = None) -> dict:
     """Compare ``reference`` (default: the one the run folder needs, :func:`reference.for_run`) with each
     backend running ``RUN/model.nir`` (``netx``: ``RUN/model.net``); write parity.json and
     parity_outputs.npz. Raises :class:`ParityFailure` (after writing the report) when the gate fails.
-    ``progress(side, done, total)`` follows the samples of each side."""
+    ``progress(side, done, total)`` follows the samples of each side; ``cluster`` (a Ray address) runs
+    the backends' sample shards on a Ray cluster (:mod:`spikeport.deploy.cluster`)."""
     run_dir = Path(run_dir)
     fileio.refuse_pickle(run_dir)
     backends = parse_backends(backend)
@@ -62,8 +63,9 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
     x_int, y = ref.inputs(net, samples, _plan)
     chunk = plan.get("chunk") or limits.plan_chunk(net, x_int.shape[1], ["reference", *sides], budget, "parity")
     cp = streaming.parity_chunks(net, x_int, ref.run, sides, lambda xs, b: run_backend(
-        net, xs, b, timeout_s=timeout_s, shards=shards, netx_file=netx_file), chunk, pairs, progress)
+        net, xs, b, timeout_s=timeout_s, shards=shards, netx_file=netx_file, cluster=cluster), chunk, pairs, progress)
     result = _result(net, ref, cp, backends, pairs, y, x_int.shape[1], chunk, max_mismatches, shards, min_agreement)
+    result["cluster"] = cluster
     if result["first_divergence"]:
         result["first_divergence"]["emulator_state"] = _emulator_state(net, x_int, result["first_divergence"])
     report_path = Path(out) if out else run_dir / runfolder.PARITY
