@@ -15,7 +15,7 @@ import numpy as np
 
 from spikeport.errors import SpikeportError
 from spikeport.files import runfolder
-from spikeport.importer import runio
+from spikeport.importer import conventions, runio
 from spikeport.importer.run import load_source, reference
 from spikeport.measure.parity import Reference
 
@@ -55,4 +55,9 @@ class ImportedReference(Reference):
         return spikes, pred, pred
 
     def report(self) -> dict:
-        return {"imported": True, "labels": self.labels_note, "approximations": self.info.get("approximations", [])}
+        timing = conventions.timing_words(self.prod)
+        return {"imported": True, "labels": self.labels_note, "approximations": self.info.get("approximations", []),
+                "conventions": {"producer": self.prod.name, "reset": self.prod.reset, "reset_timing": timing},
+                "conventions_hint": f"the float reference applies {self.prod.name}'s conventions with --reset "
+                                    f"{self.prod.reset} --reset-timing {timing}; a graph trained otherwise needs "
+                                    "re-importing with --reset / --reset-timing"}
