@@ -331,3 +331,24 @@ def test_bias_line_in_the_nir_format(tmp_path):
     outs = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
         None, {"x": np.zeros((8, 1, 1), np.int64)})
     assert outs[0][:, 0, 0].tolist() == [False, False, True, False, True, False, True, False]
+
+
+def test_cli_reset_timing(braille, tmp_path):
+    """`spikeport import --reset-timing`: the default refuses the braille graph naming the option (exit 2,
+    one line); same-step imports it exactly and prints the timing; a bad value, or next-step for a
+    producer whose neurons always reset in the spike's step, is named."""
+    from tests.conftest import cli
+
+    base = ("import", str(braille["path"]), "--dt", "1e-4", "--producer", "snntorch", "--reset", "zero", "-T", "48")
+    proc = cli(*base, "--out", str(tmp_path / "a"))
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "--reset-timing same-step" in lines[0]
+    proc = cli(*base, "--out", str(tmp_path / "b"), "--reset-timing", "same-step", "--quiet")
+    assert proc.returncode == 0 and "timing same-step" in proc.stdout
+    assert json.loads((tmp_path / "b" / "import.json").read_text())["exact"]
+    with pytest.raises(SpikeportError, match="--reset-timing must be one of same-step, next-step"):
+        import_graph(braille["path"], dt=1e-4, out=tmp_path / "c", producer="snntorch", reset_timing="later",
+                     time_steps=48)
+    with pytest.raises(SpikeportError, match="--reset-timing next-step: norse"):
+        import_graph(braille["path"], dt=1e-4, out=tmp_path / "c", producer="norse", reset_timing="next-step",
+                     time_steps=48)

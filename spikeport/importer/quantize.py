@@ -28,7 +28,7 @@ from spikeport.core.quant import LayerQuant
 from spikeport.deploy import emulator
 from spikeport.errors import SpikeportError
 from spikeport.importer.lower import LayerPlan
-from spikeport.nirfmt.nodes import BiasLine
+from spikeport.nirfmt.line import BiasLine
 from spikeport.nirfmt.spec import LINE_EXP_MAX
 
 CLIPS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)

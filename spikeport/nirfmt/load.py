@@ -4,7 +4,8 @@ Accepts graphs whose weighted and neuron nodes carry Loihi integers in ``metadat
 ``spikeport export`` writes). Between two CubaLIF populations lies one connection: ``[SumPool2d]
 [Flatten] (Affine | Linear | Conv2d)`` or a ``SumPool2d`` alone (an ``AvgPool2d`` only when marked
 ``as_sum``: its 1/k^2 folded into the next layer's scale); a population may feed itself through one
-Affine/Linear (recurrence). Node kinds are handled by functions in ``CONNECTIONS`` / ``NEURONS``; any
+Affine/Linear (recurrence), and the weighted node may carry a bias line (a constant current into u,
+:mod:`spikeport.nirfmt.line`). Node kinds are handled by functions in ``CONNECTIONS`` / ``NEURONS``; any
 other kind (Delay, Scale, ...), or a parameter Loihi cannot express exactly (weights beyond 8 bits,
 reset by subtraction, nonzero v_reset, ...), is an error that names the node and says why. Nothing is
 approximated silently. Tensors stay in NIR's (= torch's) C-major order.
@@ -21,7 +22,7 @@ from spikeport.core.linear import Pool2d, pair
 from spikeport.core.net import Connection, LoihiNet, Population
 from spikeport.errors import SpikeportError
 from spikeport.nirfmt import guard as nir_guard
-from spikeport.nirfmt import spec
+from spikeport.nirfmt import line, spec
 
 MAX_NEURONS = 10_000_000
 
@@ -207,41 +208,6 @@ def _connection(chain: list[str], nodes, shape: tuple[int, ...], ctx: _Ctx) -> C
 RESET_KEYS = spec.RESET_KEYS
 
 
-def _float_bias(node) -> np.ndarray:
-    bias = getattr(node, "bias", None)
-    return np.asarray(0.0 if bias is None else bias, np.float64)
-
-
-def _bias_line(node, ctx: _Ctx, name: str, conn: Connection) -> Connection | None:
-    """The population's always-on input line from the weighted node's metadata (``line_weight``: int8 per
-    output neuron, or per output channel of a Conv2d; ``line_weight_exp`` in 0..24; ``line_scale``), checked
-    against the node's float bias (= weight * 2**exp * line_scale). Without a line the bias must be zero."""
-    lo = _meta(node, ctx, name)
-    fb = _float_bias(node)
-    if spec.LINE_WEIGHT not in lo:
-        if np.any(fb != 0):
-            raise ctx.err(name, "has a nonzero bias but no Loihi bias line (metadata 'line_weight'): a bias is a "
-                          "constant current into the population's synapse")
-        return None
-    q = np.asarray(lo[spec.LINE_WEIGHT])
-    per = conn.out_shape[0] if conn.kind == "conv" else conn.shape[0]
-    if q.ndim != 1 or q.size != per or not np.issubdtype(q.dtype, np.integer):
-        raise ctx.err(name, f"metadata '{spec.LINE_WEIGHT}' must be {per} integers")
-    if q.min() < loihi.WEIGHT_MIN or q.max() > loihi.WEIGHT_MAX:
-        raise ctx.err(name, f"metadata '{spec.LINE_WEIGHT}' leaves Loihi's 8 bits")
-    exp = _int(lo, spec.LINE_EXP, ctx, name)
-    if not 0 <= exp <= spec.LINE_EXP_MAX:
-        raise ctx.err(name, f"metadata '{spec.LINE_EXP}' {exp} is outside [0, {spec.LINE_EXP_MAX}]")
-    if fb.size != per:
-        raise ctx.err(name, f"bias has {fb.size} values, the bias line {per}")
-    if spec.LINE_SCALE not in lo:
-        raise ctx.err(name, f"metadata '{spec.LINE_SCALE}' is missing")
-    nir_guard.check_dequantized(fb.reshape(-1), q.astype(np.int64) << exp, {"weight_scale": lo[spec.LINE_SCALE]},
-                                f"{ctx.path}: node '{name}' (bias line)")
-    full = np.repeat(q, conn.shape[0] // per) if conn.kind == "conv" else q
-    return Connection(name=f"{name}.line", weight=full.astype(np.int8).reshape(-1, 1), weight_exp=exp)
-
-
 def _cuba_lif(node, ctx: _Ctx, name: str, size: int) -> loihi.LIFParams:
     lo = _meta(node, ctx, name)
     v_reset = getattr(node, "v_reset", None)
@@ -372,14 +338,17 @@ def to_loihi_net(graph, path: str | Path = "<graph>") -> LoihiNet:
         lif = NEURONS[type(nodes[pop_name]).__name__](nodes[pop_name], ctx, pop_name, size)
         rec, rec_nodes = _recurrent(pop_name, nodes, succ, ctx, size)
         for rname in rec_nodes:
-            if np.any(np.asarray(_float_bias(nodes[rname])) != 0):
+            if np.any(line.float_bias(nodes[rname]) != 0):
                 raise ctx.err(rname, "a recurrent bias is not deployed (put the constant current on the "
                               "feed-forward node's bias line)")
-        line = None if conn.kind == "pool" else _bias_line(nodes[chain[-1]], ctx, chain[-1], conn)
+        wnode = chain[-1]
+        bias_line = None if conn.kind == "pool" else line.read_line(
+            nodes[wnode], _meta(nodes[wnode], ctx, wnode), conn, lambda why, _n=wnode: ctx.err(_n, why),
+            f"{ctx.path}: node '{wnode}'")
         seen.update([pop_name, *rec_nodes])
         shape = conn.out_shape
         pops.append(Population(name=pop_name, size=size, lif=lif, input=conn, recurrent=rec,
-                               shape=shape if len(shape) == 3 else (), bias_line=line))
+                               shape=shape if len(shape) == 3 else (), bias_line=bias_line))
         cur = pop_name
     if not pops:
         raise SpikeportError(f"{path}: graph has no neuron layers")

@@ -35,6 +35,7 @@ import numpy as np
 from spikeport.core import quant
 from spikeport.core.quant import LayerQuant
 from spikeport.nirfmt import spec
+from spikeport.nirfmt.line import BiasLine
 
 POPULATION_FIELDS = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in")
 
@@ -69,26 +70,6 @@ def cuba_lif_node(lq: LayerQuant, dt: float = spec.DT, n: int | None = None,
               "v_leak": bias * tau_mem / dt, "v_threshold": full(lq.float_threshold()), "v_reset": full(0.0),
               "w_in": full(tau_syn / dt)}
     return nir.CubaLIF(**{f: shaped(values[f]) for f in POPULATION_FIELDS}, metadata=meta)
-
-
-@dataclass(frozen=True)
-class BiasLine:
-    """A population's always-on input line (see :mod:`spikeport.core.net`): int8 ``weight`` (one per
-    output neuron, or per output channel of a conv), ``weight_exp`` >= 0 (the line's summed input is
-    ``weight << weight_exp``, a constant current into u every step) and ``state_scale`` (the float
-    current of one summed-input unit). Written as the float bias of the Affine / Conv2d node it
-    belongs to, ``weight * 2**weight_exp * state_scale``, with the integers in metadata."""
-
-    weight: np.ndarray
-    weight_exp: int
-    state_scale: float
-
-    def float_bias(self) -> np.ndarray:
-        return np.asarray(self.weight, np.float64) * 2.0 ** self.weight_exp * self.state_scale
-
-    def meta(self) -> dict:
-        return {spec.LINE_WEIGHT: np.asarray(self.weight).astype(np.int8), spec.LINE_EXP: int(self.weight_exp),
-                spec.LINE_SCALE: float(self.state_scale)}
 
 
 def _with_line(meta: dict, n_bias: int, line: BiasLine | None) -> tuple[np.ndarray, dict]:
