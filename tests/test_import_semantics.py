@@ -306,7 +306,7 @@ def test_bias_line_hand_computed(tmp_path):
 
 def test_bias_line_in_the_nir_format(tmp_path):
     """The line is the weighted node's float bias with integers in metadata: it survives a write/read,
-    a tampered float bias is refused, netx export refuses it, ONNX carries it."""
+    a tampered float bias is refused, netx export refuses it, ONNX carries it, energy counts its events."""
     import onnxruntime as ort
 
     from spikeport.core.net import load_arrays, save_arrays
@@ -331,6 +331,8 @@ def test_bias_line_in_the_nir_format(tmp_path):
     outs = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
         None, {"x": np.zeros((8, 1, 1), np.int64)})
     assert outs[0][:, 0, 0].tolist() == [False, False, True, False, True, False, True, False]
+    energy = workflow.energy(tmp_path / "run", samples=1)  # zero inputs: only the line's event, every step
+    assert energy["synops"] == 8.0 and energy["loihi_mapping"]["total_cores"] >= 1
 
 
 def test_cli_reset_timing(braille, tmp_path):

@@ -101,7 +101,7 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
     step(3, len(STEPS))
     table = load_profiles(profiles_file)
     est = estimate_energy(counts, table, profiles)
-    resources = [{"name": p.name, "n_neurons": p.size, "fan_in": p.input.shape[1],
+    resources = [{"name": p.name, "n_neurons": p.size, "fan_in": p.input.shape[1] + (p.bias_line is not None),
                   "n_synapses": _synapses(p.input) + (_synapses(p.recurrent) if p.recurrent else 0)
                   + (_synapses(p.bias_line) if p.bias_line else 0),
                   "weight_bits": 8} for p in net.populations]
