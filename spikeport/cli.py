@@ -155,6 +155,9 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
             producer: str = typer.Option("auto", help="whose conventions: snntorch | norse | sinabs | rockpool | "
                                          "spikeport | auto (read from the graph metadata, never guessed)"),
             reset: Optional[str] = typer.Option(None, help="zero | subtract (NIR does not store the reset rule)"),
+            reset_timing: Optional[str] = typer.Option(None, "--reset-timing", help="same-step | next-step: when a "
+                                                       "neuron resets (NIR does not store it; default: the producer's "
+                                                       "current release)"),
             allow_approx: bool = typer.Option(False, "--allow-approx", help="map what Loihi cannot express "
                                               "exactly anyway, listing each change in import.json"),
             inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] (calibration and parity)"),
@@ -178,9 +181,11 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
     if dt is None:
         raise SpikeportError("--dt is required for a NIR graph (seconds per step; NIR stores none)")
     with Bars(quiet) as bars:
-        res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, allow_approx=allow_approx,
+        res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, reset_timing=reset_timing,
+                           allow_approx=allow_approx,
                            inputs=inputs, labels=labels, time_steps=time_steps, progress=bars.update)
     rows = [("producer", res["producer"]), ("dt", f"{res['dt']:g} s"), ("network", res["network"]),
+            ("reset", f"{res['reset']}, timing {res['reset_timing']['applied']}"),
             ("approximations", str(len(res["approximations"])) + ("" if res["exact"] else " (see import.json)"))]
     for layer in res["layers"]:
         rows.append((f"{layer['layer']} weight error / clipped", f"{layer['weight_rel_error']:.2%} / "

@@ -175,9 +175,10 @@ def test_recurrent_cubalif_snntorch_semantics_and_loihi(digits, tmp_path):
                         inputs=digits["x"], labels=digits["y"])
     found = {(a["node"], key) for a in info["approximations"]
              for key in ("subtracting", "step after a spike", "bias") if key in a["issue"]}
-    assert found == {("rlif.lif", "subtracting"), ("rlif.lif", "step after a spike"), ("rlif.w_rec", "bias"),
-                     ("lif2", "subtracting")}
-    assert "recurrent_rel_error" in info["layers"][0]
+    assert found == {("rlif.lif", "subtracting"), ("rlif.lif", "step after a spike"), ("lif2", "subtracting")}
+    assert any("--reset-timing same-step" in a["issue"] for a in info["approximations"])  # names the option
+    assert "recurrent_rel_error" in info["layers"][0] and "bias_line" in info["layers"][0]  # the bias: exact line
+    assert info["reset_timing"] == {"option": None, "applied": "same-step (recurrent CubaLIF: next-step)"}
     net_l = load_nir(run / "model.nir")
     assert net_l.populations[0].recurrent is not None
     assert info["agreement"]["samples"] == digits["xf"].shape[1]

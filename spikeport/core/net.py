@@ -13,6 +13,11 @@ converts to Lava's ``(W, H, C)`` at each Conv.
 Time: each sample runs ``time_steps`` steps per population; within a sample, population l at step t
 receives population l-1's spikes of step t (Lava's one-step connection lag is absorbed by streaming
 alignment, see ``lava_backend``) and its own spikes of step t-1 through the recurrent connection.
+
+A population may also have a **bias line**: a dense ``[size, 1]`` connection from an input that spikes
+on every step of every sample, so its summed input ``shift(q, weight_exp)`` is a constant current into
+u (an exact constant synaptic current, e.g. a peer's Linear bias into a current-based synapse; the
+LIF's ``bias_mant`` is added to v instead). Lava runs it as a Dense fed by an always-on source.
 """
 from __future__ import annotations
 
@@ -165,6 +170,18 @@ class Population:
     input: Connection
     recurrent: Connection | None = None
     shape: tuple[int, ...] = ()
+    bias_line: Connection | None = None
+
+    def __post_init__(self) -> None:
+        if self.bias_line is not None and (self.bias_line.kind != "dense" or self.bias_line.shape != (self.size, 1)):
+            raise ValueError(f"population {self.name}: a bias line is a dense [{self.size}, 1] connection, "
+                             f"got {self.bias_line.kind} {self.bias_line.shape}")
+
+    def line_current(self) -> np.ndarray:
+        """The bias line's summed input per step, int64 [size] (zeros without a bias line)."""
+        if self.bias_line is None:
+            return np.zeros(self.size, np.int64)
+        return self.bias_line.apply(np.ones((1, 1), np.int64))[0]
 
     @property
     def tensor_shape(self) -> tuple[int, ...]:
@@ -217,12 +234,11 @@ def save_arrays(net: LoihiNet) -> dict[str, np.ndarray]:
         head["populations"].append({
             "name": p.name, "size": int(p.size), "shape": list(p.shape), "du": int(p.lif.du), "dv": int(p.lif.dv),
             "vth": int(p.lif.vth), "bias_exp": int(p.lif.bias_exp), "floor_v": bool(p.lif.floor_v),
-            "recurrent": p.recurrent is not None,
-            "conns": [_conn_head(c) for c in (p.input, p.recurrent) if c is not None]})
+            "recurrent": p.recurrent is not None, "bias_line": p.bias_line is not None,
+            "conns": [_conn_head(c) for c in (p.input, p.recurrent, p.bias_line) if c is not None]})
         out[f"p{i}_bias"] = np.broadcast_to(np.asarray(p.lif.bias_mant, np.int64), (p.size,)).copy()
-        out[f"p{i}_w0"] = p.input.weight
-        if p.recurrent is not None:
-            out[f"p{i}_w1"] = p.recurrent.weight
+        for j, c in enumerate(c for c in (p.input, p.recurrent, p.bias_line) if c is not None):
+            out[f"p{i}_w{j}"] = c.weight
     out["header"] = np.frombuffer(json.dumps(head).encode(), dtype=np.uint8)
     return out
 
@@ -241,6 +257,7 @@ def load_arrays(arrays) -> LoihiNet:
                                     padding=c["padding"], dilation=c["dilation"], groups=c["groups"]))
         lif = loihi.LIFParams(du=p["du"], dv=p["dv"], vth=p["vth"], bias_mant=np.asarray(arrays[f"p{i}_bias"]),
                               bias_exp=p["bias_exp"], floor_v=p["floor_v"])
-        pops.append(Population(p["name"], p["size"], lif, conns[0], conns[1] if p["recurrent"] else None,
-                               shape=tuple(p["shape"])))
+        rec = conns[1] if p["recurrent"] else None
+        line = conns[-1] if p.get("bias_line") else None
+        pops.append(Population(p["name"], p["size"], lif, conns[0], rec, shape=tuple(p["shape"]), bias_line=line))
     return LoihiNet(tuple(head["input_shape"]), pops, head["time_steps"], head["graded_input"])

@@ -53,6 +53,8 @@ def _integrate(pop: Population, ff: np.ndarray, record_states: bool):
     u = np.zeros((B, N), dtype=np.int64)
     v = np.zeros((B, N), dtype=np.int64)
     bias = pop.lif.effective_bias()
+    if pop.bias_line is not None:  # an always-on input line: the same summed input on every step
+        ff = ff + pop.line_current()
     if pop.recurrent is None:
         out, us, vs = kernels.run_block(ff, u, v, pop.lif, bias, record_states)
         return out, ((us, vs) if record_states else None)

@@ -12,7 +12,8 @@ input through virtual ports that turn spikeport's flat C-major order into Lava's
 Alignment. The source (``FrameSource``) sends frame k at Lava step k+1 (Lava counts steps from 1); every
 connection delays by one step. So population l (0-based) receives frame k of sample n at step
 ``n*T + k + l + 2``: its window starts at steps congruent to ``(l + 2) mod T``, which is its reset
-offset. Its recorded spikes are read back from the same windows.
+offset. Its recorded spikes are read back from the same windows. A population's bias line is a Dense
+fed by its own ``FrameSource`` of ones on every step, so it reaches every step of every window.
 
 This module imports Lava; call it through :func:`spikeport.deploy.supervise.run_lava` so that Lava
 lives in a supervised child process.
@@ -117,6 +118,10 @@ def build_network(net: LoihiNet, x: np.ndarray, record_dir: str = "", record: st
             rec = _connection_process(pop.recurrent, graded=False, window=(int(T), window_offset(idx, T)))
             lif.s_out.connect(rec.s_in)
             rec.a_out.connect(lif.a_in)
+        if pop.bias_line is not None:  # a source that spikes on every step: present in every window
+            line = _connection_process(pop.bias_line, graded=False)
+            FrameSource(frames=np.ones((steps, 1), np.int32)).s_out.connect(line.s_in)
+            line.a_out.connect(lif.a_in)
         if path:
             recorded.append((idx, pop.size, path))
         lifs.append(lif)

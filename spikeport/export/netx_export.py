@@ -8,7 +8,7 @@ conv kernel when the pool tiles its input (stride x pool); a pool-only populatio
 conv whose kernel is all ones. Pruned (masked) layers are written with zeros where synapses are
 missing (netx's only sparse switch is per network, see ``sparse_fc_layer`` below).
 
-Refused, with one line naming the population: KLIF's v floor, a right-shifted summed input
+Refused, with one line naming the population: a bias line (constant current into u), KLIF's v floor, a right-shifted summed input
 (``weight_exp < 0``: netx has no such field), weights netx would clip or truncate, a bias that is
 not a multiple of 64 (netx fixes ``bias_exp = 6``), a conv whose 24-bit output wrap differs from
 spikeport's, a pool that does not tile before a conv, recurrent convolutions.
@@ -138,6 +138,9 @@ def netx_blocks(net: LoihiNet, path: str | Path = "model.net") -> list[dict]:
     spatial = len(net.input_shape) == 3
     for idx, pop in enumerate(net.populations):
         graded = idx == 0 and net.graded_input
+        if pop.bias_line is not None:
+            raise _fail(path, pop, "its bias line (a constant current into u from an always-on input) has no "
+                                   "netx block: netx's only bias is added to v")
         if pop.input.kind == "dense":
             if spatial and len(pop.input.in_shape) == 3 and idx > 0:
                 blocks.append({"type": "flatten", "shape": np.array([int(np.prod(pop.input.in_shape)), 1, 1])})

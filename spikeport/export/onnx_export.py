@@ -122,6 +122,8 @@ def _population(b: _Builder, pop, ff: str, T: int) -> list[str]:
     outs = []
     for t in range(T):
         a = b.op("Squeeze", b.op("Slice", ff, b.const([t]), b.const([t + 1]), b.const([0])), b.const([0]))
+        if pop.bias_line is not None:  # the always-on input line: a constant summed input
+            a = b.op("Add", a, b.const(pop.line_current(), base="line"))
         if pop.recurrent is not None and s_prev is not None:
             s_d = b.op("Cast", s_prev, to=11)  # 11 = DOUBLE
             a = b.op("Add", a, _synaptic(b, s_d, pop.recurrent, 1))

@@ -28,6 +28,11 @@ import numpy as np
 from spikeport.errors import SpikeportError
 
 RESETS = ("zero", "subtract")
+# --reset-timing: a spiking neuron resets in the step it spikes (snnTorch reset_delay=False, every other
+# peer, Loihi) or on the next step, where v is set to 0 (or lowered by v_th) and cannot spike
+# (snnTorch reset_delay=True, and RSynaptic 0.8.0-1.0.0 whatever reset_delay says)
+TIMINGS = {"same-step": "same_step", "next-step": "next_step"}
+NEXT_STEP_PRODUCERS = ("snntorch",)  # whose neuron models implement the next-step reset
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class Producer:
     with the exporter's sample batch of 1 (Norse, Rockpool); ``recurrent_cuba_reset``:
     ``"same_step"`` or ``"next_step"`` for a CubaLIF inside a recurrent loop (snnTorch RSynaptic as
     released: the step after a spike sets v to 0, discarding that step's input to v, and cannot
-    spike); ``uses_r``: LIF/CubaLIF input gains r*dt/tau (and w_in*dt/tau_syn) apply; ``dt_default``: the dt the peer's own importer
+    spike); ``reset_timing``: the same for every other spiking layer (``--reset-timing`` sets both); ``uses_r``: LIF/CubaLIF input gains r*dt/tau (and w_in*dt/tau_syn) apply; ``dt_default``: the dt the peer's own importer
     assumes (None: it has none)."""
 
     name: str
@@ -55,9 +60,14 @@ class Producer:
     flatten_batch: bool = False
     input_batch: bool = False
     recurrent_cuba_reset: str = "same_step"
+    reset_timing: str = "same_step"
     uses_r: bool = True
     dt_default: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def timing(self, kind: str, recurrent: bool) -> str:
+        """``"same_step"`` or ``"next_step"``: when a spiking neuron of ``kind`` resets."""
+        return self.recurrent_cuba_reset if (recurrent and kind == "CubaLIF") else self.reset_timing
 
     def describe(self) -> dict:
         """The conventions as plain JSON values (written into import.json)."""
@@ -78,7 +88,11 @@ PRODUCERS: dict[str, Producer] = {
                "(reset in the same step); the reset rule is not stored (default subtract in snnTorch, "
                "import_from_nir uses zero): pass --reset",
                "RSynaptic 0.8.0-1.0.0 drops the same-step reset: v is set to 0 on the step after a "
-               "spike and that step's input is discarded from v (RLeaky resets in the same step)",
+               "spike and that step's input is discarded from v (RLeaky resets in the same step); graphs "
+               "trained with a same-step reset (e.g. the NIR paper's braille RNNs, snnTorch git 40ad136, "
+               "reset_delay=False) need --reset-timing same-step",
+               "NIR stores neither the reset rule nor its timing: pass --reset and --reset-timing "
+               "(next-step is snnTorch's reset_delay=True)",
                "v_leak must be 0 (snnTorch refuses others); Flatten dims are batch-less (export side)")),
     "norse": Producer(
         "norse", init_v_leak=True, synapse_v_leak=True, flatten_batch=True, input_batch=True, dt_default=1e-3,
@@ -132,9 +146,11 @@ def detect(metadata: dict | None) -> str | None:
     return None
 
 
-def resolve(name: str, metadata: dict | None, reset: str | None, path: str) -> Producer:
+def resolve(name: str, metadata: dict | None, reset: str | None, path: str,
+            reset_timing: str | None = None) -> Producer:
     """The conventions to apply: ``name`` from ``--producer`` (``auto`` reads the graph metadata and
-    refuses to guess), with ``reset`` (``--reset``) overriding the reset rule."""
+    refuses to guess), with ``reset`` (``--reset``) overriding the reset rule and ``reset_timing``
+    (``--reset-timing same-step|next-step``) when every spiking layer resets."""
     if name == "auto":
         found = detect(metadata)
         if found is None:
@@ -148,7 +164,23 @@ def resolve(name: str, metadata: dict | None, reset: str | None, path: str) -> P
         if reset not in RESETS:
             raise SpikeportError(f"--reset must be one of {', '.join(RESETS)}, got {reset!r}")
         prod = replace(prod, reset=reset)
+    if reset_timing is not None:
+        if reset_timing not in TIMINGS:
+            raise SpikeportError(f"--reset-timing must be one of {', '.join(TIMINGS)}, got {reset_timing!r}")
+        timing = TIMINGS[reset_timing]
+        if timing == "next_step" and prod.name not in NEXT_STEP_PRODUCERS:
+            raise SpikeportError(f"--reset-timing next-step: {prod.name}'s neurons reset in the step they spike; "
+                                 f"spikeport models the next-step reset for {', '.join(NEXT_STEP_PRODUCERS)}")
+        prod = replace(prod, reset_timing=timing, recurrent_cuba_reset=timing)
     return prod
+
+
+def timing_words(prod: Producer) -> str:
+    """The reset timing in ``--reset-timing`` words, e.g. ``same-step`` or ``same-step (recurrent CubaLIF:
+    next-step)``."""
+    word = {v: k for k, v in TIMINGS.items()}
+    ff, rec = word[prod.reset_timing], word[prod.recurrent_cuba_reset]
+    return ff if ff == rec else f"{ff} (recurrent CubaLIF: {rec})"
 
 
 def graph_dt(metadata: dict | None) -> float | None:

@@ -2,7 +2,7 @@
 
 Each :class:`LayerPlan` is what one Lava LIF process computes, in float units (spikeport's order):
 
-    u[t] = beta_syn * u[t-1] + M x[t] (+ W_rec s[t-1])
+    u[t] = beta_syn * u[t-1] + M x[t] (+ W_rec s[t-1]) (+ current)
     v[t] = beta_mem * v[t-1] + u[t] + bias ;  s = v > theta ;  v <- 0
 
 ``M`` is the feed-forward map between two neurons (:mod:`spikeport.importer.connect`: ``[sum pool]
@@ -11,10 +11,13 @@ r*dt/tau_mem * I (that gain and w_in*dt/tau_syn are folded into M); LIF -> beta_
 beta_syn = 0, beta_mem = 1. Per-neuron thresholds are folded into M's rows (per channel for a conv),
 W_rec and bias (exact: v of neuron i is scaled by theta / theta_i); behind a weightless pool the gain
 moves into theta instead. What Loihi cannot express exactly (multi-spike steps, subtractive reset,
-membrane clamps, nonzero v_reset, membranes starting at v_leak, Delay, a bias current into a
-current-based synapse, per-neuron time constants) raises an error naming the node, or with
-``allow_approx`` is changed and listed in ``approximations``. Stateless Threshold nodes and LI / CubaLI
-membrane readouts are refused: spikeport's deploy side reads Loihi layers by their spikes.
+membrane clamps, nonzero v_reset, membranes starting at v_leak, Delay, a reset on the step after the
+spike, per-neuron time constants) raises an error naming the node, or with
+``allow_approx`` is changed and listed in ``approximations``. A constant current into a
+current-based synapse (an Affine / Conv2d bias, a recurrent bias) is exact: ``current``, an always-on
+input line on Loihi; only where no line fits (a pool-only layer) is it approximated as a voltage bias.
+Stateless Threshold nodes and LI / CubaLI membrane readouts are refused: spikeport's deploy side
+reads Loihi layers by their spikes.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import numpy as np
 
 from spikeport.errors import SpikeportError
 from spikeport.importer.connect import ConnPlan, parse
-from spikeport.importer.conventions import Producer
+from spikeport.importer.conventions import Producer, timing_words
 from spikeport.importer.neurons import euler, param
 from spikeport.nirfmt.flat import FlatGraph
 
@@ -35,7 +38,9 @@ SPIKING = ("IF", "LIF", "CubaLIF")
 class LayerPlan:
     """One population in float (see module docstring). ``conn``: the feed-forward map (its weights
     already carry the input gains and threshold folding); ``recurrent`` [out, out] float64 or None;
-    ``bias`` [out] per step in v units; ``nodes``: the source nodes it stands for."""
+    ``bias`` [out] per step in v units; ``current`` [out] float64 or None: a constant input current into
+    u on every step (a bias into a current-based synapse; Loihi: an always-on input line);
+    ``nodes``: the source nodes it stands for."""
 
     name: str
     neuron_kind: str
@@ -46,6 +51,7 @@ class LayerPlan:
     bias: np.ndarray
     recurrent: np.ndarray | None = None
     nodes: list[str] = field(default_factory=list)
+    current: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -123,17 +129,31 @@ def _neuron(ctx: _Ctx, name: str, node, kind: str, n: int, dt: float, prod: Prod
     if prod.reset == "zero" and np.any(v_reset != 0):
         ctx.approximate(name, "resets to a nonzero v_reset", "reset to 0")
     if prod.reset == "subtract":
-        ctx.approximate(name, "resets by subtracting the threshold", "reset to zero (Loihi's rule)")
+        ctx.approximate(name, "resets by subtracting the threshold (--reset subtract; NIR does not store the rule)",
+                        "reset to zero (Loihi's rule)")
     if prod.multi_spike:
         ctx.approximate(name, f"emits several spikes per step (n = v // v_th, {prod.name})", "at most one spike per step")
     if kind == "IF" and prod.if_clamp:
         ctx.approximate(name, "clamps the membrane at -v_threshold (min_v_mem)", "no clamp")
-    if recurrent and kind == "CubaLIF" and prod.recurrent_cuba_reset == "next_step":
-        ctx.approximate(name, "resets on the step after a spike (snnTorch RSynaptic as released)",
-                        "reset in the spike's own step")
+    if prod.timing(kind, recurrent) == "next_step":
+        why = " (snnTorch RSynaptic 0.8-1.0 as released)" if recurrent and kind == "CubaLIF" else ""
+        ctx.approximate(name, f"resets on the step after a spike{why} under --reset-timing "
+                        f"{timing_words(prod)}; pass --reset-timing same-step if the graph was trained with a "
+                        "same-step reset (e.g. snnTorch reset_delay=False before 0.8)", "reset in the spike's own step")
     if prod.threshold == ">=":
         ctx.notes.append(f"{name}: '>=' threshold applied as '>' one integer state unit lower (exact on the grid)")
     return beta_syn, beta_mem, gain, theta, bias
+
+
+def _line_fits(conn: ConnPlan, current: np.ndarray) -> bool:
+    """An always-on input line is written on the layer's weighted node (its NIR bias): a pool-only layer
+    has none, and a conv's bias is one value per output channel."""
+    if conn.kind == "pool":
+        return False
+    if conn.kind == "conv":
+        per = np.asarray(current, np.float64).reshape(conn.out_shape[0], -1)
+        return bool(np.allclose(per, per[:, :1], rtol=1e-12, atol=0))
+    return True
 
 
 def _walk_to_neuron(ctx: _Ctx, start: str, fwd_succ: dict) -> tuple[list[str], str | None]:
@@ -199,13 +219,19 @@ def lower(fg: FlatGraph, prod: Producer, dt: float, allow_approx: bool = False) 
             W_rec, b_in = rec.weight, b_in + rec.const
             b_node = loop[-1] if np.any(rec.const != 0) else b_node
         beta_syn, beta_mem, gain, theta, bias = _neuron(ctx, neuron, fg.nodes[neuron], kind, n, dt, prod, bool(loop))
+        current = None
         if np.any(b_in != 0):
-            if beta_syn != 0.0:
-                ctx.approximate(b_node, "a constant input current (bias) into a current-based "
-                                "synapse", "applied to the membrane as gain*b/(1 - beta_syn) from step 0")
-                bias = bias + gain * b_in / (1.0 - beta_syn)
-            else:
+            if beta_syn == 0.0:  # u forgets every step: a constant current is a constant voltage bias
                 bias = bias + gain * b_in
+            elif _line_fits(conn, gain * b_in):
+                current = gain * b_in
+                ctx.notes.append(f"{b_node}: its bias, a constant current into the synapse of '{neuron}', is an "
+                                 "always-on input line on Loihi (exact up to weight quantization)")
+            else:
+                ctx.approximate(b_node, "a constant input current (bias) into a current-based synapse that no "
+                                "always-on input line carries here (behind a weightless pool, or differing "
+                                "within a conv channel)", "applied to the membrane as gain*b/(1 - beta_syn) from step 0")
+                bias = bias + gain * b_in / (1.0 - beta_syn)
         theta_ref = float(np.max(theta))
         c = theta_ref / theta
         f = c * gain * conn.gain
@@ -214,7 +240,8 @@ def lower(fg: FlatGraph, prod: Producer, dt: float, allow_approx: bool = False) 
         layers.append(LayerPlan(name=neuron, neuron_kind=kind, conn=conn, beta_syn=beta_syn, beta_mem=beta_mem,
                                 theta=theta_ref / kappa, bias=c * bias / kappa,
                                 recurrent=None if W_rec is None else (f / kappa)[:, None] * W_rec,
-                                nodes=conns + [neuron] + loop))
+                                nodes=conns + [neuron] + loop,
+                                current=None if current is None else c * current / kappa))
         cur, dep_shape = neuron, conn.out_shape
     if not layers:
         raise SpikeportError(f"{fg.path}: graph has no spiking neuron layers")

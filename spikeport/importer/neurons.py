@@ -127,7 +127,11 @@ def generic(kind: str, node, shape, dt: float, prod: Producer) -> NeuronOp:
 # --- snnTorch (Leaky, Synaptic, RLeaky, RSynaptic as in snntorch 1.0.0) ------------------------------
 def snntorch(kind: str, node, shape, dt: float, prod: Producer, recurrent: bool) -> NeuronOp:
     """snnTorch's modules as ``import_from_nir`` builds them: beta = 1 - dt/tau, the input gain folded
-    into the threshold (``hack_w_scale``), reset_delay=False; RSynaptic resets on the next step."""
+    into the threshold (``hack_w_scale``). ``prod.timing`` says when a neuron resets: same step
+    (reset_delay=False) or next step (reset_delay=True, and RSynaptic as released in 0.8-1.0: the
+    same-step reset is computed on a local copy and dropped). The next-step reset is applied at the start
+    of the next step from the previous membrane: zero -> Leaky zeroes the old membrane, Synaptic and the
+    recurrent modules zero the new one; subtract -> v_th is subtracted."""
     if kind not in ("LIF", "CubaLIF"):
         return generic(kind, node, shape, dt, prod)
     tau_mem = param(node, "tau" if kind == "LIF" else "tau_mem", shape)
@@ -143,7 +147,7 @@ def snntorch(kind: str, node, shape, dt: float, prod: Producer, recurrent: bool)
     th = f32(vth if np.allclose(gain, 1.0) else vth / gain)  # hack_w_scale: the gain moves into the threshold
     bias = f32(param(node, "v_leak", shape, 0.0) * euler(dt, tau_mem) / gain)
     sub = prod.reset == "subtract"
-    delayed = recurrent and kind == "CubaLIF" and prod.recurrent_cuba_reset == "next_step"
+    delayed = prod.timing(kind, recurrent) == "next_step"  # reset_delay=True; RSynaptic 0.8-1.0 always
 
     def step(x, xr, st):
         syn, mem = st

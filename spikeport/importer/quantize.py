@@ -9,12 +9,15 @@ mantissa ``vth`` between 2**10 and 2**16. With calibration inputs it runs every 
 integer arithmetic on the float reference's input spikes of that layer and keeps the one whose output
 spikes differ least from the float reference's; without, the one with the least weight error.
 
-The recurrent matrix shares the state scale: its exponent is the smallest that does not clip it.
+The recurrent matrix shares the state scale: its exponent is the smallest that does not clip it. So
+does a layer's bias line (a constant current into u, :attr:`LayerPlan.current`): an int8 weight per
+neuron on an input that spikes every step, ``q << e`` with the smallest ``e >= 0`` that does not clip
+(a right shift of one line's input would only floor it).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,10 +28,23 @@ from spikeport.core.quant import LayerQuant
 from spikeport.deploy import emulator
 from spikeport.errors import SpikeportError
 from spikeport.importer.lower import LayerPlan
+from spikeport.nirfmt.line import BiasLine
+from spikeport.nirfmt.spec import LINE_EXP_MAX
 
 CLIPS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
 VTH_LOW, VTH_HIGH = 1 << 10, 1 << 16  # threshold mantissa range searched (headroom 2**23 / (vth << 6) >= 2)
 EXP_LIMIT = 16
+
+
+@dataclass
+class QLayer:
+    """One quantized layer: ``lq`` (feed-forward int8 weights and the LIF integers), ``rec`` (recurrent
+    weights or None), ``line`` (the bias line, per neuron, or None) and ``report`` (errors, choices)."""
+
+    lq: LayerQuant
+    rec: LayerQuant | None = None
+    line: BiasLine | None = None
+    report: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -95,7 +111,25 @@ def _candidate(plan: LayerPlan, unit: float, clip: float, exp: int, threshold: s
         ws_rec = s * 2.0 ** e_rec
         rec = LayerQuant(weight=quant.quantize_weight(plan.recurrent, ws_rec), weight_scale=ws_rec,
                          weight_exp=e_rec, state_scale=s, lif=lif)
-    return lq, rec
+    return QLayer(lq, rec, None if plan.current is None else bias_line(plan.current, s))
+
+
+def bias_line(current: np.ndarray, s: float) -> BiasLine:
+    """A constant current into u (float [out], per step) as an always-on line on state scale ``s``:
+    int8 q [out] and e >= 0 with (q << e) * s ~ current."""
+    a = np.asarray(current, np.float64) / s
+    peak, e = float(np.max(np.abs(a))) if a.size else 0.0, 0
+    while peak / 2.0**e > loihi.WEIGHT_MAX + 0.5 and e < LINE_EXP_MAX:
+        e += 1
+    q = np.clip(np.rint(a / 2.0**e), loihi.WEIGHT_MIN, loihi.WEIGHT_MAX).astype(np.int64)
+    return BiasLine(q, e, s)
+
+
+def line_connection(line: BiasLine | None, name: str = "line") -> Connection | None:
+    """The deploy-side bias line (dense [out, 1]) of a quantized layer."""
+    if line is None:
+        return None
+    return Connection(name, np.asarray(line.weight).astype(np.int8).reshape(-1, 1), int(line.weight_exp))
 
 
 def connection(plan: LayerPlan, lq: LayerQuant, name: str = "w") -> Connection:
@@ -111,22 +145,24 @@ def connection(plan: LayerPlan, lq: LayerQuant, name: str = "w") -> Connection:
                       pool=pool)
 
 
-def run_layer(plan: LayerPlan, lq: LayerQuant, rec: LayerQuant | None, x_int: np.ndarray, graded: bool) -> np.ndarray:
+def run_layer(plan: LayerPlan, ql: QLayer, x_int: np.ndarray, graded: bool) -> np.ndarray:
     """Exact integer run of one layer on x_int [T, B, in]; spikes [T, B, out] bool."""
-    T = x_int.shape[0]
+    T, lq, rec = x_int.shape[0], ql.lq, ql.rec
     pop = Population("layer", plan.size, lq.lif, connection(plan, lq),
-                     None if rec is None else Connection("rec", rec.weight, rec.weight_exp))
+                     None if rec is None else Connection("rec", rec.weight, rec.weight_exp),
+                     bias_line=line_connection(ql.line))
     net = LoihiNet(tuple(plan.conn.in_shape), [pop], T, graded)
     return emulator.run(net, x_int.reshape(T, x_int.shape[1], -1)).spikes[0]
 
 
-def _errors(plan: LayerPlan, lq: LayerQuant, rec: LayerQuant | None) -> dict:
+def _errors(plan: LayerPlan, ql: QLayer) -> dict:
     def one(w: np.ndarray, q: LayerQuant) -> tuple[float, float]:
         wq = q.weight.astype(np.float64) * q.weight_scale
         norm = float(np.linalg.norm(w)) or 1.0
         clipped = float(np.mean(np.abs(w) > (loihi.WEIGHT_MAX + 0.5) * q.weight_scale)) if w.size else 0.0
         return float(np.linalg.norm(w - wq)) / norm, clipped
 
+    lq, rec = ql.lq, ql.rec
     out = {"weight_rel_error": 0.0, "clipped_fraction": 0.0}
     if plan.conn.weight is not None:
         out["weight_rel_error"], out["clipped_fraction"] = one(plan.conn.weight, lq)
@@ -134,6 +170,9 @@ def _errors(plan: LayerPlan, lq: LayerQuant, rec: LayerQuant | None) -> dict:
     if rec is not None:
         out["recurrent_rel_error"], out["recurrent_clipped_fraction"] = one(plan.recurrent, rec)
         out["recurrent_clipped"] = quant.weight_fit(plan.name + " recurrent", plan.recurrent, rec.weight_scale)
+    if ql.line is not None:
+        err = np.linalg.norm(plan.current - ql.line.float_bias()) / (np.linalg.norm(plan.current) or 1.0)
+        out["bias_line"] = {"weight_exp": int(ql.line.weight_exp), "rel_error": float(err)}
     theta_q = lq.lif.vth * lq.state_scale
     out["threshold_rel_error"] = abs(theta_q - plan.theta) / plan.theta
     return out
@@ -141,7 +180,7 @@ def _errors(plan: LayerPlan, lq: LayerQuant, rec: LayerQuant | None) -> dict:
 
 def quantize_layer(plan: LayerPlan, unit: float, graded: bool, threshold: str = ">",
                    calib_in: np.ndarray | None = None, calib_target: np.ndarray | None = None):
-    """Best (LayerQuant, recurrent LayerQuant or None, report) for one layer (see module docstring).
+    """The best :class:`QLayer` (its ``report`` filled) for one layer (see module docstring).
     ``calib_in`` [T, B, in] integers; ``calib_target`` [T, B, out] bool float-reference spikes."""
     best = None
     w = plan.conn.weight
@@ -157,18 +196,19 @@ def quantize_layer(plan: LayerPlan, unit: float, graded: bool, threshold: str = 
             exps = [0] + [e for e in exps if e != 0]  # Lava's Conv runs only weight_exp = 0; ties keep it
         for exp in exps:
             try:
-                lq, rec = _candidate(plan, unit, clip, exp, threshold)
+                ql = _candidate(plan, unit, clip, exp, threshold)
             except ValueError:
                 continue
-            errs = _errors(plan, lq, rec)
+            errs = _errors(plan, ql)
             if calib_in is not None:
-                spikes = run_layer(plan, lq, rec, calib_in, graded)
+                spikes = run_layer(plan, ql, calib_in, graded)
                 score = float(np.mean(spikes != calib_target))
                 errs["spike_mismatch_rate"] = score
             else:
                 score = errs["weight_rel_error"]
             if best is None or score < best[0] - 1e-12:
-                best = (score, lq, rec, {"clip": clip, "weight_exp": exp, **errs})
+                ql.report = {"clip": clip, "weight_exp": exp, **errs}
+                best = (score, ql)
     if best is None:
         raise SpikeportError(f"layer '{plan.name}': no weight scale expresses threshold {plan.theta:g} on Loihi")
-    return best[1], best[2], best[3]
+    return best[1]

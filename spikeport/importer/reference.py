@@ -15,7 +15,7 @@ import numpy as np
 
 from spikeport.errors import SpikeportError
 from spikeport.files import runfolder
-from spikeport.importer import runio
+from spikeport.importer import conventions, runio
 from spikeport.importer.run import load_source, reference
 from spikeport.measure.parity import RefChunk, Reference
 
@@ -52,4 +52,9 @@ class ImportedReference(Reference):
         return RefChunk(spikes, pred, pred, {"float reference": readout})
 
     def report(self) -> dict:
-        return {"imported": True, "approximations": self.info.get("approximations", [])}
+        timing = conventions.timing_words(self.prod)
+        return {"imported": True, "approximations": self.info.get("approximations", []),
+                "conventions": {"producer": self.prod.name, "reset": self.prod.reset, "reset_timing": timing},
+                "conventions_hint": f"the float reference applies {self.prod.name}'s conventions with --reset "
+                                    f"{self.prod.reset} --reset-timing {timing}; a graph trained otherwise needs "
+                                    "re-importing with --reset / --reset-timing"}

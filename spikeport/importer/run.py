@@ -10,13 +10,13 @@ reference vs integer agreement on the inputs) and, when given, ``inputs.npy`` / 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import nir
 import numpy as np
 
-from spikeport.core.quant import LayerQuant
 from spikeport.deploy import emulator
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
@@ -30,19 +30,22 @@ from spikeport.nirfmt.spec import graph_meta
 CALIBRATION_SAMPLES = 256
 
 
-def _conn_nodes(i: int, plan: lower.LayerPlan, lq: LayerQuant, unit: float) -> list[tuple[str, nir.NIRNode]]:
-    """The spikeport-format nodes of layer i's feed-forward map: [pool] [flatten] (fc | conv)."""
-    c, out = plan.conn, []
+def _conn_nodes(i: int, plan: lower.LayerPlan, ql: quantize.QLayer, unit: float) -> list[tuple[str, nir.NIRNode]]:
+    """The spikeport-format nodes of layer i's feed-forward map: [pool] [flatten] (fc | conv); the bias
+    line (if any) is the weighted node's bias (one value per channel for a conv)."""
+    c, out, lq, line = plan.conn, [], ql.lq, ql.line
     if c.pool is not None:
         out.append((f"pool{i}", nodes.pool_node(*c.pool)))
     pooled = c.in_shape if c.pool is None or len(c.in_shape) < 3 else (c.in_shape[0], *lin_out(c.in_shape, c.pool))
     if c.kind == "dense":
         if len(c.in_shape) > 1:
             out.append((f"flat{i}", nodes.flatten_node(pooled)))
-        out.append((f"fc{i}", nodes.affine_node(lq, unit)))
+        out.append((f"fc{i}", nodes.affine_node(lq, unit, line)))
     elif c.kind == "conv":
+        if line is not None:  # the lowering puts a line on a conv only where it is constant per channel
+            line = replace(line, weight=np.asarray(line.weight).reshape(c.out_shape[0], -1)[:, 0])
         out.append((f"conv{i}", nodes.conv_node(lq, pooled[1:], unit, stride=c.stride, padding=c.padding,
-                                                dilation=c.dilation, groups=c.groups)))
+                                                dilation=c.dilation, groups=c.groups, line=line)))
     return out
 
 
@@ -52,14 +55,14 @@ def lin_out(shape: tuple[int, ...], pool: tuple) -> tuple[int, int]:
     return out_hw(shape[1], shape[2], *pool)
 
 
-def build_graph(plans: list[lower.LayerPlan], layers: list[tuple[LayerQuant, LayerQuant | None]], *,
+def build_graph(plans: list[lower.LayerPlan], layers: list[quantize.QLayer], *,
                 input_shape: tuple[int, ...], spec: quantize.InputSpec, time_steps: int, dt: float,
                 meta: dict) -> nir.NIRGraph:
     """spikeport-format graph: input -> [pool0] [flat0] (fc0 | conv0) -> lif0 (<-> rec0) -> ... -> output."""
-    layer_nodes = [nodes.Layer(i, _conn_nodes(i, plan, lq, spec.unit if i == 0 else 1.0),
-                               nodes.cuba_lif_node(lq, dt, n=plan.size, shape=plan.conn.out_shape),
-                               None if rec is None else nodes.affine_node(rec, 1.0))
-                   for i, (plan, (lq, rec)) in enumerate(zip(plans, layers))]
+    layer_nodes = [nodes.Layer(i, _conn_nodes(i, plan, ql, spec.unit if i == 0 else 1.0),
+                               nodes.cuba_lif_node(ql.lq, dt, n=plan.size, shape=plan.conn.out_shape),
+                               None if ql.rec is None else nodes.affine_node(ql.rec, 1.0))
+                   for i, (plan, ql) in enumerate(zip(plans, layers))]
     n_out = plans[-1].size
     sp = graph_meta(producer="import", dt=dt, time_steps=time_steps, encoder="imported", graded_input=spec.graded,
                     input_unit=spec.unit, input_shape=input_shape, n_classes=n_out, **meta)
@@ -84,14 +87,17 @@ def _check_dt(dt, prod: conventions.Producer, metadata: dict, notes: list[str]) 
 
 
 def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str = "auto", reset: str | None = None,
-                 allow_approx: bool = False, inputs: str | Path | None = None, labels: str | Path | None = None,
-                 time_steps: int | None = None, progress: Callable[[str, int, int], None] | None = None) -> dict:
+                 reset_timing: str | None = None, allow_approx: bool = False, inputs: str | Path | None = None,
+                 labels: str | Path | None = None, time_steps: int | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Import ``path`` into the run folder ``out``; returns (and writes) import.json's content.
-    ``progress(stage, done, total)`` follows the calibration, the layers quantized and the check."""
+    ``reset`` / ``reset_timing`` (``--reset zero|subtract``, ``--reset-timing same-step|next-step``; None:
+    the producer's current release) say what NIR does not store. ``progress(stage, done, total)`` follows
+    the calibration, the layers quantized and the check."""
     path, out = Path(path), Path(out)
     tick = progress or (lambda _stage, _done, _total: None)
     raw = read_any(path)
-    prod = conventions.resolve(producer, getattr(raw, "metadata", None), reset, str(path))
+    prod = conventions.resolve(producer, getattr(raw, "metadata", None), reset, str(path), reset_timing)
     notes: list[str] = []
     dt = _check_dt(dt, prod, dict(getattr(raw, "metadata", None) or {}), notes)
     fg = flat_graph(raw, str(path), prod.flatten_batch, input_batch=prod.input_batch)
@@ -104,49 +110,103 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
     T = x.shape[0] if x is not None else time_steps
     if T is None or not 1 <= int(T) <= 100_000:
         raise SpikeportError("pass --inputs FILE.npy ([N, T, ...]) or --time-steps to say how many steps a sample runs")
+    check = None if x is None else timing_check(fg, prod, dt, x, y, reset_timing, str(path), notes)
     spec = quantize.input_spec(x)
     if spec.max_error > 0:
         low.approximations.append({"node": fg.input, "issue": "float inputs", "change":
                                    f"quantized to integers of {spec.unit:.6g} (worst error {spec.max_error:.3g})"})
     names = [p.name for p in low.layers]
-    ref = None
+    layers = quantize_all(fg, prod, dt, low.layers, spec, x, int(T), tick)
+    meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names}
+    graph = build_graph(low.layers, layers, input_shape=fg.input_shape, spec=spec, time_steps=int(T), dt=dt, meta=meta)
+    net = to_loihi_net(graph, out / runfolder.MODEL_NIR)  # the graph deploys as written (validated here)
+    result = {"format": 1, "source": str(path), "producer": prod.name, "dt": dt, "time_steps": int(T),
+              "reset": prod.reset, "reset_timing": {"option": reset_timing, "applied": conventions.timing_words(prod)},
+              "conventions": prod.describe(), "notes": low.conventions + notes,
+              "approximations": low.approximations, "exact": not low.approximations,
+              "input": {"unit": spec.unit, "graded": spec.graded, "max_error": spec.max_error},
+              "network": net.describe(), "layers": [_layer_report(i, p, q) for i, (p, q) in enumerate(zip(low.layers, layers))]}
+    if check is not None:
+        result["reset_timing_check"] = check
+    if x is not None:
+        tick("float reference vs integers (samples)", 0, x.shape[1])
+        result["agreement"] = agreement(fg, prod, dt, net, x, y, spec, names)
+        tick("float reference vs integers (samples)", x.shape[1], x.shape[1])
+    _write_run(out, path, graph, x, y, result)
+    return result
+
+
+def quantize_all(fg, prod, dt: float, plans: list[lower.LayerPlan], spec: quantize.InputSpec, x: np.ndarray | None,
+                 T: int, tick) -> list[quantize.QLayer]:
+    """Every layer quantized in turn; with inputs ``x`` [T, B, ...] each candidate is scored against the
+    float reference's spikes on up to CALIBRATION_SAMPLES samples (the layer fed the reference's inputs)."""
+    names, ref = [p.name for p in plans], None
     if x is not None:
         cal = x[:, :CALIBRATION_SAMPLES]
         tick("calibration: float simulation (samples)", 0, cal.shape[1])
         ref = simulate(fg, prod, dt, cal, record=names)
         tick("calibration: float simulation (samples)", cal.shape[1], cal.shape[1])
         layer_in = spec.to_int(cal).reshape(cal.shape[0], cal.shape[1], -1)
-    layers, report = [], []
-    for i, plan in enumerate(low.layers):
+    layers = []
+    for i, plan in enumerate(plans):
         target = None if ref is None else ref.outputs[plan.name].reshape(T, -1, plan.size) > 0
-        lq, rec, errs = quantize.quantize_layer(plan, spec.unit if i == 0 else 1.0, spec.graded and i == 0,
-                                                prod.threshold, None if ref is None else layer_in, target)
-        layers.append((lq, rec))
-        report.append({"layer": f"lif{i}", "source_nodes": plan.nodes, "neuron": plan.neuron_kind,
-                       "neurons": plan.size, "connection": plan.conn.kind, "du": int(lq.lif.du), "dv": int(lq.lif.dv),
-                       "vth": int(lq.lif.vth), **errs})
+        layers.append(quantize.quantize_layer(plan, spec.unit if i == 0 else 1.0, spec.graded and i == 0,
+                                              prod.threshold, None if ref is None else layer_in, target))
         if ref is not None:
             layer_in = target.astype(np.int64)
-        tick("quantizing (layers)", i + 1, len(low.layers))
-    meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names}
-    graph = build_graph(low.layers, layers, input_shape=fg.input_shape, spec=spec, time_steps=int(T), dt=dt, meta=meta)
-    net = to_loihi_net(graph, out / runfolder.MODEL_NIR)  # the graph deploys as written (validated here)
-    result = {"format": 1, "source": str(path), "producer": prod.name, "dt": dt, "time_steps": int(T),
-              "conventions": prod.describe(), "notes": low.conventions + notes,
-              "approximations": low.approximations, "exact": not low.approximations,
-              "input": {"unit": spec.unit, "graded": spec.graded, "max_error": spec.max_error},
-              "network": net.describe(), "layers": report}
-    if x is not None:
-        tick("float reference vs integers (samples)", 0, x.shape[1])
-        result["agreement"] = agreement(fg, prod, dt, net, x, y, spec, names)
-        tick("float reference vs integers (samples)", x.shape[1], x.shape[1])
+        tick("quantizing (layers)", i + 1, len(plans))
+    return layers
+
+
+def _layer_report(i: int, plan: lower.LayerPlan, ql: quantize.QLayer) -> dict:
+    lif = ql.lq.lif
+    return {"layer": f"lif{i}", "source_nodes": plan.nodes, "neuron": plan.neuron_kind, "neurons": plan.size,
+            "connection": plan.conn.kind, "du": int(lif.du), "dv": int(lif.dv), "vth": int(lif.vth), **ql.report}
+
+
+def _write_run(out: Path, path: Path, graph, x, y, result: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     fileio.write_with(out / runfolder.MODEL_NIR, lambda tmp: nir.write(str(tmp), graph))
     if path.resolve() != (out / runio.SOURCE).resolve():
         fileio.write_with(out / runio.SOURCE, lambda tmp: shutil.copyfile(path, tmp))
     runio.save_inputs(out, x, y)
     fileio.write_json(out / runio.IMPORT_JSON, result)
-    return result
+
+
+TIMING_MARGIN = 0.05  # accuracy points by which the other reset timing must win to call the choice wrong
+
+
+def timing_check(fg, prod: conventions.Producer, dt: float, x: np.ndarray, y, option: str | None, path: str,
+                 notes: list[str]) -> dict | None:
+    """The observable that tells reset timings apart (NIR stores none): the float reference's predictions
+    on up to CALIBRATION_SAMPLES inputs under the timing applied and under each uniform timing of
+    ``--reset-timing``. Returns ``{"applied", "accuracy" (with labels), "prediction_agreement"}`` per timing.
+    With labels, when another timing classifies at least TIMING_MARGIN better: an error naming
+    ``--reset-timing`` if the timing was the producer's default, a note if the user chose it."""
+    if prod.name not in conventions.NEXT_STEP_PRODUCERS:
+        return None
+    cal, ys = x[:, :CALIBRATION_SAMPLES], None if y is None else y[:CALIBRATION_SAMPLES]
+    applied = conventions.timing_words(prod)
+    preds = {applied: predict(simulate(fg, prod, dt, cal, record=[fg.output]))}
+    for word, t in conventions.TIMINGS.items():
+        if word != applied:
+            alt = replace(prod, reset_timing=t, recurrent_cuba_reset=t)
+            preds[word] = predict(simulate(fg, alt, dt, cal, record=[fg.output]))
+    out = {"applied": applied, "samples": int(cal.shape[1]),
+           "prediction_agreement": {w: float(np.mean(p == preds[applied])) for w, p in preds.items()}}
+    if ys is None:
+        return out
+    acc = {w: float(np.mean(p == ys)) for w, p in preds.items()}
+    out["accuracy"] = acc
+    best = max(acc, key=acc.get)
+    if acc[best] >= acc[applied] + TIMING_MARGIN:
+        why = (f"{path}: the float reference classifies {acc[applied]:.1%} of the labelled inputs under "
+               f"--reset-timing {applied} but {acc[best]:.1%} under --reset-timing {best}")
+        if option is None:
+            raise SpikeportError(f"{why}: the graph was trained with the other reset timing (NIR does not store it); "
+                                 f"pass --reset-timing {best} (an explicit --reset-timing imports anyway)")
+        notes.append(why + " (kept: --reset-timing was given)")
+    return out
 
 
 def reference(fg, prod, dt: float, x: np.ndarray, names: list[str], readout: bool = False) -> tuple:
@@ -176,9 +236,12 @@ def load_source(run_dir: str | Path) -> tuple:
     run_dir = Path(run_dir)
     info = fileio.read_json(run_dir / runio.IMPORT_JSON)
     try:
-        prod = conventions.resolve(str(info["producer"]), None, str(info["conventions"]["reset"]), str(run_dir))
+        timing = (info.get("reset_timing") or {}).get("option")  # runs imported before --reset-timing: None
+        prod = conventions.resolve(str(info["producer"]), None, str(info["conventions"]["reset"]), str(run_dir),
+                                   None if timing is None else str(timing))
         dt = float(info["dt"])
-    except (KeyError, TypeError, ValueError):
-        raise SpikeportError(f"{run_dir / runio.IMPORT_JSON}: missing or bad 'producer', 'conventions' or 'dt'") from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise SpikeportError(f"{run_dir / runio.IMPORT_JSON}: missing or bad 'producer', 'conventions', "
+                             "'reset_timing' or 'dt'") from None
     raw = read_any(run_dir / runio.SOURCE)
     return flat_graph(raw, str(run_dir / runio.SOURCE), prod.flatten_batch, input_batch=prod.input_batch), prod, dt, info

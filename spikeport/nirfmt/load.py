@@ -4,7 +4,8 @@ Accepts graphs whose weighted and neuron nodes carry Loihi integers in ``metadat
 ``spikeport export`` writes). Between two CubaLIF populations lies one connection: ``[SumPool2d]
 [Flatten] (Affine | Linear | Conv2d)`` or a ``SumPool2d`` alone (an ``AvgPool2d`` only when marked
 ``as_sum``: its 1/k^2 folded into the next layer's scale); a population may feed itself through one
-Affine/Linear (recurrence). Node kinds are handled by functions in ``CONNECTIONS`` / ``NEURONS``; any
+Affine/Linear (recurrence), and the weighted node may carry a bias line (a constant current into u,
+:mod:`spikeport.nirfmt.line`). Node kinds are handled by functions in ``CONNECTIONS`` / ``NEURONS``; any
 other kind (Delay, Scale, ...), or a parameter Loihi cannot express exactly (weights beyond 8 bits,
 reset by subtraction, nonzero v_reset, ...), is an error that names the node and says why. Nothing is
 approximated silently. Tensors stay in NIR's (= torch's) C-major order.
@@ -21,7 +22,7 @@ from spikeport.core.linear import Pool2d, pair
 from spikeport.core.net import Connection, LoihiNet, Population
 from spikeport.errors import SpikeportError
 from spikeport.nirfmt import guard as nir_guard
-from spikeport.nirfmt import spec
+from spikeport.nirfmt import line, spec
 
 MAX_NEURONS = 10_000_000
 
@@ -336,10 +337,18 @@ def to_loihi_net(graph, path: str | Path = "<graph>") -> LoihiNet:
             raise ctx.err(pop_name, f"has {size} neurons, more than the limit {MAX_NEURONS}")
         lif = NEURONS[type(nodes[pop_name]).__name__](nodes[pop_name], ctx, pop_name, size)
         rec, rec_nodes = _recurrent(pop_name, nodes, succ, ctx, size)
+        for rname in rec_nodes:
+            if np.any(line.float_bias(nodes[rname]) != 0):
+                raise ctx.err(rname, "a recurrent bias is not deployed (put the constant current on the "
+                              "feed-forward node's bias line)")
+        wnode = chain[-1]
+        bias_line = None if conn.kind == "pool" else line.read_line(
+            nodes[wnode], _meta(nodes[wnode], ctx, wnode), conn, lambda why, _n=wnode: ctx.err(_n, why),
+            f"{ctx.path}: node '{wnode}'")
         seen.update([pop_name, *rec_nodes])
         shape = conn.out_shape
         pops.append(Population(name=pop_name, size=size, lif=lif, input=conn, recurrent=rec,
-                               shape=shape if len(shape) == 3 else ()))
+                               shape=shape if len(shape) == 3 else (), bias_line=bias_line))
         cur = pop_name
     if not pops:
         raise SpikeportError(f"{path}: graph has no neuron layers")

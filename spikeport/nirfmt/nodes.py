@@ -16,7 +16,9 @@ The float values written are the *quantized* ones (int8 weights times scale, rou
 threshold and bias), so the float graph and the integer metadata describe the same network.
 Metadata per node (key ``loihi``): Affine / Conv2d -> ``weight`` (int8 [out, in] or [C_out, C_in,
 kh, kw]), ``weight_exp``, ``weight_scale``, ``input_unit`` and, for a pruned layer, ``mask`` (bool:
-the synapses that exist; the float weight is zero outside); CubaLIF -> ``du``, ``dv``, ``vth``,
+the synapses that exist; the float weight is zero outside) and, for a population with a bias line
+(a constant current into u, :class:`BiasLine`), ``line_weight``, ``line_weight_exp``, ``line_scale``
+(the node's float bias is that current; without a line it is zero); CubaLIF -> ``du``, ``dv``, ``vth``,
 ``bias_mant``, ``bias_exp``, ``floor_v`` (bool: v = max(v, 0) before the threshold, KLIF; the float
 CubaLIF cannot say this, see :data:`spec.FLOOR_V_NOTE`). Tensors keep torch's layout: conv weights
 applied as a cross-correlation, populations after a conv ``(C, H, W)``, Flatten C-major over the
@@ -37,6 +39,7 @@ from spikeport.core import quant
 from spikeport.core.quant import LayerQuant
 from spikeport.errors import SpikeportError
 from spikeport.nirfmt import spec
+from spikeport.nirfmt.line import BiasLine
 
 POPULATION_FIELDS = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in")
 
@@ -87,12 +90,20 @@ def cuba_lif_node(lq: LayerQuant, dt: float = spec.DT, n: int | None = None,
     return nir.CubaLIF(**{f: shaped(values[f]) for f in POPULATION_FIELDS}, metadata=meta)
 
 
-def affine_node(lq: LayerQuant, input_unit: float) -> nir.Affine:
+def _with_line(meta: dict, n_bias: int, line: BiasLine | None) -> tuple[np.ndarray, dict]:
+    if line is None:
+        return np.zeros(n_bias), meta
+    meta[spec.NODE_META].update(line.meta())
+    return line.float_bias().reshape(n_bias), meta
+
+
+def affine_node(lq: LayerQuant, input_unit: float, line: BiasLine | None = None) -> nir.Affine:
     """Float weight = the dequantized int8 matrix (the float graph takes float inputs: pixels in [0, 1]
     or 0/1 spikes). A negative weight_exp (summed input shifted right by k) is part of the integer
-    rounding, not the float meaning."""
+    rounding, not the float meaning. ``line``: the population's bias line, written as the float bias."""
     w = lq.dequantized_weight()
-    return nir.Affine(weight=w, bias=np.zeros(w.shape[0]), metadata=_weight_meta(lq, input_unit))
+    bias, meta = _with_line(_weight_meta(lq, input_unit), w.shape[0], line)
+    return nir.Affine(weight=w, bias=bias, metadata=meta)
 
 
 def recurrent_node(q: np.ndarray, weight_exp: int, weight_scale: float) -> nir.Affine:
@@ -103,12 +114,13 @@ def recurrent_node(q: np.ndarray, weight_exp: int, weight_scale: float) -> nir.A
 
 
 def conv_node(lq: LayerQuant, input_hw: tuple[int, int], input_unit: float, *, stride=(1, 1), padding=(0, 0),
-              dilation=(1, 1), groups: int = 1) -> nir.Conv2d:
-    """Conv2d over a (pooled) input of spatial size ``input_hw``; float weight = int8 weight * scale."""
+              dilation=(1, 1), groups: int = 1, line: BiasLine | None = None) -> nir.Conv2d:
+    """Conv2d over a (pooled) input of spatial size ``input_hw``; float weight = int8 weight * scale;
+    ``line`` (one weight per output channel): the population's bias line, written as the float bias."""
+    bias, meta = _with_line(_weight_meta(lq, input_unit), lq.weight.shape[0], line)
     return nir.Conv2d(input_shape=tuple(int(s) for s in input_hw), weight=lq.dequantized_weight(),
                       stride=tuple(int(s) for s in stride), padding=tuple(int(s) for s in padding),
-                      dilation=tuple(int(s) for s in dilation), groups=int(groups),
-                      bias=np.zeros(lq.weight.shape[0]), metadata=_weight_meta(lq, input_unit))
+                      dilation=tuple(int(s) for s in dilation), groups=int(groups), bias=bias, metadata=meta)
 
 
 def pool_node(kernel, stride, padding=(0, 0), avg: bool = False) -> nir.NIRNode:

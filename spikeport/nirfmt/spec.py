@@ -34,12 +34,17 @@ KNOWN_NODES = {"Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d
                "Flatten", "Threshold", "Delay", "IF", "LI", "LIF", "CubaLIF", "CubaLI", "Integrator", "I",
                "NIRGraph"}
 TAU_FIELDS = ("tau", "tau_mem", "tau_syn")
-RESET_KEYS = ("reset", "reset_mode", "reset_mechanism")  # where producers write a reset rule, if at all
+RESET_KEYS = ("reset", "reset_mode", "reset_mechanism")
+# a population's bias line (an always-on input: a constant current into u), in its weighted node's metadata
+LINE_WEIGHT, LINE_EXP, LINE_SCALE = "line_weight", "line_weight_exp", "line_scale"
+LINE_EXP_MAX = 24  # where producers write a reset rule, if at all
 CONVENTIONS = {
     "update_order": "current (u) first, then voltage (v) with the new current",
     "threshold": "spike when v > v_threshold (strict)",
     "reset": "to zero (v_reset = 0); current not reset",
     "bias": "per-neuron voltage bias = dt/tau_mem * v_leak, added to v every step",
+    "bias_current": "an Affine / Conv2d bias is a constant input current into u on every step (Loihi: an "
+                    "always-on input line, integers in metadata loihi.line_weight / line_weight_exp)",
     "initial_state": "u = v = 0 at the start of every sample",
     "lag": "none within a sample: layer l at step t sees layer l-1's spikes of step t",
     "readout": "see 'readout' (spike_count: argmax of output spike counts, ties to the lowest index)",

@@ -30,10 +30,14 @@ def _op_layers(net: LoihiNet, x_int: np.ndarray, spikes: list[np.ndarray]):
     layers, prev = [], x_int.reshape(x_int.shape[0], x_int.shape[1], -1)
     for idx, (pop, out) in enumerate(zip(net.populations, spikes)):
         mat = pop.input.to_matrix() if hasattr(pop.input, "to_matrix") else sparse.csr_matrix(pop.input.weight)
+        events = prev
+        if pop.bias_line is not None:  # an always-on input column: one event every step
+            mat = sparse.hstack([mat, pop.bias_line.to_matrix()]).tocsr()
+            events = np.concatenate([prev, np.ones(prev.shape[:2] + (1,), prev.dtype)], axis=2)
         rec = None
         if pop.recurrent is not None:
             rec = pop.recurrent.to_matrix() if hasattr(pop.recurrent, "to_matrix") else sparse.csr_matrix(pop.recurrent.weight)
-        layers.append(OpLayer(name=pop.name, matrix=mat, input_events=prev, output_spikes=out,
+        layers.append(OpLayer(name=pop.name, matrix=mat, input_events=events, output_spikes=out,
                               graded_input=(idx == 0 and net.graded_input), recurrent=rec))
         prev = out.astype(np.int64)
     return layers
@@ -97,8 +101,9 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
     step(3, len(STEPS))
     table = load_profiles(profiles_file)
     est = estimate_energy(counts, table, profiles)
-    resources = [{"name": p.name, "n_neurons": p.size, "fan_in": p.input.shape[1],
-                  "n_synapses": _synapses(p.input) + (_synapses(p.recurrent) if p.recurrent else 0),
+    resources = [{"name": p.name, "n_neurons": p.size, "fan_in": p.input.shape[1] + (p.bias_line is not None),
+                  "n_synapses": _synapses(p.input) + (_synapses(p.recurrent) if p.recurrent else 0)
+                  + (_synapses(p.bias_line) if p.bias_line else 0),
                   "weight_bits": 8} for p in net.populations]
     mapping = map_to_loihi(resources)
     t = counts["totals"]

@@ -177,6 +177,8 @@ def _failure(run_dir: Path, result: dict) -> str:
     if "min_agreement" in result:
         msg += (f"; prediction agreement with the float reference {result['prediction_agreement']:.2%} "
                 f"(required {result['min_agreement']:.2%}) on imported run {run_dir}")
+        if result.get("conventions_hint"):
+            msg += f" ({result['conventions_hint']})"
     return msg
 
 

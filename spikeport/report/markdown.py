@@ -96,6 +96,10 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
         if p.get("spike_check"):
             rows.append(("spike mismatches", p["spike_check"]))
         rows.append(("parity", "PASS" if p.get("passed") else "FAIL"))
+        if p.get("conventions"):
+            c = p["conventions"]
+            rows.append(("imported conventions", f"{c['producer']}, --reset {c['reset']}, "
+                         f"--reset-timing {c['reset_timing']}"))
         rows += [("graph note", note) for note in p.get("graph_notes", [])]
     if e:
         rows += [("SynOps / sample", f"{e['synops']:,.0f}"),
