@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from spikeport.errors import SpikeportError
 from spikeport.files.schema import StrictModel
@@ -53,26 +53,19 @@ class Provenance(_Strict):
         return value.strip()
 
 
+Positive = Annotated[float, AfterValidator(_finite_positive)]  # > 0 and finite
+
+
 class PriceModel(Provenance):
     """Joules per operation (float, > 0) with provenance."""
 
-    value_j: float
-
-    @field_validator("value_j")
-    @classmethod
-    def _positive_value(cls, value):
-        return _finite_positive(float(value))
+    value_j: Positive
 
 
 class PowerModel(Provenance):
     """Watts (float, > 0) with provenance: a board- or chip-level power term."""
 
-    value_w: float
-
-    @field_validator("value_w")
-    @classmethod
-    def _positive_value(cls, value):
-        return _finite_positive(float(value))
+    value_w: Positive
 
 
 class OverheadModel(_Strict):
