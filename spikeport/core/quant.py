@@ -183,6 +183,7 @@ def quantize_layer(weight: np.ndarray, *, beta_syn: float, beta_mem: float, thet
                              NETX_VTH_TARGET_MAX if netx else VTH_TARGET_MAX)
     if netx:  # the right shift becomes a coarser weight step: same state scale, exact summed input
         ws, wexp = ws * 2.0 ** (-wexp), 0
+        ws = _netx_bias_fit(bias, ws * input_unit) / input_unit
         q = quantize_weight(weight, ws)
     s = ws * input_unit * 2.0 ** (-wexp)
     n_out = q.shape[0]
@@ -192,6 +193,15 @@ def quantize_layer(weight: np.ndarray, *, beta_syn: float, beta_mem: float, thet
     if not math.isfinite(s) or s <= 0:
         raise ValueError("state scale must be positive and finite")
     return LayerQuant(weight=q, weight_scale=ws, weight_exp=wexp, state_scale=s, lif=params)
+
+
+def _netx_bias_fit(bias: np.ndarray | None, s: float) -> float:
+    """The state scale ``s`` doubled until every bias mantissa round(b / s) on netx's fixed grid (bias_exp 6)
+    fits 13 bits (a large folded bias, e.g. bpsrm's normalization shift, needs a coarser state)."""
+    peak = float(np.max(np.abs(bias))) if bias is not None and np.size(bias) else 0.0
+    while round(peak / s) > loihi.BIAS_MANT_MAX:
+        s *= 2.0
+    return s
 
 
 def quantize_feedback(weight: np.ndarray, state_scale: float, netx: bool = False) -> tuple[np.ndarray, int, float]:

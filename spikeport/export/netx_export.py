@@ -11,7 +11,8 @@ missing (netx's only sparse switch is per network, see ``sparse_fc_layer`` below
 Refused, with one line naming the population: KLIF's v floor, a right-shifted summed input
 (``weight_exp < 0``: netx has no such field), weights netx would clip or truncate, a bias that is
 not a multiple of 64 (netx fixes ``bias_exp = 6``), a conv whose 24-bit output wrap differs from
-spikeport's, a pool that does not tile before a conv, recurrent convolutions.
+spikeport's, a pool that does not tile before a conv, recurrent convolutions. Runs trained with
+``TrainConfig.target = "netx"`` (the default; ``core.quant``) have no shift and only 64-multiple biases.
 
 Root attributes (ignored by netx, read by spikeport): ``producer``, ``time_steps``,
 ``input_message_bits`` (8 for a graded first layer: pass it to ``netx.hdf5.Network``), ``input_shape``,
