@@ -119,19 +119,23 @@ def export(run_dir: Path = typer.Argument(..., help="run folder written by `spik
     """Export a checkpoint to NIR (float parameters + Loihi integers in node metadata), ONNX and netx."""
     from spikeport.export.nir_export import export_run
 
+    notes = []
     with Bars(quiet) as bars:
         bars.callback(f"exporting {run_dir}")
         paths = [export_run(run_dir, out_path)]
         if netx:
-            from spikeport.export.netx_export import export_netx
+            from spikeport.export.netx_export import export_netx, written_accuracy
 
             paths.append(export_netx(paths[0]))
+            notes.append(written_accuracy(run_dir))  # the accuracy of what model.net holds
         if onnx:
             from spikeport.export.onnx_export import export_onnx
 
             paths.append(export_onnx(run_dir))
     for path in paths:
         out.print(f"wrote {path}")
+    for note in notes:
+        out.print(note)
 
 
 @app.command("convert-checkpoint")

@@ -199,7 +199,7 @@ def test_hnsg_mask_survives_training_export_and_loading(runs):
         conn = pop.input
         assert conn.sparse and conn.lava_process == "sparse"
         assert np.array_equal(conn.weight != 0, mask)  # signed-constant weights: nonzero exactly where kept
-        assert np.all(np.abs(conn.weight[mask]) == 127)
+        assert len(np.unique(np.abs(conn.weight[mask]))) == 1  # one magnitude (127, or coarser for netx)
         mat = conn.to_matrix()
         assert np.array_equal(mat.toarray() != 0, mask) and mat.nnz == mask.sum()
     untrained = checkpoint.build_model(cfg, 64, 10)
@@ -324,7 +324,7 @@ def test_lava_matches_integer_forward(runs, method):
     run, _ = runs[method]
     model, cfg, _ = checkpoint.load(run)
     net = load_nir(run / "model.nir")
-    x, _ = _test_inputs(cfg, n=6)
+    x, _ = _test_inputs(cfg, n=30)  # the one-epoch hnsg output layer fires ~0.004 spikes per neuron and step
     ref = [s.numpy() for s in model.forward_int(torch.from_numpy(x.astype(np.int64)))]
     lava = run_lava(net, x, timeout_s=300)
     assert len(lava) == len(ref)

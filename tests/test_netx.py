@@ -8,7 +8,6 @@ import pytest
 from spikeport.core import loihi
 from spikeport.core.linear import Pool2d
 from spikeport.core.net import Connection, LoihiNet, Population
-from spikeport.deploy import emulator
 from spikeport.deploy.supervise import run_netx
 from spikeport.errors import SpikeportError
 from spikeport.export.netx_export import write_netx
@@ -44,15 +43,7 @@ def test_weight_rules_match_netx_and_lava():
         rules.dense_synapse(np.zeros((2, 2), np.int64))
 
 
-def _compare(net, x, path) -> list[int]:
-    """Mismatching spikes per block between the emulator and netx on Lava (supervised child)."""
-    ref = emulator.run(net, x).spikes
-    got = run_netx(path, x, timeout_s=300)
-    assert len(got) == len(ref)
-    for r, g in zip(ref, got):
-        assert r.shape == g.shape
-        assert 0.005 < r.mean() < 0.98  # every layer is active: the comparison means something
-    return [int((r != g).sum()) for r, g in zip(ref, got)]
+_compare = netx_nets.compare
 
 
 def _random_input(net, rng, batch: int) -> np.ndarray:
@@ -75,39 +66,45 @@ def test_hand_built_nets_equal_netx_on_lava(tmp_path, build):
     assert _compare(net, _random_input(net, rng, 12), path) == [0] * len(net.populations)
 
 
-def test_trained_mlp_equals_netx_on_lava(tmp_path):
-    """``spikeport export RUN --netx`` on a trained run (rate encoding: no right shifts)."""
+def test_demo_like_run_exports_and_equals_netx_on_lava(tmp_path):
+    """``spikeport export RUN --netx`` on the demo's network (digits, direct encoding, CUBA-LIF MLP, the
+    default target "netx"): written as trained, netx on Lava equals the emulator spike for spike."""
     from tests.conftest import cli
 
-    nir_path, net = netx_nets.trained(tmp_path, "mlp", encoder="rate")
+    nir_path, net = netx_nets.trained(tmp_path, "demo")
+    assert net.graded_input and all(p.input.weight_exp == 0 for p in net.populations)
     proc = cli("export", str(nir_path.parent), "--netx")
     assert proc.returncode == 0, proc.stderr
+    acc = netx_nets.metrics(nir_path.parent)["quantized_accuracy"]
+    assert f"accuracy {100 * acc:.2f}% on 360 test samples" in " ".join(proc.stdout.split())  # what model.net holds
     path = nir_path.with_name("model.net")
-    x = netx_nets.digits_input(net, 24, "rate")
+    x = netx_nets.digits_input(net, 24, "direct")
     assert _compare(net, x, path) == [0, 0]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,overrides", [
+    ("demo", dict()),  # the demo's network: direct encoding, default target "netx"
     ("mlp_rate", dict(encoder="rate")),
-    ("mlp_direct", dict()),  # demo-like; right shifts removed (netx cannot express them)
-    ("rfc_rate", dict(encoder="rate", arch="rfc", hidden=[32], time_steps=8)),
-    ("conv_rate", dict(encoder="rate", arch="conv", channels=[4, 8], kernel=3, pool=2, hidden=[32], time_steps=6)),
+    ("rfc_direct", dict(arch="rfc", hidden=[32], time_steps=8)),
+    ("conv_direct", dict(arch="conv", channels=[4, 8], kernel=3, pool=2, hidden=[32], time_steps=6)),
 ])
 def test_trained_nets_equal_netx_on_lava_200(tmp_path, name, overrides):
+    """Trained runs written by ``write_netx`` as they are, 200 digits samples each."""
     _, net = netx_nets.trained(tmp_path, name, **overrides)
-    net = netx_nets.drop_right_shifts(net)
     path = write_netx(net, tmp_path / "model.net")
     x = netx_nets.digits_input(net, 200, overrides.get("encoder", "direct"), offset=100)
     assert _compare(net, x, path) == [0] * len(net.populations)
 
 
-def test_demo_like_net_is_refused_with_its_right_shift(tmp_path):
+def test_lava_target_run_is_refused_with_its_right_shift(tmp_path):
+    """target "lava" shifts the graded first layer's sum right (weight_exp < 0): netx cannot, so the export
+    is refused in one line that names the population and the way out."""
     from tests.conftest import cli
 
-    nir_path, net = netx_nets.trained(tmp_path, "demo")  # direct encoding: the first layer shifts right
+    nir_path, net = netx_nets.trained(tmp_path, "lava", target="lava", epochs=1)
     assert net.populations[0].input.weight_exp < 0
-    with pytest.raises(SpikeportError, match=r"population 'lif0' .*weight_exp -\d+"):
+    with pytest.raises(SpikeportError, match=r"population 'lif0' .*weight_exp -\d+.*target = \"netx\""):
         write_netx(net, tmp_path / "model.net")
     proc = cli("export", str(nir_path.parent), "--netx")
     assert proc.returncode == 2 and "weight_exp" in proc.stderr and "Traceback" not in proc.stderr

@@ -18,8 +18,9 @@ from spikeport.train.config import TrainConfig
 from spikeport.train.loop import train
 
 CONFIGS = {  # digits, first 500 training samples: a few seconds to a few tens of seconds each
-    "conv": dict(arch="conv", channels=[4, 8], hidden=[32], kernel=3, pool=2, time_steps=8, epochs=3, lr=5e-3),
-    "rfc": dict(arch="rfc", hidden=[48], time_steps=10, epochs=4),
+    "conv": dict(arch="conv", channels=[4, 8], hidden=[32], kernel=3, pool=2, time_steps=8, epochs=6, lr=5e-3),
+    # target "lava": right-shifted sums (graded first layer, recurrent weights) on Lava's Dense
+    "rfc": dict(arch="rfc", hidden=[48], time_steps=10, epochs=4, target="lava"),
     # binary input into Lava's Conv, AvgPool folded as a sum, KLIF's v floor, biases
     "conv-avg-klif": dict(arch="conv", method="klif", channels=[4], hidden=[], pool_mode="avg", time_steps=6,
                           epochs=3, bias=True, encoder="rate", lr=5e-3),

@@ -58,6 +58,15 @@ def quantize_weight(weight: np.ndarray, scale: float) -> np.ndarray:
 VTH_TARGET_MAX = 1 << 10
 
 
+# netx (lava-dl's HDF5 format) sets no weight exponent of its own: it derives one from the integer weights,
+# so the summed input is always exactly q @ x (never shifted right), and it fixes bias_exp at 6. A layer
+# quantized for netx therefore has weight_exp = 0: where spikeport would shift the sum right by k, the
+# weight step is 2**k coarser instead (the same state scale and vth), and its threshold may use more of
+# Lava's 17-bit vth before the step is coarsened (the current bound below still applies).
+NETX_VTH_TARGET_MAX = 1 << 13
+NETX_BIAS_EXP = 6
+
+
 # The current never wraps: the quantizer shifts further right until the largest current the layer's
 # weights can produce stays inside Loihi's 24-bit u, unless that would leave fewer than VTH_MIN_HEADROOM
 # threshold units (then the integer reference still models the wrap exactly, and parity holds).
@@ -84,15 +93,15 @@ def _current_bound(weight_sum: int, max_input: int, du: int, k: int) -> float:
 
 
 def choose_weight_exp(theta: float, s0: float, q: np.ndarray | None = None, max_input: int | None = None,
-                      du: int = 4096) -> int:
+                      du: int = 4096, vth_max: int = VTH_TARGET_MAX) -> int:
     """Smallest right shift k (weight_exp = -k) that brings vth = round(theta / (s0 * 2**k)) down to
-    ``VTH_TARGET_MAX`` and, given the int8 weights ``q`` and the largest integer input ``max_input`` of one
+    ``vth_max`` and, given the int8 weights ``q`` and the largest integer input ``max_input`` of one
     synapse per step, keeps :func:`peak_current` below 2**23 (while vth stays >= ``VTH_MIN_HEADROOM``).
     ``s0`` is weight_scale * input_unit; ``du`` the layer's current decay."""
     weight_sum = None if q is None or max_input is None else _weight_sum_peak(q)  # once: QAT calls this every batch
     for k in range(0, 24):
         vth = round(theta / (s0 * 2**k))
-        if vth > VTH_TARGET_MAX:
+        if vth > vth_max:
             continue
         if weight_sum is None or vth <= VTH_MIN_HEADROOM:
             return -k
@@ -110,11 +119,15 @@ def threshold_int(theta: float, state_scale: float) -> int:
     return vth
 
 
-def bias_int(bias: np.ndarray, state_scale: float) -> tuple[np.ndarray, int]:
+def bias_int(bias: np.ndarray, state_scale: float, exp: int | None = None) -> tuple[np.ndarray, int]:
     """A float per-neuron voltage bias (added to v every step) as Loihi (bias_mant, bias_exp).
 
-    The exact integer is b * 64 / s; the smallest exponent that fits the 13-bit mantissa is used.
+    The exact integer is b * 64 / s; the smallest exponent that fits the 13-bit mantissa is used, or
+    ``exp`` when given (the mantissa rounded to that grid and clipped: ``NETX_BIAS_EXP`` for netx).
     """
+    if exp is not None:
+        mant = np.rint(np.asarray(bias, dtype=np.float64) * (1 << loihi.ACT_SHIFT) / state_scale / 2**exp)
+        return np.clip(mant, loihi.BIAS_MANT_MIN, loihi.BIAS_MANT_MAX).astype(np.int64), int(exp)
     b = np.rint(np.asarray(bias, dtype=np.float64) * (1 << loihi.ACT_SHIFT) / state_scale)
     peak = float(np.max(np.abs(b))) if b.size else 0.0
     exp = 0
@@ -158,18 +171,23 @@ class LayerQuant:
 
 def quantize_layer(weight: np.ndarray, *, beta_syn: float, beta_mem: float, theta: float,
                    input_unit: float, bias: np.ndarray | None = None, floor_v: bool = False,
-                   max_input: int | None = None) -> LayerQuant:
+                   max_input: int | None = None, netx: bool = False) -> LayerQuant:
     """Quantize one CUBA-LIF layer (float weight [out, in], shared leaks and threshold).
     ``floor_v`` (KLIF) keeps v >= 0 before the threshold (``LIFParams.floor_v``). ``max_input``: the
     largest integer input of one synapse per step (255 for direct-encoded pixels, 1 for spikes, pool**2
     for summed spikes); given, the weight exponent also keeps the current from wrapping
-    (:func:`choose_weight_exp`)."""
+    (:func:`choose_weight_exp`). ``netx``: the integers lava-dl's netx can express (see ``NETX_*``)."""
     ws = weight_scale(weight)
     q = quantize_weight(weight, ws)
-    wexp = choose_weight_exp(theta, ws * input_unit, q, max_input, du_from_decay(beta_syn))
+    wexp = choose_weight_exp(theta, ws * input_unit, q, max_input, du_from_decay(beta_syn),
+                             NETX_VTH_TARGET_MAX if netx else VTH_TARGET_MAX)
+    if netx:  # the right shift becomes a coarser weight step: same state scale, exact summed input
+        ws, wexp = ws * 2.0 ** (-wexp), 0
+        ws = _netx_bias_fit(bias, ws * input_unit) / input_unit
+        q = quantize_weight(weight, ws)
     s = ws * input_unit * 2.0 ** (-wexp)
     n_out = q.shape[0]
-    mant, bexp = bias_int(bias if bias is not None else np.zeros(n_out), s)
+    mant, bexp = bias_int(bias if bias is not None else np.zeros(n_out), s, NETX_BIAS_EXP if netx else None)
     params = loihi.LIFParams(du=du_from_decay(beta_syn), dv=dv_from_decay(beta_mem),
                              vth=threshold_int(theta, s), bias_mant=mant, bias_exp=bexp, floor_v=bool(floor_v))
     if not math.isfinite(s) or s <= 0:
@@ -177,14 +195,24 @@ def quantize_layer(weight: np.ndarray, *, beta_syn: float, beta_mem: float, thet
     return LayerQuant(weight=q, weight_scale=ws, weight_exp=wexp, state_scale=s, lif=params)
 
 
-def quantize_feedback(weight: np.ndarray, state_scale: float) -> tuple[np.ndarray, int, float]:
+def _netx_bias_fit(bias: np.ndarray | None, s: float) -> float:
+    """The state scale ``s`` doubled until every bias mantissa round(b / s) on netx's fixed grid (bias_exp 6)
+    fits 13 bits (a large folded bias, e.g. bpsrm's normalization shift, needs a coarser state)."""
+    peak = float(np.max(np.abs(bias))) if bias is not None and np.size(bias) else 0.0
+    while round(peak / s) > loihi.BIAS_MANT_MAX:
+        s *= 2.0
+    return s
+
+
+def quantize_feedback(weight: np.ndarray, state_scale: float, netx: bool = False) -> tuple[np.ndarray, int, float]:
     """Weights [out, in] driven by binary spikes into a population whose state scale is already fixed
     (a recurrent connection): (int8 q, weight_exp, weight_scale) with q * 2**weight_exp ~ weight /
     state_scale. weight_exp is the smallest exponent that keeps max |q| <= 127; ``weight_scale`` =
-    state_scale * 2**weight_exp is the float value of one unit of q."""
+    state_scale * 2**weight_exp is the float value of one unit of q. ``netx``: weight_exp = 0 (netx gives
+    a recurrent block one exponent with its input weights), q = round(weight / state_scale) clipped to int8."""
     peak = float(np.max(np.abs(weight))) if np.size(weight) else 0.0
     exp = 0
-    if peak > 0:
+    if peak > 0 and not netx:
         exp = int(math.ceil(math.log2(peak / (loihi.WEIGHT_MAX * state_scale))))
         exp = int(np.clip(exp, -24, 24))
         while exp < 24 and peak / (state_scale * 2.0**exp) > loihi.WEIGHT_MAX + 0.5:  # float log2 edge cases

@@ -11,7 +11,8 @@ missing (netx's only sparse switch is per network, see ``sparse_fc_layer`` below
 Refused, with one line naming the population: a bias line (constant current into u), KLIF's v floor, a right-shifted summed input
 (``weight_exp < 0``: netx has no such field), weights netx would clip or truncate, a bias that is
 not a multiple of 64 (netx fixes ``bias_exp = 6``), a conv whose 24-bit output wrap differs from
-spikeport's, a pool that does not tile before a conv, recurrent convolutions.
+spikeport's, a pool that does not tile before a conv, recurrent convolutions. Runs trained with
+``TrainConfig.target = "netx"`` (the default; ``core.quant``) have no shift and only 64-multiple biases.
 
 Root attributes (ignored by netx, read by spikeport): ``producer``, ``time_steps``,
 ``input_message_bits`` (8 for a graded first layer: pass it to ``netx.hdf5.Network``), ``input_shape``,
@@ -32,6 +33,7 @@ from spikeport.files import fileio
 from spikeport.nirfmt import netx as rules
 
 GRADED_MAX = (1 << rules.GRADED_MESSAGE_BITS) - 1  # the largest graded input value Lava carries
+RETRAIN = 'train with target = "netx" (TrainConfig; the default for new runs) for integers netx can express'
 
 
 def _fail(path, pop: Population, why: str) -> SpikeportError:
@@ -42,7 +44,7 @@ def _shifted(weight: np.ndarray, exp: int, pop: Population, where: str, path) ->
     """Integer weights whose plain product equals ``shift(weight @ s, exp)``."""
     if exp < 0:
         raise _fail(path, pop, f"{where} has weight_exp {exp}, a right shift of the summed input that netx "
-                               "cannot express (netx derives its own exponent from integer weights)")
+                               f"cannot express (netx derives its own exponent from integer weights); {RETRAIN}")
     return np.asarray(weight, np.int64) << exp
 
 
@@ -121,7 +123,7 @@ def _neuron(pop: Population, block: dict, path) -> None:
     try:
         bias = rules.netx_bias(np.broadcast_to(lif.effective_bias(), (pop.size,)))
     except rules.NotExact as err:
-        raise _fail(path, pop, str(err)) from None
+        raise _fail(path, pop, f"{err}; {RETRAIN}") from None
     if bias.min() < loihi.BIAS_MANT_MIN or bias.max() > loihi.BIAS_MANT_MAX:
         raise _fail(path, pop, f"bias {int(np.abs(bias).max())} << 6 leaves the 13-bit mantissa")
     if np.any(bias):
@@ -197,3 +199,20 @@ def export_netx(nir_path: str | Path, out: str | Path | None = None) -> Path:
     nir_path = Path(nir_path)
     net = load_nir(nir_path)
     return write_netx(net, Path(out) if out else nir_path.with_name("model.net"))
+
+
+def written_accuracy(run_dir: str | Path) -> str:
+    """One line on the accuracy of the network a ``model.net`` exported from ``run_dir`` holds: it is the
+    checkpoint's own integer network (``write_netx`` changes no integer, it refuses), so its accuracy is
+    ``metrics.json``'s ``quantized_accuracy`` (the integer forward on the test set)."""
+    from spikeport.files import runfolder
+
+    path = Path(run_dir) / runfolder.METRICS
+    if not path.is_file():
+        return f"model.net holds the checkpoint's integers unchanged; no {path} gives their accuracy"
+    metrics = fileio.read_json(path)
+    acc, n = metrics.get("quantized_accuracy"), metrics.get("test_samples")
+    if not (isinstance(acc, (int, float)) and 0 <= acc <= 1 and isinstance(n, int) and n > 0):
+        raise SpikeportError(f"{path}: fields 'quantized_accuracy' (0..1) and 'test_samples' (> 0) are required")
+    return (f"model.net holds the checkpoint's integers unchanged: accuracy {100 * acc:.2f}% on {n} test samples "
+            f"(Loihi integer forward, {path.name})")

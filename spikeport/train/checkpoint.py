@@ -23,6 +23,13 @@ FORMAT = "spikeport-checkpoint"
 # the behaviour before they existed, so older checkpoints still load).
 REQUIRED_FIELDS = ("data", "method", "arch", "hidden", "time_steps", "encoder", "beta_syn", "beta_mem", "theta",
                    "bias", "surrogate_slope", "qat", "seed")
+# Fields whose default changed after they were added: a config.json without them was trained with this value.
+SAVED_BEFORE = {"target": "lava"}
+
+
+def saved_config(obj: dict, source: str) -> TrainConfig:
+    """The TrainConfig of a checkpoint's ``config`` object (``SAVED_BEFORE`` fills fields it predates)."""
+    return TrainConfig.from_dict({**SAVED_BEFORE, **obj} if isinstance(obj, dict) else obj, source=source)
 
 
 def layer_specs(cfg: TrainConfig, n_in: int, n_classes: int) -> list[LayerSpec]:
@@ -52,6 +59,8 @@ def build_model(cfg: TrainConfig, n_in: int, n_classes: int, input_shape: tuple[
         model = SpikingMLP(layer_specs(cfg, n_in, n_classes), graded_input=is_graded(cfg.encoder),
                            input_levels=INPUT_LEVELS, surrogate_slope=cfg.surrogate_slope,
                            layer_cls=method.layer_cls, layer_kwargs=method.layer_kwargs(cfg))
+    for layer in model.layers:
+        layer.netx = cfg.target == "netx"
     method.prepare(model, cfg)
     return model
 
@@ -103,7 +112,7 @@ def load(run_dir: str | Path) -> tuple[SpikingMLP, TrainConfig, dict]:
     missing = [k for k in REQUIRED_FIELDS if k not in raw["config"]]
     if missing:  # a default would silently change the network
         raise SpikeportError(f"{src}: field 'config' lacks {', '.join(missing)}")
-    cfg = TrainConfig.from_dict(raw["config"], source=src)
+    cfg = saved_config(raw["config"], src)
     for key in ("n_inputs", "n_classes"):
         if not isinstance(raw.get(key), int) or isinstance(raw[key], bool) or not 0 < raw[key] <= 10**7:
             raise SpikeportError(f"{src}: field {key!r} must be a positive integer")

@@ -53,6 +53,10 @@ class TrainConfig(StrictModel):
     bias: bool = False
     surrogate_slope: Positive = 10.0
     qat: bool = True
+    # Loihi integers for: "netx" (weight_exp 0, bias_exp 6: what lava-dl's netx HDF5 expresses, so `spikeport
+    # export --netx` writes the very network trained; core.quant) or "lava" (any weight / bias exponent: a right
+    # shift of a layer's summed input, which netx cannot write). A checkpoint saved before this field: "lava".
+    target: Literal["lava", "netx"] = "netx"
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     limit: Annotated[int, Field(ge=1)] | None = None  # training samples used (None: all)
     population: Count = 1  # output neurons per class: a class scores the spikes of its group (spike_count readout)

@@ -40,7 +40,8 @@ def convert_checkpoint(src: str | Path, *, config: str | Path, out: str | Path) 
                                                                           if k not in SHAPE_KEYS}
     if not isinstance(fields, dict):
         raise SpikeportError(f"{config}: field 'config' must be an object")
-    cfg = TrainConfig.from_dict(fields, source=str(config))
+    cfg = checkpoint.saved_config(fields, str(config)) if raw.get("format") == checkpoint.FORMAT else \
+        TrainConfig.from_dict(fields, source=str(config))
     n_in, n_classes, shape = _sizes(raw, cfg, Path(config))
     state = _read_state_dict(src)
     model = checkpoint.build_model(cfg, n_in, n_classes, shape)

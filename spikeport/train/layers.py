@@ -159,7 +159,8 @@ class RecurrentMixin:
     def quant_recurrent(self, lq: quant.LayerQuant | None = None) -> tuple[np.ndarray, int, float]:
         """(int8 q_rec [N, N], weight_exp, weight_scale) on the layer's state scale."""
         lq = lq or self.quant()
-        return quant.quantize_feedback(self.weight_rec.detach().cpu().double().numpy(), lq.state_scale)
+        return quant.quantize_feedback(self.weight_rec.detach().cpu().double().numpy(), lq.state_scale,
+                                       netx=self.netx)
 
     def forward(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
         """x [T, B, n_in] float -> spikes [T, B, N] float; the same steps as LIFDense plus feedback."""

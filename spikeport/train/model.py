@@ -53,6 +53,8 @@ class LIFDense(nn.Module):
     use_fused = True  # forward through train.fused (same spikes and gradients as the step loop, faster)
     v_floor = False  # KLIF: v = max(v, 0) after integration, before the threshold (LIFParams.floor_v);
     # True, or a function computing max(v, 0) with its own backward (see core.neuron.cuba_lif_step)
+    netx = False  # quantize as lava-dl's netx can express (core.quant: weight_exp 0, bias_exp 6); set by
+    # checkpoint.build_model from TrainConfig.target
 
     def __init__(self, spec: LayerSpec, input_unit: float = 1.0, surrogate_slope: float = 10.0):
         super().__init__()
@@ -77,7 +79,7 @@ class LIFDense(nn.Module):
         bn = None if bias is None else bias.detach().cpu().double().numpy()
         return quant.quantize_layer(wn, beta_syn=self.spec.beta_syn, beta_mem=self.spec.beta_mem,
                                     theta=self.spec.theta, input_unit=self.input_unit, bias=bn,
-                                    floor_v=bool(self.v_floor), max_input=self.max_input_int())
+                                    floor_v=bool(self.v_floor), max_input=self.max_input_int(), netx=self.netx)
 
     def max_input_int(self) -> int:
         """Largest integer input of one synapse in one step: 1 for spikes, 1 / input_unit for graded

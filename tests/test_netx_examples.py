@@ -1,0 +1,61 @@
+"""Every ``examples/*.toml`` configuration, trained tiny on digits (its architecture, method, encoder and
+neuron kept), goes out through ``write_netx`` exactly or is refused with its reason; every file written
+runs on netx on Lava with the same spikes as spikeport's emulator."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spikeport.errors import SpikeportError
+from spikeport.export.netx_export import write_netx
+from tests import netx_nets
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
+# what netx cannot express, per method: KLIF's floor on v (klif_floor "all" or "hidden": a hidden layer has it)
+REFUSED = {"klif": "KLIF's v floor"}
+
+
+def _tiny_run(tmp_path: Path, toml: Path):
+    """The example's config on digits (8x8 images), 1000 training samples, 4 epochs; exported to NIR."""
+    from spikeport.export.nir_export import export_run
+    from spikeport.nirfmt.load import load_nir
+    from spikeport.train.config import TrainConfig
+    from spikeport.train.loop import train
+
+    cfg = TrainConfig.from_toml(toml)
+    assert cfg.target == "netx"  # the default: the examples train what netx can write
+    cfg.data, cfg.data_dir, cfg.limit, cfg.epochs = "digits", None, 1000, 4
+    cfg.validate(str(toml))
+    out = tmp_path / toml.stem
+    train(cfg, out)
+    path = export_run(out)
+    return cfg, load_nir(path)
+
+
+def _check(tmp_path: Path, toml: Path, samples: int) -> None:
+    cfg, net = _tiny_run(tmp_path, toml)
+    if cfg.method in REFUSED:
+        with pytest.raises(SpikeportError, match=REFUSED[cfg.method]) as err:
+            write_netx(net, tmp_path / "model.net")
+        assert "\n" not in str(err.value)
+        return
+    path = write_netx(net, tmp_path / "model.net")
+    x = netx_nets.digits_input(net, samples, cfg.encoder, offset=1000)
+    assert netx_nets.compare(net, x, path) == [0] * len(net.populations)
+
+
+def test_examples_are_all_covered():
+    names = {p.stem for p in EXAMPLES}
+    assert len(names) >= 11 and {"lif_fmnist", "bpsrm_fmnist", "klif_fmnist", "lif_conv_fmnist"} <= names
+
+
+def test_bpsrm_example_equals_netx_on_lava(tmp_path):
+    """bpsrm folds its normalization into biases: netx's bias_exp 6 grid, trained for (16 samples)."""
+    _check(tmp_path, next(p for p in EXAMPLES if p.stem == "bpsrm_fmnist"), 16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("toml", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_example_exports_exactly_or_is_refused(tmp_path, toml):
+    _check(tmp_path, toml, 60)
