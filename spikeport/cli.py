@@ -69,9 +69,18 @@ def train(
                                      "`torchrun --nproc-per-node N $(which spikeport) train ... --distributed`"),
     resume: bool = typer.Option(False, "--resume", help="continue from the run folder's per-epoch checkpoint/ "
                                 "(same options; ends with the weights an uninterrupted run reaches)"),
+    from_run: Optional[Path] = typer.Option(None, "--from", help="fine-tune an imported run (`spikeport import "
+                                            "GRAPH.nir`) on Loihi integers into --out (--epochs, default 10; --lr, "
+                                            "--batch-size, --seed, --target)"),
+    target: str = typer.Option("auto", help="--from: labels | producer (distil the producer's float outputs) | "
+                               "auto (labels when the run has them)"),
     quiet: bool = _quiet(),
 ):
     """Train a spiking network with surrogate-gradient BPTT and quantization-aware training."""
+    if from_run is not None:
+        _finetune(from_run, out_dir, quiet, epochs=epochs or 10, lr=lr or 2e-3, batch_size=batch_size or 64,
+                  seed=seed or 0, target=target)
+        return
     from spikeport.train import resume as resume_state
     from spikeport.train.config import TrainConfig
     from spikeport.train.loop import train as run_train
@@ -168,11 +177,19 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
             labels: Optional[Path] = typer.Option(None, help="labels .npy [N] integers"),
             time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1,
                                                      help="steps per sample when no --inputs are given"),
+            finetune: Optional[int] = typer.Option(None, "--finetune", min=1, help="then fine-tune EPOCHS on Loihi "
+                                                   "integers (QAT, surrogate BPTT; needs --inputs)"),
+            target: str = typer.Option("auto", help="fine-tuning target: labels | producer (distil the producer's "
+                                       "float outputs) | auto (labels when given)"),
+            holdout: float = typer.Option(0.2, help="fine-tuning: fraction of --inputs held out (the run's parity "
+                                          "samples; the rest trains)"),
             quiet: bool = _quiet()):
     """Import a peer's NIR graph (snnTorch, Norse, Sinabs, Rockpool) into a run folder with Loihi integers,
     or a lava-dl netx file (its integers as they are; parity then holds every backend against netx itself)."""
     from spikeport.importer.run import import_graph
 
+    if finetune and (inputs is None or graph.suffix == ".net"):
+        raise SpikeportError("--finetune needs a NIR graph and --inputs (the samples it trains on)")
     if graph.suffix == ".net":
         from spikeport.importer.netx_import import import_netx
 
@@ -197,6 +214,23 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
     if "agreement" in res:
         rows.append(("float reference vs integer predictions", f"{res['agreement']['prediction_agreement']:.2%}"))
     _summary(rows + [("run folder", str(out_dir))], "imported")
+    if finetune:
+        _finetune(out_dir, out_dir, quiet, epochs=finetune, target=target, holdout=holdout)
+
+
+def _finetune(run_dir: Path, out_dir: Path, quiet: bool, **kw) -> None:
+    """Fine-tune an imported run (importer.finetune) and print before / after."""
+    from spikeport.importer.finetune import finetune_run
+
+    with Bars(quiet) as bars:
+        res = finetune_run(run_dir, out=out_dir, progress=bars.update, **kw)
+    rows = [("target", res["target"]), ("measured on", res["measured_on"]),
+            ("samples", f"{res['train_samples']} trained, {res['heldout_samples']} held out")]
+    for key, label in (("prediction_agreement", "agreement with the producer"),
+                       ("integer_accuracy", "integer accuracy"), ("producer_accuracy", "producer accuracy")):
+        if key in res["after"]:
+            rows.append((label, f"{res['before'][key]:.2%} -> {res['after'][key]:.2%}"))
+    _summary(rows + [("run folder", str(out_dir))], "fine-tuned")
 
 
 @app.command()

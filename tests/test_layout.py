@@ -23,7 +23,7 @@ ALLOWED = {
     "train": {"errors", "files", "core", "data", "measure"},
     "deploy": {"errors", "files", "core", "nirfmt"},
     "export": {"errors", "files", "core", "data", "nirfmt", "train", "deploy"},
-    "importer": {"errors", "files", "core", "nirfmt", "deploy", "measure"},
+    "importer": {"errors", "files", "core", "nirfmt", "deploy", "measure", "train"},  # train: fine-tuning (importer.finetune_net)
     "pipeline": {"errors", "files", "core", "data", "nirfmt", "deploy", "measure", "train", "importer"},
     "report": {"errors", "files", "core", "measure"},
     "cli": {"errors", "files", "pipeline", "report", "train", "export", "importer", "core"},

@@ -23,6 +23,11 @@ IMPORT = "import.json"
 SOURCE = "source.nir"
 INPUTS = "inputs.npy"
 LABELS = "labels.npy"
+# written by fine-tuning an imported run (importer.finetune): the samples it trained on; inputs.npy /
+# labels.npy then hold the held-out ones (the checkpoint is WEIGHTS + CONFIG of format
+# "spikeport-imported-finetune")
+TRAIN_INPUTS = "train_inputs.npy"
+TRAIN_LABELS = "train_labels.npy"
 # written by `spikeport import MODEL.net` (a lava-dl netx file): the file itself and what was read from it
 NETX_SOURCE = "source.net"
 NETX_IMPORT = "netx_import.json"

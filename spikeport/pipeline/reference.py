@@ -8,7 +8,9 @@ parameter and never asks where it came from. Two kinds exist:
   forward must equal every backend spike for spike (``exact``);
 * :class:`spikeport.importer.reference.ImportedReference`: an imported run's source graph simulated
   in float with the producer's conventions; quantization lets its spikes differ, so the gate is
-  prediction agreement (and backend against backend spike for spike).
+  prediction agreement (and backend against backend spike for spike);
+* :class:`spikeport.importer.finetuned_reference.FinetunedReference`: an imported run fine-tuned on
+  Loihi integers: its checkpoint's integer forward (exact), the producer measured beside it.
 
 :func:`for_run` picks the one a run folder needs.
 """
@@ -98,6 +100,12 @@ def for_run(run_dir: str | Path, net: LoihiNet, *, inputs: str | Path | None = N
     if (Path(run_dir) / runfolder.NETX_IMPORT).is_file():
         return NetxReference(run_dir, net, inputs=inputs, labels=labels)
     if runfolder.is_imported(run_dir):
+        from spikeport.importer import finetune_net
+
+        if finetune_net.is_finetuned(run_dir):  # fine-tuned on Loihi integers: its checkpoint, exact
+            from spikeport.importer.finetuned_reference import FinetunedReference
+
+            return FinetunedReference(run_dir, net, inputs=inputs, labels=labels)
         from spikeport.importer.reference import ImportedReference
 
         return ImportedReference(run_dir, net, inputs=inputs, labels=labels)

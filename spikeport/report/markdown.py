@@ -100,6 +100,7 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
             c = p["conventions"]
             rows.append(("imported conventions", f"{c['producer']}, --reset {c['reset']}, "
                          f"--reset-timing {c['reset_timing']}"))
+        rows += finetune_rows(p)
         rows += [("graph note", note) for note in p.get("graph_notes", [])]
     if e:
         rows += [("SynOps / sample", f"{e['synops']:,.0f}"),
@@ -112,6 +113,24 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
         if e.get("loihi2_mapping"):
             rows.append(("Loihi 2 cores (estimate)", f"{e['loihi2_mapping']['total_cores']} "
                          f"({e['loihi2_mapping']['chips']} chip(s))"))
+    return rows
+
+
+def finetune_rows(parity: dict) -> list[tuple[str, str]]:
+    """A fine-tuned imported run (importer.finetune): agreement of the integer reference with the producer
+    on the samples parity ran, and import.json's before / after fine-tuning figures."""
+    if not parity.get("finetuned"):
+        return []
+    ft = parity.get("finetune") or {}
+    rows = [("agreement with the producer (float accuracy: the producer's)", pct(parity.get("producer_agreement")))]
+    before, after = ft.get("before") or {}, ft.get("after") or {}
+    if "prediction_agreement" in before and "prediction_agreement" in after:
+        text = (f"{before['prediction_agreement']:.2%} -> {after['prediction_agreement']:.2%} agreement with the "
+                f"producer")
+        if "integer_accuracy" in after:
+            text += (f"; accuracy {before['integer_accuracy']:.2%} -> {after['integer_accuracy']:.2%} (producer "
+                     f"{after['producer_accuracy']:.2%})")
+        rows.append((f"fine-tuning ({ft.get('epochs')} epochs on {ft.get('target')}; {ft.get('measured_on')})", text))
     return rows
 
 

@@ -93,3 +93,46 @@ def test_trained_sinabs_cnn_on_lava_and_emulator(tmp_path):
     lava = pairs["reference-lava"]
     print(f"sinabs accuracy {float(d['accuracy']):.4f}, Loihi (lava) accuracy {lava['backend_accuracy']:.4f}, "
           f"prediction agreement {lava['prediction_agreement']:.4f}")
+
+
+@pytest.mark.slow
+def test_trained_sinabs_cnn_finetuned_on_loihi_integers(tmp_path):
+    """The Sinabs CNN trained on digits, imported with the train split (--allow-approx: Loihi fires once per
+    step and resets to zero), fine-tuned by distilling Sinabs's outputs (``--finetune``), then run on the
+    test split: Lava == emulator == the fine-tuned module's integer forward; Loihi accuracy before (post-
+    training quantization) and after, against Sinabs's own accuracy (the issue's target: within 1 point;
+    measured and printed, figures in docs/nir_peers.md)."""
+    from spikeport import pipeline
+    from spikeport.data import load_dataset
+
+    ds = load_dataset("digits")
+    np.savez(tmp_path / "digits.npz", x_train=ds.x_train[:, 0], y_train=ds.y_train, x_test=ds.x_test[:, 0],
+             y_test=ds.y_test)
+    graph, d = sinabs_make(tmp_path, "train-cnn", args=("--digits", str(tmp_path / "digits.npz")),
+                           timeout=1200)["train-cnn"]
+    steps = d["x"].shape[1]  # Sinabs's frames: each pixel is the input current of every step
+    x_train = np.broadcast_to(ds.x_train[:, 0].astype(np.float32)[:, None, None], (len(ds.y_train), steps, 1, 8, 8))
+    np.save(tmp_path / "xtr.npy", x_train)
+    np.save(tmp_path / "ytr.npy", ds.y_train)
+    np.save(tmp_path / "xte.npy", d["x"])
+    np.save(tmp_path / "yte.npy", d["y"])
+    run = tmp_path / "run"
+    proc = cli("import", str(graph), "--producer", "sinabs", "--dt", "1", "--out", str(run), "--allow-approx", "-q",
+               "--inputs", str(tmp_path / "xtr.npy"), "--labels", str(tmp_path / "ytr.npy"))
+    assert proc.returncode == 0, proc.stderr
+    test_split = {"inputs": tmp_path / "xte.npy", "labels": tmp_path / "yte.npy"}
+    ptq = pipeline.parity(run, backend="emulator", min_agreement=0.0, **test_split)
+    assert ptq["reference_accuracy"] == pytest.approx(float(d["accuracy"]))  # the float reference is Sinabs
+    proc = cli("train", "--from", str(run), "--out", str(tmp_path / "ft"), "--epochs", "10", "--target", "producer",
+               "-q",
+               timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    ft = pipeline.parity(tmp_path / "ft", backend="lava,emulator", **test_split)
+    assert ft["finetuned"] and ft["passed"] and ft["spike_mismatches"] == 0
+    assert ft["float_accuracy"] == pytest.approx(float(d["accuracy"]))  # the producer's, beside the reference
+    gap = float(d["accuracy"]) - ft["backend_accuracy"]
+    print(f"sinabs CNN on the digits test split ({ft['samples']}): sinabs {float(d['accuracy']):.4f}; Loihi "
+          f"post-training quantization {ptq['backend_accuracy']:.4f} (agreement {ptq['prediction_agreement']:.4f}); "
+          f"fine-tuned {ft['backend_accuracy']:.4f} (agreement {ft['producer_agreement']:.4f}); gap "
+          f"{100 * gap:.2f} points ({'within' if gap <= 0.01 else 'NOT within'} the 1-point target)")
+    assert ft["backend_accuracy"] > ptq["backend_accuracy"]

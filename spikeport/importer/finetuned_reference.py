@@ -1,0 +1,71 @@
+"""The parity reference of a fine-tuned imported run: its checkpoint's Loihi-integer forward (exact),
+with the producer's float simulation of ``source.nir`` beside it.
+
+A run fine-tuned by :mod:`spikeport.importer.finetune` holds a checkpoint (``model.safetensors`` +
+``config.json`` of format ``spikeport-imported-finetune``). Its integer forward
+(:func:`spikeport.importer.finetune_net.load`, ``forward_int``) must equal every backend spike for
+spike, as a trained run's checkpoint does (``exact``). The producer is still measured: per chunk, the
+float simulation of ``source.nir`` with the producer's conventions gives its predictions
+(``float_pred``: parity.json's ``float_accuracy`` is the producer's accuracy) and parity.json gains
+``producer_agreement`` (integer reference vs producer predictions, over every sample parity ran) and
+the fine-tuning's before / after figures from import.json.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spikeport.core.readout import predict
+from spikeport.errors import SpikeportError
+from spikeport.files import runfolder
+from spikeport.importer import finetune_net, runio
+from spikeport.importer.run import load_source, reference
+from spikeport.measure.parity import RefChunk, Reference
+
+
+class FinetunedReference(Reference):
+    """A fine-tuned imported run (see the module docstring)."""
+
+    exact = True
+
+    def __init__(self, run_dir: str | Path, net, *, inputs: str | Path | None = None,
+                 labels: str | Path | None = None):
+        self.run_dir, self.net, self.files = Path(run_dir), net, (inputs, labels)
+        self.model, _ = finetune_net.load(run_dir)
+        self.fg, self.prod, self.dt, self.info = load_source(run_dir)
+        self.names = [n.decode() if isinstance(n, bytes) else str(n)
+                      for n in np.asarray(net.meta.get("source_layers", [])).ravel()]
+        sizes = [layer.spec.n_out for layer in self.model.layers]
+        if len(self.names) != len(sizes) or sizes != [p.size for p in net.populations]:
+            raise SpikeportError(f"{self.run_dir / runfolder.MODEL_NIR}: its layers do not match the fine-tuned "
+                                 f"checkpoint {runfolder.WEIGHTS}")
+        self.dataset = f"imported from {self.prod.name} (dt = {self.dt:g} s), fine-tuned on Loihi integers"
+        self.describe = (f"Loihi-integer torch forward of the fine-tuned {runfolder.WEIGHTS}; float accuracy: "
+                         f"{self.prod.name}'s float simulation of {runio.SOURCE}")
+        self.x, self.agree = None, [0, 0]
+
+    def inputs(self, net, samples, before_encoding=None):
+        x_int, y, self.x = runio.run_inputs(net, self.run_dir / runfolder.MODEL_NIR, *self.files, samples)
+        if before_encoding is not None:
+            before_encoding(x_int.shape[1])
+        return x_int, y
+
+    def run(self, x_int, samples):
+        flat = torch.from_numpy(np.asarray(x_int, np.int64).reshape(x_int.shape[0], x_int.shape[1], -1))
+        with torch.no_grad():
+            ref = [s.numpy() for s in self.model.forward_int(flat)]
+        _, prod_pred, readout = reference(self.fg, self.prod, self.dt, self.x[:, samples], self.names, readout=True)
+        pred = predict(ref[-1], self.net.meta)
+        self.agree[0] += int(np.sum(pred == prod_pred))
+        self.agree[1] += len(pred)
+        return RefChunk(ref, pred, prod_pred, {"reference": ref[-1].sum(axis=0),
+                                               f"{self.prod.name} float reference": readout})
+
+    def report(self) -> dict:
+        ft = self.info.get("finetune", {})
+        return {"imported": True, "finetuned": True, "approximations": self.info.get("approximations", []),
+                "producer_agreement": self.agree[0] / self.agree[1] if self.agree[1] else None,
+                "finetune": {k: ft.get(k) for k in ("epochs", "target", "train_samples", "heldout_samples",
+                                                    "measured_on", "before", "after")}}
