@@ -130,3 +130,18 @@ def test_emulator_with_compiled_products_equals_plain_loop(seed, recurrent, grad
     for (ua, va), (ub, vb) in zip(fast.states, slow.states):
         np.testing.assert_array_equal(ua, ub)
         np.testing.assert_array_equal(va, vb)
+
+
+def test_chunked_run_equals_one_chunk(monkeypatch):
+    """Samples split over several chunks (written into the run's arrays) give the same spikes and states."""
+    rng = np.random.default_rng(3)
+    conn = Connection("d", rng.integers(-127, 128, (12, 20)).astype(np.int8), 0)
+    net = LoihiNet((20,), [Population("d", 12, loihi.LIFParams(du=100, dv=200, vth=30), conn)], 5, graded_input=False)
+    x = rng.random((5, 23, 20)) < 0.3
+    whole = emulator.run(net, x, record_states=True)
+    monkeypatch.setattr(emulator, "CHUNK_ELEMENTS", 5 * 20 * 4)  # 4 samples per chunk: 6 chunks
+    parts = emulator.run(net, x, record_states=True)
+    np.testing.assert_array_equal(parts.spikes[0], whole.spikes[0])
+    np.testing.assert_array_equal(parts.states[0][0], whole.states[0][0])
+    np.testing.assert_array_equal(parts.states[0][1], whole.states[0][1])
+    assert whole.spikes[0].any() and not whole.spikes[0].all()

@@ -105,12 +105,17 @@ def run(net: LoihiNet, x: np.ndarray, *, record_states: bool = False, fast: bool
     widest = max([net.input_size] + [p.size for p in net.populations])
     chunk = max(1, CHUNK_ELEMENTS // (T * widest))
     plans = [(_plan(p.input, fast), _plan(p.recurrent, fast)) for p in net.populations]
-    parts = [_run_chunk(net, x[:, lo:lo + chunk], record_states, plans) for lo in range(0, B, chunk)]
-    if len(parts) == 1:
-        return EmulatorRun(spikes=parts[0][0], states=parts[0][1] if record_states else None)
-    spikes = [np.concatenate([p[0][i] for p in parts], axis=1) for i in range(len(net.populations))]
-    states = None
-    if record_states:
-        states = [(np.concatenate([p[1][i][0] for p in parts], axis=1),
-                   np.concatenate([p[1][i][1] for p in parts], axis=1)) for i in range(len(net.populations))]
+    if B <= chunk:
+        spikes, states = _run_chunk(net, x, record_states, plans)
+        return EmulatorRun(spikes=spikes, states=states if record_states else None)
+    # chunks are written into the whole run's arrays (a concatenation of the parts measured slower)
+    spikes = [np.empty((T, B, p.size), bool) for p in net.populations]
+    states = [(np.empty((T, B, p.size), np.int64), np.empty((T, B, p.size), np.int64))
+              for p in net.populations] if record_states else None
+    for lo in range(0, B, chunk):
+        part, part_states = _run_chunk(net, x[:, lo:lo + chunk], record_states, plans)
+        for i, s in enumerate(part):
+            spikes[i][:, lo:lo + chunk] = s
+            if record_states:
+                states[i][0][:, lo:lo + chunk], states[i][1][:, lo:lo + chunk] = part_states[i]
     return EmulatorRun(spikes=spikes, states=states)
