@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeport.core.net import Connection, LoihiNet, Population
-from spikeport.deploy import kernels
+from spikeport.deploy import kernels, products
 
 CHUNK_ELEMENTS = 1 << 24  # int64 input currents held per chunk: T * samples * neurons (128 MiB)
 
@@ -32,22 +32,30 @@ class EmulatorRun:
         return self.spikes[-1].sum(axis=0)
 
 
-def connection_input(conn: Connection, x: np.ndarray) -> np.ndarray:
-    """Summed input of ``conn`` for x [..., in] integers; returns int64 [..., out]."""
+def connection_input(conn: Connection | products.Plan, x: np.ndarray) -> np.ndarray:
+    """Summed input of ``conn`` (or its compiled :class:`products.Plan`) for x [..., in] integers;
+    returns int32 or int64 [..., out], the same values either way."""
     lead = x.shape[:-1]
-    return conn.apply(x.reshape(-1, x.shape[-1])).reshape(*lead, conn.shape[0])
+    out_size = conn.conn.shape[0] if isinstance(conn, products.Plan) else conn.shape[0]
+    return conn.apply(x.reshape(-1, x.shape[-1])).reshape(*lead, out_size)
 
 
-def _feedforward(conn: Connection, x: np.ndarray, maybe_static: bool) -> np.ndarray:
+def _plan(conn: Connection | None, fast: bool):
+    """The compiled product of ``conn`` when numba is there (and ``fast``), else ``conn`` itself."""
+    return products.Plan.of(conn) if conn is not None and fast and products.available() else conn
+
+
+def _feedforward(conn, x: np.ndarray, maybe_static: bool) -> np.ndarray:
     """x [T, B, in] -> [T, B, out] summed inputs; one product when all T frames are equal (checked
     only where that can happen: ``maybe_static``, the network input)."""
     T, B = x.shape[:2]
     if maybe_static and T > 1 and (x == x[:1]).all():
-        return np.broadcast_to(connection_input(conn, x[0]), (T, B, conn.shape[0]))
+        first = connection_input(conn, x[0])
+        return np.broadcast_to(first, (T, *first.shape))
     return connection_input(conn, x.reshape(T * B, -1)).reshape(T, B, -1)
 
 
-def _integrate(pop: Population, ff: np.ndarray, record_states: bool):
+def _integrate(pop: Population, ff: np.ndarray, record_states: bool, recurrent=None):
     """Run one population over ff [T, B, N] summed inputs; returns spikes [T, B, N] and (u, v) or None."""
     T, B, N = ff.shape
     u = np.zeros((B, N), dtype=np.int64)
@@ -63,7 +71,7 @@ def _integrate(pop: Population, ff: np.ndarray, record_states: bool):
     vs = np.zeros((T, B, N), dtype=np.int64) if record_states else None
     s = np.zeros((B, N), dtype=bool)
     for t in range(T):  # the recurrent input of step t needs the spikes of step t-1
-        a = ff[t] + pop.recurrent.apply(s)
+        a = ff[t] + connection_input(recurrent, s)
         o, su, sv = kernels.run_block(a[None], u, v, pop.lif, bias, record_states)
         out[t], s = o[0], o[0]
         if record_states:
@@ -71,21 +79,23 @@ def _integrate(pop: Population, ff: np.ndarray, record_states: bool):
     return out, ((us, vs) if record_states else None)
 
 
-def _run_chunk(net: LoihiNet, x: np.ndarray, record_states: bool):
+def _run_chunk(net: LoihiNet, x: np.ndarray, record_states: bool, plans: list):
     T, B = x.shape[:2]
     layer_in = x.reshape(T, B, -1)
     spikes, states = [], []
-    for idx, pop in enumerate(net.populations):
-        out, st = _integrate(pop, _feedforward(pop.input, layer_in, idx == 0), record_states)
+    for idx, (pop, (ff_conn, rec_conn)) in enumerate(zip(net.populations, plans)):
+        out, st = _integrate(pop, _feedforward(ff_conn, layer_in, idx == 0), record_states, rec_conn)
         spikes.append(out)
         states.append(st)
         layer_in = out
     return spikes, states
 
 
-def run(net: LoihiNet, x: np.ndarray, *, record_states: bool = False) -> EmulatorRun:
+def run(net: LoihiNet, x: np.ndarray, *, record_states: bool = False, fast: bool = True) -> EmulatorRun:
     """Run samples ``x`` [T, B, ...] (integer spikes or graded values; ... = ``net.input_shape`` or flat)
-    through ``net``. Returns spikes [T, B, N] per population (N flat, C-major for spatial layers)."""
+    through ``net``. Returns spikes [T, B, N] per population (N flat, C-major for spatial layers).
+    ``fast=False`` computes every product with :meth:`Connection.apply` (float BLAS / torch) instead
+    of the compiled sparse products; the spikes are the same (``tests/test_products.py``)."""
     x = np.asarray(x)
     if x.ndim < 3 or x.shape[0] != net.time_steps:
         raise ValueError(f"input must be [T={net.time_steps}, B, ...], got {x.shape}")
@@ -94,12 +104,18 @@ def run(net: LoihiNet, x: np.ndarray, *, record_states: bool = False) -> Emulato
         raise ValueError(f"input samples have {int(np.prod(x.shape[2:]))} values, the network expects {net.input_size}")
     widest = max([net.input_size] + [p.size for p in net.populations])
     chunk = max(1, CHUNK_ELEMENTS // (T * widest))
-    parts = [_run_chunk(net, x[:, lo:lo + chunk], record_states) for lo in range(0, B, chunk)]
-    if len(parts) == 1:
-        return EmulatorRun(spikes=parts[0][0], states=parts[0][1] if record_states else None)
-    spikes = [np.concatenate([p[0][i] for p in parts], axis=1) for i in range(len(net.populations))]
-    states = None
-    if record_states:
-        states = [(np.concatenate([p[1][i][0] for p in parts], axis=1),
-                   np.concatenate([p[1][i][1] for p in parts], axis=1)) for i in range(len(net.populations))]
+    plans = [(_plan(p.input, fast), _plan(p.recurrent, fast)) for p in net.populations]
+    if B <= chunk:
+        spikes, states = _run_chunk(net, x, record_states, plans)
+        return EmulatorRun(spikes=spikes, states=states if record_states else None)
+    # chunks are written into the whole run's arrays (a concatenation of the parts measured slower)
+    spikes = [np.empty((T, B, p.size), bool) for p in net.populations]
+    states = [(np.empty((T, B, p.size), np.int64), np.empty((T, B, p.size), np.int64))
+              for p in net.populations] if record_states else None
+    for lo in range(0, B, chunk):
+        part, part_states = _run_chunk(net, x[:, lo:lo + chunk], record_states, plans)
+        for i, s in enumerate(part):
+            spikes[i][:, lo:lo + chunk] = s
+            if record_states:
+                states[i][0][:, lo:lo + chunk], states[i][1][:, lo:lo + chunk] = part_states[i]
     return EmulatorRun(spikes=spikes, states=states)

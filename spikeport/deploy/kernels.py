@@ -7,7 +7,7 @@ of ``core.loihi`` and the same order of operations, term for term; ``tests/test_
 against ``lif_step`` on extreme values, and every emulator-vs-Lava test runs through it. Without
 numba, :func:`run_block` falls back to ``lif_step`` itself.
 
-Shapes: ``a`` [T, B, N] int64 summed inputs (or [1, B, N]: the same every step); ``u``, ``v`` [B, N]
+Shapes: ``a`` [T, B, N] int32 or int64 summed inputs (or [1, B, N]: the same every step); ``u``, ``v`` [B, N]
 int64 state, updated in place; ``out`` [T, B, N] bool spikes; ``us``, ``vs`` [T, B, N] int64 per-step
 state or [0, 0, 0] (not kept).
 """
@@ -32,7 +32,7 @@ def _kernel(a, u, v, du_factor, dv_factor, threshold, bias, v_min, out, us, vs):
                 # u = wrap24(wrap32(tz(u * du_factor) + wrap32(a << ACT_SHIFT)))
                 p = u[b, i] * du_factor
                 uu = (p + ((p >> 63) & loihi.DECAY_MAX)) >> loihi.DECAY_BITS
-                x = at[b, i] << loihi.ACT_SHIFT
+                x = np.int64(at[b, i]) << loihi.ACT_SHIFT
                 x = ((x + _INT32_HALF) & _INT32_MASK) - _INT32_HALF
                 uu = ((uu + x + _INT32_HALF) & _INT32_MASK) - _INT32_HALF
                 if uu > _STATE_MAX:
@@ -90,7 +90,8 @@ def run_block(a: np.ndarray, u: np.ndarray, v: np.ndarray, params: loihi.LIFPara
         return out, us, vs
     if steps > 1 and a.strides[0] == 0:  # the same input every step (np.broadcast_to): pass it once
         a = a[:1]
-    _compiled(np.ascontiguousarray(a, dtype=np.int64), u, v,
+    a = np.ascontiguousarray(a, dtype=a.dtype if a.dtype in (np.int32, np.int64) else np.int64)
+    _compiled(a, u, v,
               loihi.DECAY_UNITY - (int(params.du) + loihi.DU_OFFSET), loihi.DECAY_UNITY - (int(params.dv) + loihi.DV_OFFSET),
               params.threshold, bias, 0 if params.floor_v else -loihi.V_LIMIT, out,
               us if record_states else _NO_STATES, vs if record_states else _NO_STATES)
