@@ -26,7 +26,6 @@ import numpy as np
 from spikeport.core import linear, loihi
 from spikeport.core.net import Connection
 
-
 INT32_LIMIT = 2**31
 # Above this share of nonzero inputs the float BLAS / torch product of Connection.apply is used
 # (a chosen bound: at 10% spikes on 512x512 the gathers measured 2-4x faster than BLAS).
