@@ -263,6 +263,9 @@ def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint 
                                        "two against each other"),
            samples: Optional[int] = typer.Option(None, help="number of test samples (default: all)"),
            max_mismatches: int = typer.Option(0, help="exit 1 when spike mismatches exceed this"),
+           min_agreement: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="imported runs: exit 1 when a "
+                                                         "backend agrees with the float reference on fewer predictions "
+                                                         "(default 0.99)"),
            shards: int = typer.Option(1, help="split the samples over N worker processes (merged exactly)"),
            cluster: Optional[str] = typer.Option(None, help="run the sample shards on a Ray cluster: HOST:PORT of "
                                                  "its head node, auto, or local (needs spikeport[cluster]; a failed "
@@ -281,7 +284,8 @@ def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint 
     with Bars(quiet, prefix="parity: ") as bars:
         res = run_parity(run_dir, backend=backend, samples=samples, max_mismatches=max_mismatches, out=out_path,
                          shards=shards, inputs=inputs, labels=labels, timeout_s=timeout,
-                         max_memory_gb=max_memory_gb, max_steps=max_steps, progress=bars.update, cluster=cluster)
+                         max_memory_gb=max_memory_gb, max_steps=max_steps, progress=bars.update, cluster=cluster,
+                         min_agreement=min_agreement)
     _summary(summary_rows({"parity": res}), "parity")
 
 

@@ -233,9 +233,10 @@ def test_fuzz_in_process(target, base):
     assert not Path("/tmp/spikeport-fuzz-pwned").exists(), "a pickle payload was executed"
 
 
-# Cases the long run found that once hung inside the HDF5 library (a flipped bit in a variable-length
-# string's heap reference): now the trial read in a forked child times out (spikeport.files.isolate).
-KNOWN_HANGS = [("deploy-nir-bytes", 706)]
+# Cases that hang inside the HDF5 library (a flipped bit in a variable-length string's heap reference; found
+# by the long run, and by a scan of seeds again when the exported file's bytes changed): the trial read in
+# a forked child times out (spikeport.files.isolate).
+KNOWN_HANGS = [("deploy-nir-bytes", 448)]  # 706 until 2026-12-03, when the exported bytes changed
 
 
 @pytest.mark.parametrize("target, seed", KNOWN_HANGS)

@@ -87,7 +87,7 @@ def test_export_reports_weights_that_do_not_fit_8_bits(tiny_run, tmp_path, monke
     shutil.copytree(tiny_run, run)
     real = quant.weight_scale
     monkeypatch.setattr(quant, "weight_scale", lambda w: real(w) / 2)
-    with pytest.raises(SpikeportError, match=r"layer 0 weights: \d+ weights \(worst -?2\d\d"):
+    with pytest.raises(SpikeportError, match=r"layer \d weights: \d+ weights \(worst -?2\d\d"):
         export_run(run)
 
 

@@ -169,17 +169,23 @@ def graph_notes(net: LoihiNet) -> list[str]:
 
 
 def _failure(run_dir: Path, result: dict) -> str:
-    d, allowed = result["first_divergence"], result["max_mismatches"]
-    msg = f"parity failed: {result['spike_mismatches']} spike mismatches (allowed {allowed})"
-    if d:
-        msg += (f"; first divergence {d['pair']} at layer {d['layer']}, sample {d['sample']}, step {d['step']}, "
-                f"neuron {d['neuron']}")
-    if "min_agreement" in result:
-        msg += (f"; prediction agreement with the float reference {result['prediction_agreement']:.2%} "
-                f"(required {result['min_agreement']:.2%}) on imported run {run_dir}")
+    """One line: each part of the gate that failed, with where the spikes first diverged."""
+    d, allowed, n = result["first_divergence"], result["max_mismatches"], result["spike_mismatches"]
+    reasons = []
+    if allowed is not None and n is not None and n > allowed:
+        reason = f"{n} spike mismatches (allowed {allowed})"
+        if d:
+            reason += (f", first divergence {d['pair']} at layer {d['layer']}, sample {d['sample']}, "
+                       f"step {d['step']}, neuron {d['neuron']}")
+        reasons.append(reason)
+    need = result.get("min_agreement")
+    if need is not None and result["prediction_agreement"] < need:
+        reason = (f"prediction agreement with the float reference {result['prediction_agreement']:.2%} (required "
+                  f"{need:.2%}; --min-agreement) on imported run {run_dir}")
         if result.get("conventions_hint"):
-            msg += f" ({result['conventions_hint']})"
-    return msg
+            reason += f" ({result['conventions_hint']})"
+        reasons.append(reason)
+    return "parity failed: " + "; ".join(reasons)
 
 
 def save_spike_sample(path: Path, names: list[str], sample: int, label: int,

@@ -84,10 +84,10 @@ def test_trained_sinabs_cnn_on_lava_and_emulator(tmp_path):
     assert proc.returncode == 0, proc.stderr
     par = cli("parity", str(tmp_path / "run"), "--backend", "lava,emulator", timeout=900)
     assert par.returncode in (0, 1), par.stderr  # 1: only the prediction-agreement gate (no fine-tuning)
-    assert par.returncode == 0 or "0 spike mismatches" in par.stderr and "prediction agreement" in par.stderr
+    assert par.returncode == 0 or "prediction agreement" in par.stderr and "spike mismatches" not in par.stderr
     p = json.loads((tmp_path / "run" / "parity.json").read_text())
     pairs = {c["pair"]: c for c in p["comparisons"]}
-    assert pairs["lava-emulator"]["spike_mismatches"] == 0 and p["samples"] == len(d["y"])
+    assert pairs["emulator-lava"]["spike_mismatches"] == 0 and p["samples"] == len(d["y"])
     assert p["reference_accuracy"] == pytest.approx(float(d["accuracy"]))  # the reference is Sinabs
     assert float(d["accuracy"]) >= 0.9
     lava = pairs["reference-lava"]
