@@ -7,8 +7,6 @@ what is wrong and where); 3 an internal error, a bug in spikeport (one line nami
 traceback file); 130 interrupted."""
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -17,7 +15,7 @@ import typer
 
 from spikeport.errors import ParityFailure, SpikeportError
 from spikeport.files import runfolder
-from spikeport.report.console import Bars, out
+from spikeport.report.console import Bars, exit_on_errors, out
 from spikeport.report.console import columns_table as _table
 from spikeport.report.console import summary as _summary
 
@@ -371,48 +369,9 @@ def demo(out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="run fold
     out.print(f"reports: {out_dir}/parity.json, {out_dir}/energy.json, {path}, {page}")
 
 
-def _fail(message: str, code: int) -> None:
-    """One unwrapped line on stderr, then exit."""
-    sys.stderr.write(" ".join(message.split()) + "\n")
-    sys.exit(code)
-
-
-def _terminate(_signum, _frame) -> None:
-    """SIGTERM unwinds like Ctrl-C: temporary files are removed and Lava's child is stopped."""
-    raise KeyboardInterrupt
-
-
-def save_traceback(err: BaseException) -> Path:
-    """Write the traceback of an internal error to a new file in the temporary folder; returns its path."""
-    import tempfile
-    import traceback
-
-    from spikeport.files import fileio
-
-    path = Path(tempfile.gettempdir()) / f"spikeport-bug-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
-    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-    fileio.write_text(path, f"spikeport {' '.join(sys.argv[1:])}\n\n{text}")
-    return path
-
-
 def main() -> None:
-    import signal
-
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        app()
-    except ParityFailure as err:
-        _fail(f"spikeport: {err}", 1)
-    except SpikeportError as err:
-        _fail(f"spikeport: error: {err}", 2)
-    except KeyboardInterrupt:
-        _fail("spikeport: interrupted", 130)
-    except Exception as err:  # a bug: one line for the user, the traceback in a file (SPIKEPORT_DEBUG=1 raises)
-        if os.environ.get("SPIKEPORT_DEBUG"):
-            raise
-        path = save_traceback(err)
-        _fail(f"spikeport: internal error (a bug in spikeport, please report it): {type(err).__name__}: "
-              f"{str(err)[:200]}; traceback saved to {path}", 3)
+    """Run the command; every way it can end is one exit code (see the module docstring)."""
+    exit_on_errors(app, ParityFailure, SpikeportError)
 
 
 if __name__ == "__main__":

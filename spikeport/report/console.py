@@ -5,7 +5,10 @@ command was not given ``--quiet``, so piped or logged output stays clean.
 """
 from __future__ import annotations
 
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Callable
 
 from rich import box
@@ -86,3 +89,50 @@ def columns_table(table: tuple[list[str], list[list[str]]], title: str, columns:
     for row in rows:
         t.add_row(*[row[i] for i in keep])
     out.print(t)
+
+
+def fail(message: str, code: int) -> None:
+    """One unwrapped line on stderr, then exit with ``code``."""
+    sys.stderr.write(" ".join(message.split()) + "\n")
+    sys.exit(code)
+
+
+def _terminate(_signum, _frame) -> None:
+    """SIGTERM unwinds like Ctrl-C: temporary files are removed and Lava's child is stopped."""
+    raise KeyboardInterrupt
+
+
+def save_traceback(err: BaseException) -> Path:
+    """Write the traceback of an internal error to a new file in the temporary folder; returns its path."""
+    import tempfile
+    import traceback
+
+    from spikeport.files import fileio
+
+    path = Path(tempfile.gettempdir()) / f"spikeport-bug-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    fileio.write_text(path, f"spikeport {' '.join(sys.argv[1:])}\n\n{text}")
+    return path
+
+
+def exit_on_errors(run: Callable[[], None], gate_failure: type, bad_input: type) -> None:
+    """``run()`` with spikeport's exit codes: ``gate_failure`` 1, ``bad_input`` 2 (one line each),
+    Ctrl-C / SIGTERM 130, anything else 3: a bug, one line naming the saved traceback
+    (``SPIKEPORT_DEBUG=1`` raises it instead)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        run()
+    except gate_failure as err:
+        fail(f"spikeport: {err}", 1)
+    except bad_input as err:
+        fail(f"spikeport: error: {err}", 2)
+    except KeyboardInterrupt:
+        fail("spikeport: interrupted", 130)
+    except Exception as err:  # a bug: one line for the user, the traceback in a file
+        if os.environ.get("SPIKEPORT_DEBUG"):
+            raise
+        path = save_traceback(err)
+        fail(f"spikeport: internal error (a bug in spikeport, please report it): {type(err).__name__}: "
+             f"{str(err)[:200]}; traceback saved to {path}", 3)
