@@ -172,8 +172,9 @@ def test_compile_failure_falls_back_to_eager_with_warning(monkeypatch):
 def test_spikingjelly_lif_same_spikes_and_gradients():
     """SpikingJelly's LIFNode (no input decay, hard reset to 0, reset not detached) with our
     surrogate is exactly our LIF (beta_syn 0, theta 1): spikes and BPTT gradients agree."""
-    sj = pytest.importorskip("spikingjelly.activation_based.neuron")
-    functional = pytest.importorskip("spikingjelly.activation_based.functional")
+    import spikingjelly.activation_based.functional as functional
+    import spikingjelly.activation_based.neuron as sj
+
     from spikeport.train.surrogate import fast_sigmoid
 
     cur, _, _, w = _inputs(20, 5, 30, seed=5, bias=False)
@@ -190,7 +191,7 @@ def test_spikingjelly_lif_same_spikes_and_gradients():
 def test_snntorch_leaky_same_spikes():
     """snnTorch's Leaky with reset to zero fires on the same steps (its reset is detached, so only
     the forward is compared)."""
-    snn = pytest.importorskip("snntorch")
+    import snntorch as snn
     cur, _, _, _ = _inputs(25, 5, 30, seed=6, bias=False)
     lif = snn.Leaky(beta=torch.tensor(0.875, dtype=F64), threshold=1.0, reset_mechanism="zero")
     mem = lif.reset_mem()

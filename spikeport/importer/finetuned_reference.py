@@ -21,36 +21,29 @@ from spikeport.core.readout import predict
 from spikeport.errors import SpikeportError
 from spikeport.files import runfolder
 from spikeport.importer import finetune_net, runio
-from spikeport.importer.run import load_source, reference
-from spikeport.measure.parity import RefChunk, Reference
+from spikeport.importer.reference import ImportedReference
+from spikeport.importer.run import reference
+from spikeport.measure.parity import RefChunk
 
 
-class FinetunedReference(Reference):
-    """A fine-tuned imported run (see the module docstring)."""
+class FinetunedReference(ImportedReference):
+    """A fine-tuned imported run (see the module docstring): the source graph, its conventions and the
+    inputs as for any imported run, but the exact reference is the fine-tuned checkpoint."""
 
     exact = True
+    min_agreement = None
 
     def __init__(self, run_dir: str | Path, net, *, inputs: str | Path | None = None,
                  labels: str | Path | None = None):
-        self.run_dir, self.net, self.files = Path(run_dir), net, (inputs, labels)
+        super().__init__(run_dir, net, inputs=inputs, labels=labels)
         self.model, _ = finetune_net.load(run_dir)
-        self.fg, self.prod, self.dt, self.info = load_source(run_dir)
-        self.names = [n.decode() if isinstance(n, bytes) else str(n)
-                      for n in np.asarray(net.meta.get("source_layers", [])).ravel()]
-        sizes = [layer.spec.n_out for layer in self.model.layers]
-        if len(self.names) != len(sizes) or sizes != [p.size for p in net.populations]:
+        if [layer.spec.n_out for layer in self.model.layers] != [p.size for p in net.populations]:
             raise SpikeportError(f"{self.run_dir / runfolder.MODEL_NIR}: its layers do not match the fine-tuned "
                                  f"checkpoint {runfolder.WEIGHTS}")
         self.dataset = f"imported from {self.prod.name} (dt = {self.dt:g} s), fine-tuned on Loihi integers"
         self.describe = (f"Loihi-integer torch forward of the fine-tuned {runfolder.WEIGHTS}; float accuracy: "
                          f"{self.prod.name}'s float simulation of {runio.SOURCE}")
-        self.x, self.agree = None, [0, 0]
-
-    def inputs(self, net, samples, before_encoding=None):
-        x_int, y, self.x = runio.run_inputs(net, self.run_dir / runfolder.MODEL_NIR, *self.files, samples)
-        if before_encoding is not None:
-            before_encoding(x_int.shape[1])
-        return x_int, y
+        self.agree = [0, 0]
 
     def run(self, x_int, samples):
         flat = torch.from_numpy(np.asarray(x_int, np.int64).reshape(x_int.shape[0], x_int.shape[1], -1))
@@ -65,7 +58,7 @@ class FinetunedReference(Reference):
 
     def report(self) -> dict:
         ft = self.info.get("finetune", {})
-        return {"imported": True, "finetuned": True, "approximations": self.info.get("approximations", []),
+        return {**super().report(), "finetuned": True,
                 "producer_agreement": self.agree[0] / self.agree[1] if self.agree[1] else None,
                 "finetune": {k: ft.get(k) for k in ("epochs", "target", "train_samples", "heldout_samples",
                                                     "measured_on", "before", "after")}}
