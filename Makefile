@@ -24,7 +24,7 @@ venv: $(VENV)/.installed $(VENV)/.netx
 # lava-dl 0.6.0 (netx: the Loihi 2 file format) pins torch < 2.4 in its metadata but its netx loader and
 # slayer run with ours: installed without its dependencies (tests/test_netx.py checks it on Lava).
 $(VENV)/.netx: $(VENV)/.installed
-	$(PY) -m pip install -q --no-deps lava-dl==0.6.0 opencv-python-headless
+	$(PY) -m pip install -q --no-deps lava-dl==0.6.0 opencv-python-headless==5.1.0.95
 	@touch $@
 
 netx: $(VENV)/.netx
