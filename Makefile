@@ -59,10 +59,27 @@ test: $(VENV)/.installed $(VENV)/.netx
 test-slow: $(VENV)/.installed $(VENV)/.netx $(SINABS_VENV)/.installed
 	SPIKEPORT_SINABS_VENV=$(abspath $(SINABS_VENV)) $(PY) -m pytest -q -m slow
 
-bench: $(VENV)/.installed
+# SpikingJelly 2.x needs Python >= 3.11 and torch >= 2.6: the training-speed benchmark runs its workers in
+# their own environment, with the same torch release as $(VENV) (like for like). Override: make SJ_PYTHON=...
+SJ_VENV ?= .venv-sj
+SJ_PYTHON ?= $(shell \
+  for c in python3.11 "$$(command -v pyenv >/dev/null 2>&1 && pyenv root)/versions/3.11"*/bin/python3.11; do \
+    if [ -n "$$c" ] && "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' >/dev/null 2>&1; then echo "$$c"; break; fi; \
+  done)
+
+$(SJ_VENV)/.installed: $(VENV)/.installed
+	@if [ -z "$(SJ_PYTHON)" ]; then echo "SpikingJelly 2.0 needs Python 3.11: make SJ_PYTHON=/path/to/python3.11 bench"; exit 2; fi
+	rm -rf $(SJ_VENV)
+	"$(SJ_PYTHON)" -m venv $(SJ_VENV)
+	$(SJ_VENV)/bin/python -m pip install -q spikingjelly==2.0.0 \
+	  "torch==$$($(PY) -c 'import torch; print(torch.__version__.split("+")[0])')"
+	@touch $@
+
+bench: $(VENV)/.installed $(SJ_VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) benchmarks/lava_vs_emulator.py
-	$(PY) benchmarks/train_speed.py --threads 1 --ratio-by cpu
+	$(PY) benchmarks/train_speed.py --rounds 3 --iters 10 --threads 2 --malloc keep --nets mlp mlp-direct conv \
+	  --sj-python $(SJ_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) $(SINABS_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(SINABS_VENV) $(SJ_VENV) runs .pytest_cache

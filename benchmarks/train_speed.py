@@ -19,6 +19,11 @@ Usage: ``python benchmarks/train_speed.py [--rounds 3] [--iters 15] [--threads 2
 On a machine shared with other jobs, ``--threads 1 --ratio-by cpu`` compares process CPU time, which
 descheduling does not inflate (with 2 threads, OpenMP barriers spin while a sibling waits for a core).
 Peers are optional (``pip install snntorch spikingjelly``); missing ones are reported and skipped.
+SpikingJelly 2.x (Python >= 3.11) runs in its own environment: ``make bench`` makes ``.venv-sj`` and
+its workers run with ``--sj-python`` (default ``.venv-sj/bin/python`` where present); every worker reads
+the batch the parent wrote (``_save_batch``), so none imports spikeport but spikeport's own.
+Rows ``spikingjelly`` (its automatic LIF operator) and ``spikingjelly-compile`` (its model in
+``torch.compile``); each table is followed by the interpreter, torch, version and backend of every worker.
 ``--malloc keep`` applies ``spikeport.train.allocator.keep_freed_memory`` (what ``spikeport train``
 does) in every worker, peers included, so the comparison stays like for like.
 """
@@ -33,6 +38,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,14 +50,18 @@ NETS = {"mlp": dict(T=25, B=128), "mlp-direct": dict(T=25, B=128), "conv": dict(
 BETA, THETA, SLOPE = 0.9, 1.0, 10.0
 FRAMEWORKS = {
     "mlp": ["spikeport-train", "spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly",
-            "snntorch", "snntorch-hoisted", "floor-no-neuron"],
-    "mlp-direct": ["spikeport-train", "spikeport-loop", "spikingjelly", "snntorch", "snntorch-hoisted",
-                   "floor-no-neuron"],
-    "conv": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly", "snntorch",
-             "floor-no-neuron"],
+            "spikingjelly-compile", "snntorch", "snntorch-hoisted", "floor-no-neuron"],
+    "mlp-direct": ["spikeport-train", "spikeport-loop", "spikingjelly", "spikingjelly-compile", "snntorch",
+                   "snntorch-hoisted", "floor-no-neuron"],
+    "conv": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly",
+             "spikingjelly-compile", "snntorch", "floor-no-neuron"],
     "lif": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly", "snntorch"],
 }
 PEERS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch"}
+# SpikingJelly 2.x needs Python >= 3.11 and torch >= 2.6: `make bench` puts it in its own environment,
+# whose interpreter runs the SpikingJelly workers (the worker imports no spikeport there; it reads the
+# batch the parent wrote). Without that environment, SpikingJelly runs in the parent's interpreter.
+SJ_PYTHON = ROOT / ".venv-sj" / "bin" / "python"
 
 
 # --- worker side: build one framework's net, train, report -------------------------------------------
@@ -77,6 +87,29 @@ def _batch(torch, net: str, images_path: Path):
         return float_input(encode(images, T, "direct"), "direct"), torch.from_numpy(rng.integers(0, 10, B))
     x = torch.from_numpy(encode(images, T, "rate", seed=0).astype(np.float32))
     return x, torch.from_numpy(rng.integers(0, 10, B))
+
+
+def _save_batch(net: str, images_path: Path, path: Path) -> None:
+    """Write the net's batch for the workers (npz: x [T, B, 784] float32, or for a stride-0 batch one
+    frame and T; y [B] int64), so that a worker in another environment needs no spikeport."""
+    import numpy as np
+    import torch
+
+    x, y = _batch(torch, net, images_path)
+    frame = x.stride(0) == 0
+    np.savez(path, x=(x[:1] if frame else x).contiguous().numpy(), T=x.shape[0], frame=frame, y=y.numpy())
+
+
+def _load_batch(torch, path: Path):
+    """The batch :func:`_save_batch` wrote: (x [T, B, 784] float32, y [B]); an expanded frame comes
+    back as the same stride-0 view the training loop passes."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as z:
+        x, y = torch.from_numpy(z["x"]), torch.from_numpy(z["y"])
+        if bool(z["frame"]):
+            x = x.expand(int(z["T"]), *x.shape[1:])
+    return x, y
 
 
 def _weights(torch, net: str):
@@ -149,14 +182,16 @@ def _spikeport_model(torch, net: str, impl: str):
     return model, [model[0].weight, model[1].weight, model[2].weight], forward
 
 
-def _spikingjelly_model(torch, net: str):
-    """SpikingJelly multi-step: layer.* and neuron.LIFNode(step_mode='m', backend='torch')."""
+def _spikingjelly_model(torch, net: str, compile: bool = False):
+    """SpikingJelly multi-step: layer.* and neuron.LIFNode(step_mode='m') with no backend argument
+    (2.x removed it and picks its operator itself, ``functional.lif_multi_step``; 0.0.0.0.14's default
+    is 'torch'). ``compile``: the model wrapped in ``torch.compile`` (the state reset stays outside)."""
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
     from torch import nn
 
     def lif():  # V = (1 - 1/tau) V + X with tau = 10 -> beta 0.9; hard reset to 0, reset not detached
         return neuron.LIFNode(tau=1 / (1 - BETA), decay_input=False, v_threshold=THETA, v_reset=0.0,
-                              surrogate_function=surrogate.SoftSign(alpha=SLOPE), step_mode="m", backend="torch")
+                              surrogate_function=surrogate.SoftSign(alpha=SLOPE), step_mode="m")
     if net == "lif":
         model = _current_holder(torch)
         model.node = lif()
@@ -177,10 +212,25 @@ def _spikingjelly_model(torch, net: str):
                               layer.Linear(1568, 10, bias=False, step_mode="m"), lif())
         params = [model[0].weight, model[3].weight, model[7].weight]
 
+    run = torch.compile(model) if compile else model
+
     def forward(m, x):
         functional.reset_net(m)
-        return m(x if net.startswith("mlp") else x.view(*x.shape[:2], 1, 28, 28))
+        return run(x if net.startswith("mlp") else x.view(*x.shape[:2], 1, 28, 28))
     return model, params, forward
+
+
+def _spikingjelly_backend(torch) -> str:
+    """The LIF operator SpikingJelly runs here on CPU for this net's surrogate (read from its code)."""
+    from spikingjelly.activation_based import surrogate
+
+    try:
+        from spikingjelly._ops.surrogate import _surrogate_spec
+    except ImportError:  # 0.0.0.0.14
+        return "LIFNode backend 'torch' (Python step loop, autograd)"
+    if _surrogate_spec(surrogate.SoftSign(alpha=SLOPE)) is None:
+        return "Torch reference (Python step loop, autograd)"
+    return "auto: torch.ops.sj_lif registered op (CPU forward/backward implementations, hand-written BPTT)"
 
 
 def _snntorch_model(torch, net: str, hoisted: bool):
@@ -258,21 +308,24 @@ def worker(framework: str, net: str, args) -> dict:
     import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
-    if args.malloc == "keep":
-        from spikeport.train.allocator import keep_freed_memory
+    if args.malloc == "keep":  # loaded from its file: a SpikingJelly worker's environment has no spikeport
+        import importlib.util
 
-        keep_freed_memory()
+        spec = importlib.util.spec_from_file_location("_allocator", ROOT / "spikeport" / "train" / "allocator.py")
+        allocator = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(allocator)
+        allocator.keep_freed_memory()
     device, cuda = args.device, args.device == "cuda"
     torch.manual_seed(0)
     impls = {"spikeport-train": "train", "spikeport-fused": "fused", "spikeport-fused-compile": "compile", "spikeport-loop": "loop",
              "floor-no-neuron": "floor"}
     if framework in impls:
         model, params, forward = _spikeport_model(torch, net, impls[framework])
-    elif framework == "spikingjelly":
-        model, params, forward = _spikingjelly_model(torch, net)
+    elif framework.startswith("spikingjelly"):
+        model, params, forward = _spikingjelly_model(torch, net, compile=framework.endswith("compile"))
     else:
         model, params, forward = _snntorch_model(torch, net, hoisted=framework == "snntorch-hoisted")
-    x, y = _batch(torch, net, Path(args.images))
+    x, y = _load_batch(torch, Path(args.batch))
     init = [x @ _weights(torch, "mlp")[0].t()] if net == "lif" else _weights(torch, net)
     with torch.no_grad():
         for p, w in zip(params, init):
@@ -308,7 +361,21 @@ def worker(framework: str, net: str, args) -> dict:
     peak = torch.cuda.max_memory_allocated() / 1024 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return dict(framework=framework, net=net, times=times, cpu_times=cpu_times, first_loss=first_loss, out_rate=out_rate,
                 first_step_s=first_step_s, saved_mib=saved, peak_rss_mib=peak / 1024, rss_before_mib=rss_before / 1024,
-                batch=int(x.shape[1]))
+                batch=int(x.shape[1]), env=_worker_env(torch, framework))
+
+
+def _worker_env(torch, framework: str) -> dict:
+    """Interpreter, torch and the framework's version and backend as the worker saw them."""
+    import importlib.metadata as md
+
+    env = {"python": platform.python_version(), "torch": torch.__version__,
+           "torch_config": "CUDA build" if torch.version.cuda else "CPU build"}
+    package = PEERS.get(framework.split("-")[0])
+    if package:
+        env[package] = md.version(package)
+    if package == "spikingjelly":
+        env["backend"] = _spikingjelly_backend(torch) + (", model in torch.compile" if framework.endswith("compile") else "")
+    return env
 
 
 # --- parent side: rounds of fresh workers, the table ---------------------------------------------------
@@ -333,9 +400,22 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def _run_worker(framework: str, net: str, args) -> dict | None:
-    cmd = [sys.executable, __file__, "--worker", framework, "--nets", net, "--iters", str(args.iters),
-           "--threads", str(args.threads), "--device", args.device, "--images", args.images, "--malloc", args.malloc]
+def _interpreter(framework: str, args) -> str:
+    """The worker's Python: ``--sj-python`` for SpikingJelly, this interpreter for the others."""
+    return args.sj_python if framework.startswith("spikingjelly") and args.sj_python else sys.executable
+
+
+def _peer_version(package: str, python: str) -> str:
+    """``package``'s version in the environment of ``python`` ("not installed" when absent)."""
+    code = ("import importlib.metadata as m, sys\ntry: print(m.version(sys.argv[1]))\n"
+            "except m.PackageNotFoundError: print('not installed')")
+    proc = subprocess.run([python, "-c", code, package], capture_output=True, text=True)
+    return proc.stdout.strip() or "not installed"
+
+
+def _run_worker(framework: str, net: str, args, batch: Path) -> dict | None:
+    cmd = [_interpreter(framework, args), __file__, "--worker", framework, "--nets", net, "--iters", str(args.iters),
+           "--threads", str(args.threads), "--device", args.device, "--batch", str(batch), "--malloc", args.malloc]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         print(f"  {framework}/{net} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -357,12 +437,18 @@ def main() -> None:
                     help="time the speed ratios compare: median or best wall time, or median process CPU time")
     ap.add_argument("--malloc", default="default", choices=["default", "keep"],
                     help="keep: every worker keeps freed memory (glibc mallopt, as `spikeport train` does)")
+    ap.add_argument("--sj-python", default=str(SJ_PYTHON) if SJ_PYTHON.exists() else "",
+                    help="interpreter of the SpikingJelly workers (default: .venv-sj/bin/python made by "
+                         "`make bench` where present, else this one)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--batch", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.nets[0], args)))
         return
     versions = _versions()
+    if args.sj_python:
+        versions["spikingjelly"] = _peer_version("spikingjelly", args.sj_python)
     gpu = ""
     if args.device == "cuda":
         import torch
@@ -373,17 +459,33 @@ def main() -> None:
     print(f"input: {'rate-coded ' + Path(args.images).name if Path(args.images).exists() else 'uniform random'}; "
           f"allocator: {args.malloc}; load average at start: {os.getloadavg()[0]:.2f}; rounds {args.rounds} x {args.iters} timed steps "
           "per framework (after 3 warm-up steps), each worker a fresh process")
-    for net in args.nets:
-        names = [f for f in FRAMEWORKS[net] if PEERS.get(f.split("-")[0]) is None
-                 or versions[PEERS[f.split("-")[0]]] != "not installed"]
-        runs: dict[str, list[dict]] = {f: [] for f in names}
-        for _ in range(args.rounds):
-            for f in names:
-                r = _run_worker(f, net, args)
-                if r:
-                    runs[f].append(r)
-        _table(net, runs, args.device, args.ratio_by)
+    with tempfile.TemporaryDirectory() as tmp:
+        for net in args.nets:
+            names = [f for f in FRAMEWORKS[net] if PEERS.get(f.split("-")[0]) is None
+                     or versions[PEERS[f.split("-")[0]]] != "not installed"]
+            batch = Path(tmp) / f"{net}.npz"
+            _save_batch(net, Path(args.images), batch)
+            runs: dict[str, list[dict]] = {f: [] for f in names}
+            for _ in range(args.rounds):
+                for f in names:
+                    r = _run_worker(f, net, args, batch)
+                    if r:
+                        runs[f].append(r)
+            _table(net, runs, args.device, args.ratio_by)
+            _environments(runs)
+            print(f"load average after {net}: {os.getloadavg()[0]:.2f}")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+def _environments(runs: dict[str, list[dict]]) -> None:
+    """One line per distinct worker environment (interpreter, torch, peer version and backend)."""
+    seen: dict[str, list[str]] = {}
+    for f, rs in runs.items():
+        if rs:
+            env = ", ".join(f"{k} {v}" for k, v in rs[0]["env"].items())
+            seen.setdefault(env, []).append(f)
+    for env, names in seen.items():
+        print(f"environment of {', '.join(names)}: {env}")
 
 
 def _table(net: str, runs: dict[str, list[dict]], device: str, ratio_by: str) -> None:
@@ -402,7 +504,7 @@ def _table(net: str, runs: dict[str, list[dict]], device: str, ratio_by: str) ->
         return
     what = "forward + backward" if net == "lif" else "forward + backward + Adam"
     print(f"\n## {net}: T={cfg['T']}, batch {cfg['B']}, {what}, {device}")
-    peers = [p for p in ("spikingjelly", "snntorch", "spikeport-loop") if p in rows]
+    peers = [p for p in ("spikingjelly", "spikingjelly-compile", "snntorch", "spikeport-loop") if p in rows]
     head = "| framework | ms/step median (best) | CPU ms/step | samples/s | " + \
         " | ".join(f"x vs {p} ({ratio_by})" for p in peers) + \
            f" | saved for backward MiB | peak {'CUDA alloc' if device == 'cuda' else 'RSS'} MiB (training part) | first loss | first step s |"
@@ -413,6 +515,10 @@ def _table(net: str, runs: dict[str, list[dict]], device: str, ratio_by: str) ->
         ratios = " | ".join(f"{rows[p][key] / r[key]:.2f}" for p in peers)
         print(f"| {f} | {r['median_ms']:.1f} ({r['best_ms']:.1f}) | {r['cpu_ms']:.1f} | {r['samples_s']:.0f} | {ratios} | "
               f"{r['saved']:.1f} | {r['peak']:.0f} ({r['delta']:.0f}) | {r['loss']:.6f} | {r['first_s']:.2f} |")
+    losses = {f: r["loss"] for f, r in rows.items() if f != "floor-no-neuron"}
+    spread = max(losses.values()) - min(losses.values())
+    print(f"first-loss check (all but the floor row): {'equal' if spread <= 1e-4 * max(losses.values()) else 'DIFFERENT'}"
+          f" (spread {spread:.2e} over {len(losses)} rows)")
 
 
 if __name__ == "__main__":
