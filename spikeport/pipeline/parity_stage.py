@@ -22,7 +22,7 @@ from spikeport.deploy import emulator
 from spikeport.errors import ParityFailure, SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.measure import parity as parity_mod
-from spikeport.nirfmt.load import load_nir
+from spikeport.nirfmt.load import load_nir, meta_value
 from spikeport.pipeline import limits, streaming
 from spikeport.pipeline.backends import parse_backends, run_backend
 from spikeport.pipeline.inputs import check_samples
@@ -160,11 +160,7 @@ def save_outputs(path: Path, cp: streaming.ChunkedParity, y) -> None:
 
 def graph_notes(net: LoihiNet) -> list[str]:
     """What the graph says other NIR tools cannot reproduce (a KLIF floor, ...), for the report."""
-    note = net.meta.get("floor_v_warning")
-    if isinstance(note, bytes):
-        note = note.decode()
-    if isinstance(note, np.ndarray):
-        note = str(note.item()) if note.shape == () else None
+    note = meta_value(net, "floor_v_warning")
     return [str(note)] if note else []
 
 
