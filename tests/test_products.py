@@ -16,6 +16,7 @@ from spikeport.core import loihi
 from spikeport.core.linear import Pool2d
 from spikeport.core.net import Connection, LoihiNet, Population
 from spikeport.deploy import emulator, products
+from spikeport.errors import SpikeportError
 
 pytestmark = pytest.mark.skipif(not products.available(), reason="numba not installed: the emulator uses Connection.apply")
 EXAMPLES = settings(max_examples=50, deadline=None, database=None)
@@ -145,3 +146,45 @@ def test_chunked_run_equals_one_chunk(monkeypatch):
     np.testing.assert_array_equal(parts.states[0][0], whole.states[0][0])
     np.testing.assert_array_equal(parts.states[0][1], whole.states[0][1])
     assert whole.spikes[0].any() and not whole.spikes[0].all()
+
+
+def test_threaded_chunks_equal_the_plain_loop(monkeypatch):
+    """A batch split across threads (uneven last chunk, more chunks than threads) gives the plain loop's
+    spikes and the one-thread run's states; a malformed thread count is one line."""
+    rng = np.random.default_rng(5)
+    conn = Connection("d", rng.integers(-127, 128, (12, 20)).astype(np.int8), 0)
+    net = LoihiNet((20,), [Population("d", 12, loihi.LIFParams(du=100, dv=200, vth=30), conn)], 5, graded_input=False)
+    x = rng.random((5, 71, 20)) < 0.3
+    monkeypatch.setenv(emulator.THREADS_ENV, "1")
+    one = emulator.run(net, x, record_states=True)
+    monkeypatch.setenv(emulator.THREADS_ENV, "3")
+    assert emulator.threads() == 3
+    monkeypatch.setattr(emulator, "CHUNK_ELEMENTS", 5 * 20 * 10)  # 10 samples per chunk: 8 chunks on 3 threads
+    many = emulator.run(net, x, record_states=True)
+    np.testing.assert_array_equal(many.spikes[0], _reference_run(net, x)[0])
+    np.testing.assert_array_equal(many.spikes[0], one.spikes[0])
+    np.testing.assert_array_equal(many.states[0][1], one.states[0][1])
+    assert one.spikes[0].any() and not one.spikes[0].all()
+    monkeypatch.setenv(emulator.THREADS_ENV, "two")
+    with pytest.raises(SpikeportError, match="SPIKEPORT_THREADS='two'"):
+        emulator.run(net, x)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_disjoint_pool_folded_into_the_map(kind):
+    """A 2x2 / stride-2 pool on a 3 x 7 x 9 input (the last row and column dropped) folded into the next
+    dense or conv map: one pass, the same integer sums as the unrolled matrix; an overlapping pool is not folded."""
+    rng = np.random.default_rng(11)
+    shape, pool = (3, 7, 9), Pool2d((2, 2), (2, 2))
+    if kind == "dense":
+        conn = Connection("d", rng.integers(-127, 128, (13, 3 * 3 * 4)).astype(np.int8), -1, in_shape=shape, pool=pool)
+    else:
+        conn = Connection("c", rng.integers(-127, 128, (5, 3, 3, 3)).astype(np.int8), 0, kind="conv", in_shape=shape,
+                          pool=pool, padding=(1, 1))
+    plan = products.Plan.of(conn)
+    assert plan.pool_geom is None and plan.pool_area == 4
+    for x in (rng.random((9, 189)) < 0.2, np.where(rng.random((9, 189)) < 0.2, rng.integers(-255, 256, (9, 189)), 0)):
+        np.testing.assert_array_equal(plan.apply(x), _matrix_product(conn, x))
+    overlapping = Connection("c", rng.integers(-127, 128, (5, 3, 3, 3)).astype(np.int8), 0, kind="conv",
+                             in_shape=shape, pool=Pool2d((2, 2), (1, 1)))
+    assert products.Plan.of(overlapping).pool_geom is not None

@@ -5,18 +5,36 @@ arithmetic fused and compiled; ``lif_step`` itself without numba); every connect
 :meth:`Connection.apply` (exact float BLAS / conv on integers, Lava Conv's 24-bit wrap where Lava uses
 a Conv). Per population, the feed-forward input of all T steps is one batched product (computed once
 when the network input repeats every step, as direct encoding does), then the neurons run step by
-step. Samples are processed in chunks that bound memory.
+step. Samples are processed in chunks that bound memory, on several threads at once (the compiled
+kernels release the GIL; every chunk writes its own slice of the result, so the spikes do not depend on
+the number of threads).
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from spikeport.core.net import Connection, LoihiNet, Population
 from spikeport.deploy import kernels, products
+from spikeport.errors import SpikeportError
 
 CHUNK_ELEMENTS = 1 << 24  # int64 input currents held per chunk: T * samples * neurons (128 MiB)
+MIN_SPLIT = 16  # fewest samples per chunk when a batch is split across threads
+THREADS_ENV = "SPIKEPORT_THREADS"
+
+
+def threads() -> int:
+    """Threads the emulator uses: ``$SPIKEPORT_THREADS`` when set (an integer >= 1), else the CPUs this
+    process may run on."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    if not raw.isdigit() or int(raw) < 1:
+        raise SpikeportError(f"{THREADS_ENV}={raw!r}: expected a whole number of threads >= 1")
+    return int(raw)
 
 
 @dataclass
@@ -104,6 +122,9 @@ def run(net: LoihiNet, x: np.ndarray, *, record_states: bool = False, fast: bool
         raise ValueError(f"input samples have {int(np.prod(x.shape[2:]))} values, the network expects {net.input_size}")
     widest = max([net.input_size] + [p.size for p in net.populations])
     chunk = max(1, CHUNK_ELEMENTS // (T * widest))
+    workers = threads()
+    if workers > 1 and B >= 2 * MIN_SPLIT:  # at least one chunk per thread
+        chunk = min(chunk, max(MIN_SPLIT, -(-B // workers)))
     plans = [(_plan(p.input, fast), _plan(p.recurrent, fast)) for p in net.populations]
     if B <= chunk:
         spikes, states = _run_chunk(net, x, record_states, plans)
@@ -112,10 +133,19 @@ def run(net: LoihiNet, x: np.ndarray, *, record_states: bool = False, fast: bool
     spikes = [np.empty((T, B, p.size), bool) for p in net.populations]
     states = [(np.empty((T, B, p.size), np.int64), np.empty((T, B, p.size), np.int64))
               for p in net.populations] if record_states else None
-    for lo in range(0, B, chunk):
+
+    def one(lo: int) -> None:
         part, part_states = _run_chunk(net, x[:, lo:lo + chunk], record_states, plans)
         for i, s in enumerate(part):
             spikes[i][:, lo:lo + chunk] = s
             if record_states:
                 states[i][0][:, lo:lo + chunk], states[i][1][:, lo:lo + chunk] = part_states[i]
+
+    starts = range(0, B, chunk)
+    if workers == 1:
+        for lo in starts:
+            one(lo)
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
+            list(pool.map(one, starts))  # list(): re-raises a chunk's exception here
     return EmulatorRun(spikes=spikes, states=states)

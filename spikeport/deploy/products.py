@@ -6,8 +6,9 @@ dense product multiplies zeros. Here every nonzero input ``x[r, i]`` adds ``x[r,
 fan-out (a contiguous weight row) to the row's accumulator: the work is the NeuroBench synaptic
 operation count, done 16 lanes at a time. Convolutions scatter each nonzero input into an
 accumulator laid out (y, x, channel), so the fan-out of one input and one tap is a contiguous run of
-output channels, then write it back in spikeport's C-major order. A sum pool before the map is summed
-first (its windows may overlap, pad or not tile: any geometry).
+output channels, then write it back in spikeport's C-major order. A sum pool of disjoint windows before
+the map is folded into it (an input reaches what its window's pooled position reaches: one pass);
+other pools (overlapping, padded) are summed first.
 
 Exactness: integers throughout. The accumulator is int32 when the bound ``max|x| * pool area *
 max_row sum|w|`` (every partial sum lies below it, in any order) is below 2**31, else int64; the
@@ -113,6 +114,17 @@ def conv_taps(h: int, w: int, kh: int, kw: int, ho: int, wo: int, stride, paddin
     return np.where(ok, oy * wo + ox, -1).reshape(h * w, kh * kw).astype(np.int32)
 
 
+def _unpool_rows(wt: np.ndarray, pool_of: np.ndarray, channels: int) -> np.ndarray:
+    """wt [C*Ho*Wo, n_out] (rows of pooled inputs, C-major) -> [C*H*W, n_out]: row (c, p) is pooled row
+    (c, pool_of[p]), zero where the pool drops p. A sum pool of disjoint windows followed by a dense map
+    is then one dense map of the unpooled input (the same integer sums)."""
+    n_pos = wt.shape[0] // channels
+    rows = (np.arange(channels)[:, None] * n_pos + np.maximum(pool_of, 0)[None, :]).reshape(-1)
+    out = wt[rows].copy()
+    out[np.tile(pool_of < 0, channels)] = 0
+    return out
+
+
 def _pool_rows(x, taps, c_in, out):  # pragma: no cover (compiled)
     """Sum pool per channel by scatter: taps [H*W, kh*kw] as for a convolution (an all-ones kernel);
     out [M, C*Ho*Wo] zeroed by the caller."""
@@ -168,15 +180,22 @@ class Plan:
 
     @classmethod
     def of(cls, conn: Connection) -> Plan:
-        pool_geom, area = None, 1
+        pool_geom, area, pool_of = None, 1, None
         if conn.pool is not None:
             c, h, w = conn.in_shape
             _, ho, wo = conn.pooled_shape
-            pool_geom = (conv_taps(h, w, *conn.pool.kernel, ho, wo, conn.pool.stride, conn.pool.padding, (1, 1)), c)
+            taps = conv_taps(h, w, *conn.pool.kernel, ho, wo, conn.pool.stride, conn.pool.padding, (1, 1))
             area = int(np.prod(conn.pool.kernel))
+            if conn.kind != "pool" and conn.pool.stride == conn.pool.kernel and conn.pool.padding == (0, 0):
+                pool_of = taps.max(axis=1)  # disjoint windows: each input's one pooled position (or -1)
+            else:
+                pool_geom = (taps, c)
         weights, conv_geom, row_abs = None, None, 1.0
         if conn.kind == "dense":
-            weights = np.ascontiguousarray(np.asarray(conn.weight).T, dtype=_weight_type(conn.weight))
+            wt = np.asarray(conn.weight).T
+            if pool_of is not None:  # fold the pool: input (c, p) carries the weights of pooled (c, pool_of[p])
+                wt = _unpool_rows(wt, pool_of, conn.in_shape[0])
+            weights = np.ascontiguousarray(wt, dtype=_weight_type(conn.weight))
             row_abs = linear.row_abs_sum(conn.weight)
         elif conn.kind == "conv":
             c, h, w = conn.pooled_shape
@@ -189,7 +208,10 @@ class Plan:
             weights = np.zeros((c, kh * kw, og_pad), _weight_type(conn.weight))
             weights[:, :, :og] = wg.transpose(0, 2, 3, 4, 1).reshape(c, kh * kw, og)
             _, ho, wo = conn.out_shape
-            conv_geom = (conv_taps(h, w, kh, kw, ho, wo, conn.stride, conn.padding, conn.dilation), conn.groups, og)
+            taps = conv_taps(h, w, kh, kw, ho, wo, conn.stride, conn.padding, conn.dilation)
+            if pool_of is not None:  # fold the pool: an input reaches what its pooled position reaches
+                taps = np.where(pool_of[:, None] >= 0, taps[np.maximum(pool_of, 0)], -1).astype(np.int32)
+            conv_geom = (taps, conn.groups, og)
             row_abs = linear.row_abs_sum(conn.weight)
         return cls(conn, pool_geom, area, weights, conv_geom, row_abs)
 
