@@ -38,17 +38,26 @@ STEPS = 10  # ASSUMPTION: nengo-loihi's keyword-spotting example (p_time=10, dt=
 RATE = 0.1  # ASSUMPTION: spikes per neuron (and per input channel) per step; the paper gives none.
 SWEEP = (0.02, 0.1, 0.5, 1.0)
 
-# Intel NxSDK energy-probe readings printed in github.com/intel-nrc-ecosystem/models (commit 79d25f7a1392bc84cad8
-# 98a0aac9120c736ea674), nxsdk_modules_contrib/spytorch2loihi/<path>: "Dynamic power" (mW per network copy: the
-# board's dynamic power / chips / copies per chip, as the notebook computes it), "Time per tick" (us), "Ticks /
-# sample"; layer sizes from the layer table the notebook prints. Loihi 1, 32-chip Nahuku32 board.
+# Intel NxSDK energy-probe readings printed in github.com/intel-nrc-ecosystem/models notebooks (path, commit and
+# cell below): dynamic power (mW; for the multi-chip runs per network copy: the board's dynamic power / chips /
+# copies per chip, as the notebook computes it), time per tick (us) and ticks per sample; layer sizes from the layer
+# table or the constructor call the notebook shows. "core_dynamic_mw": the neurocores' share, where printed.
 NXSDK = {
     "ntidigits": {"label": "N-TIDIGITS (SLAYER)", "dynamic_mw": 10.892893181009958, "tick_us": 17.6250417494265,
                   "ticks": 3000, "sizes": (64, 256, 256, 242), "recurrent": (),
-                  "path": "slayer_rec/tutorials/ntidigits/ntidigitsEnergy.ipynb, cell 8"},
+                  "device": "Loihi 1 (Nahuku32, per network copy)", "commit": "79d25f7a1392bc84cad898a0aac9120c736ea674",
+                  "path": "nxsdk_modules_contrib/spytorch2loihi/slayer_rec/tutorials/ntidigits/ntidigitsEnergy.ipynb",
+                  "cell": "In [8]"},
     "braille": {"label": "braille (recurrent, threshold 10)", "dynamic_mw": 73.84686164529916,
                 "tick_us": 6.640671060008044, "ticks": 270, "sizes": (48, 450, 28), "recurrent": (0,),
-                "path": "spytorch2loihi_import_energy-delay.ipynb, cell 11"},
+                "device": "Loihi 1 (Nahuku32, per network copy)", "commit": "79d25f7a1392bc84cad898a0aac9120c736ea674",
+                "path": "nxsdk_modules_contrib/spytorch2loihi/spytorch2loihi_import_energy-delay.ipynb",
+                "cell": "In [11]"},
+    "lsnn": {"label": "sMNIST LSNN (80 in, 140 LIF + 100 adaptive, 10 out)", "dynamic_mw": 24.778585421177354,
+             "core_dynamic_mw": 1.5834605924254124, "tick_us": 16.649476190477372, "ticks": 840,
+             "sizes": (80, 240, 10), "recurrent": (0,), "device": "Loihi 1 (one chip, board ncl-ghrd-01)",
+             "commit": "15e429b439ab2f4599200c643ed5f4e035dce45b",
+             "path": "nxsdk_modules_ncl/lsnn/seqmnist/sMNIST_Loihi_performance_measurements.ipynb", "cell": "In [8]"},
 }
 NXSDK_SWEEP = (0.01, 0.02, 0.05, 0.1, 0.2)
 
@@ -141,10 +150,11 @@ def sweep_rows() -> list[dict]:
     return out
 
 
-def nxsdk_measured_j(key: str) -> float:
-    """Measured dynamic energy per sample (J): dynamic power x time per tick x ticks, as the notebook computes it."""
+def nxsdk_measured_j(key: str, part: str = "dynamic_mw") -> float:
+    """Measured energy per sample (J): ``part`` power (dynamic, or the cores' dynamic) x time per tick x ticks,
+    as the notebooks compute it."""
     m = NXSDK[key]
-    return m["dynamic_mw"] * 1e-3 * m["tick_us"] * 1e-6 * m["ticks"]
+    return m[part] * 1e-3 * m["tick_us"] * 1e-6 * m["ticks"]
 
 
 def nxsdk_estimate(key: str, rate: float = RATE) -> dict:
@@ -160,35 +170,38 @@ def nxsdk_estimate(key: str, rate: float = RATE) -> dict:
 
 
 def nxsdk_rows(rate: float = RATE) -> list[dict]:
-    """One row per comparison with the two NxSDK energy-probe readings (energies per sample, J)."""
-    gap = ("per-tick barrier sync and embedded-x86 (Lakemont) work, amortised over the copies on a chip; "
-           "axonal-delay and recurrent bookkeeping")
+    """One row per comparison with the NxSDK energy-probe readings (energies per sample, J)."""
+    gap = "per-tick barrier sync and embedded-x86 (Lakemont) work; axonal-delay and recurrent bookkeeping"
     rows = []
     for key, m in NXSDK.items():
         measured, est = nxsdk_measured_j(key), nxsdk_estimate(key, rate)
-        what = f"Intel NxSDK probe, {m['path'].split('/')[-1]}: Loihi 1 dynamic"
-        device = "Loihi 1 (Nahuku32, per network copy)"
+        name = f"{m['label']}, Intel NxSDK probe, {m['path'].split('/')[-1]} {m['cell']}: Loihi 1 dynamic"
         rows += [
-            _row(f"{m['label']}, {what}", device, measured, "loihi", est["loihi"], "per-op only (nothing fitted)",
-                 gap),
-            _row(f"{m['label']}, {what}", device, measured, "loihi", est["loihi"] + est["host_j"],
+            _row(name, m["device"], measured, "loihi", est["loihi"], "per-op only (nothing fitted)", gap),
+            _row(name, m["device"], measured, "loihi", est["loihi"] + est["host_j"],
                  "per-op + Blouw's host_power x measured time per sample (calibrated on Blouw, checked here)",
-                 "the 70 mW is a board-level figure; here the x86 power is shared by all copies on a chip"),
-            _row(f"{m['label']}, {what}", device, measured, "loihi-kerasspiking", est["loihi-kerasspiking"],
-                 "per-op only", gap),
+                 "the 70 mW is a Wolf Mountain board figure, not this chip's x86 power"),
+            _row(name, m["device"], measured, "loihi-kerasspiking", est["loihi-kerasspiking"], "per-op only", gap),
         ]
+        if "core_dynamic_mw" in m:
+            rows.append(_row(f"{m['label']}, same cell: neurocores' dynamic power only", m["device"],
+                             nxsdk_measured_j(key, "core_dynamic_mw"), "loihi", est["loihi"],
+                             "per-op only vs the part per-op prices (x86 excluded)",
+                             "the adaptive neurons' second compartment; per-tick barrier sync"))
     return rows
 
 
 def nxsdk_sweep_rows() -> list[dict]:
     """Per-op (loihi) estimate of each NxSDK-measured network at each assumed rate."""
     out = []
-    for key in NXSDK:
+    for key, m in NXSDK.items():
         measured = nxsdk_measured_j(key)
+        core = nxsdk_measured_j(key, "core_dynamic_mw") if "core_dynamic_mw" in m else None
         for rate in NXSDK_SWEEP:
             est = nxsdk_estimate(key, rate)
-            out.append({"network": NXSDK[key]["label"], "rate": rate, "synops": est["synops"],
-                        "per_op_j": est["loihi"], "measured_j": measured, "ratio": est["loihi"] / measured})
+            out.append({"network": m["label"], "rate": rate, "synops": est["synops"], "per_op_j": est["loihi"],
+                        "measured_j": measured, "ratio": est["loihi"] / measured,
+                        "ratio_core": None if core is None else est["loihi"] / core})
     return out
 
 
@@ -213,16 +226,17 @@ def markdown(rows: list[dict], sweep: list[dict], nx_rows: list[dict], nx_sweep:
     for s in sweep:
         lines.append(f"| {s['rate']:g} | {s['synops']:,.0f} | {_j(s['per_op_j'])} | {s['ratio_dynamic']:.3g} | "
                      f"{s['ratio_remainder']:.3g} |")
-    lines += ["", f"Intel NxSDK energy-probe readings (Loihi 1), networks rebuilt from the notebooks' layer tables, "
-              f"ticks per sample as printed, every input channel and neuron at {RATE} spikes per tick "
+    lines += ["", f"Intel NxSDK energy-probe readings (Loihi 1), networks rebuilt from the notebooks' layer tables "
+              f"and constructor calls, ticks per sample as printed, every input channel and neuron at {RATE} spikes per tick "
               "(assumption, the same as above). Energies per sample.", "", *_rows_table(nx_rows),
               "", "Per-op (loihi) estimate of the NxSDK-measured networks against the assumed firing rate "
               "(no source publishes one):", "",
-              "| network | rate (spikes / neuron / tick) | SynOps per sample | per-op estimate | measured | "
-              "estimate / measured |", "|---|---|---|---|---|---|"]
+              "| network | rate (spikes / neuron / tick) | SynOps per sample | per-op estimate | measured dynamic | "
+              "estimate / measured | estimate / neurocores' dynamic |", "|---|---|---|---|---|---|---|"]
     for s in nx_sweep:
+        core = "-" if s["ratio_core"] is None else f"{s['ratio_core']:.3g}"
         lines.append(f"| {s['network']} | {s['rate']:g} | {s['synops']:,.0f} | {_j(s['per_op_j'])} | "
-                     f"{_j(s['measured_j'])} | {s['ratio']:.3g} |")
+                     f"{_j(s['measured_j'])} | {s['ratio']:.3g} | {core} |")
     return "\n".join(lines)
 
 

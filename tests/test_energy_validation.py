@@ -120,6 +120,17 @@ def test_ntidigits_measurement_is_the_printed_one(script):
     assert script.nxsdk_measured_j("ntidigits") == pytest.approx(575.9630912620312e-6, rel=1e-12)
 
 
+def test_lsnn_measurements_add_up_to_the_printed_total(script):
+    """sMNIST LSNN notebook, cell In [8]: 840 ticks x 16.649476190477372 us = 13,985.56 us per inference.
+    Dynamic 24.778585421177354 mW -> 346.5424 uJ; static 1.1553919470152128 mW -> 16.1588 uJ; their sum
+    362.7012 uJ is the 0.362701196521525 mJ the notebook prints. Neurocores' dynamic 1.5834605924254124 mW
+    -> 22.1456 uJ."""
+    dynamic, core = script.nxsdk_measured_j("lsnn"), script.nxsdk_measured_j("lsnn", "core_dynamic_mw")
+    assert dynamic == pytest.approx(346.5424e-6, rel=1e-6) and core == pytest.approx(22.1456e-6, rel=1e-5)
+    static = 1.1553919470152128e-3 * 13985.560000000993e-6
+    assert dynamic + static == pytest.approx(0.362701196521525e-3, rel=1e-9)
+
+
 def test_profile_summaries_quote_the_nxsdk_ratios(script):
     """The loihi and loihi-kerasspiking summaries quote each NxSDK per-op ratio as the script computes it."""
     profiles = load_profiles()
