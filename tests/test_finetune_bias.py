@@ -1,0 +1,97 @@
+"""Fine-tuning keeps an imported layer's bias line (a constant current into u, exact on Loihi) as a bias
+line: a trained weight on an always-on input, quantized as export quantizes it, never a voltage bias.
+
+Independent references: a hand-computed spike train (one neuron, bias 1 into the synapse: spikes at
+steps 2, 4, 6; the voltage-bias form spikes at 1, 3, 5, 7), Lava itself on the fine-tuned model.nir,
+and the NIR file as nir reads it (the weighted node carries the line, the neuron no voltage bias).
+"""
+import json
+
+import nir
+import numpy as np
+import torch
+
+from spikeport.deploy import emulator
+from spikeport.deploy.supervise import run_lava
+from spikeport.importer import finetune_net, lower
+from spikeport.importer.finetune import finetune_run
+from spikeport.importer.run import import_graph, load_source
+from spikeport.nirfmt.load import load_nir
+from spikeport.nirfmt.spec import LINE_WEIGHT, NODE_META
+from tests.test_finetune import check_finetuned_parity
+from tests.test_import_semantics import N_IN, BrailleNet, _one_neuron_graph
+
+HAND = [2, 4, 6]  # spike steps of the one-neuron graph over 8 steps (test_import_semantics, by hand)
+
+
+def _steps(spikes) -> list[int]:
+    return [int(t) for t in np.flatnonzero(np.asarray(spikes))]
+
+
+def _assert_line_not_voltage(model_nir, weighted: list[str], neurons: list[str]) -> None:
+    """model.nir as nir reads it: each weighted node carries a line (metadata and float bias), each
+    neuron has no voltage bias (v_leak 0, bias mantissa 0)."""
+    g = nir.read(str(model_nir))
+    for w in weighted:
+        assert LINE_WEIGHT in g.nodes[w].metadata[NODE_META] and np.any(g.nodes[w].bias != 0), w
+    for n in neurons:
+        node = g.nodes[n]
+        assert not np.any(node.v_leak) and not np.any(node.metadata[NODE_META]["bias_mant"]), n
+
+
+def test_bias_line_kept_hand_computed(tmp_path):
+    """The fine-tuning module of the one-neuron graph: float, QAT and integer forwards spike at the
+    hand-computed steps; the fine-tuned run's model.nir carries the line, and the emulator and Lava
+    spike at the same steps."""
+    path = _one_neuron_graph(tmp_path / "one.nir")
+    np.save(tmp_path / "x.npy", np.zeros((4, 8, 1)))
+    run = tmp_path / "run"
+    import_graph(path, dt=1e-4, out=run, producer="spikeport", inputs=tmp_path / "x.npy")
+    fg, prod, dt, _ = load_source(run)
+    plans = lower.lower(fg, prod, dt).layers
+    model = finetune_net.build([finetune_net.arch_of(p, 1.0, 1) for p in plans], fg.input_shape)
+    finetune_net.init_from(model, plans)
+    assert model.layers[0].arch.line == "neuron" and model.layers[0].bias is None
+    x = torch.zeros(8, 1, 1)
+    with torch.no_grad():
+        assert _steps(model(x)[0][:, 0, 0]) == HAND
+        assert _steps(model(x, qat=True)[0][:, 0, 0]) == HAND
+    assert _steps(model.forward_int(x.long())[0][:, 0, 0]) == HAND
+    res = finetune_run(run, epochs=1, holdout=0.0)  # one output neuron, matching spikes: nothing to change
+    assert res["bias_lines"] == ["lif"] and "bias_line_weight_exp" in res["layers"][0]
+    _assert_line_not_voltage(run / "model.nir", ["fc0"], ["lif0"])
+    net = load_nir(run / "model.nir")
+    zeros = np.zeros((8, 1, 1), np.int64)
+    assert _steps(emulator.run(net, zeros).spikes[0][:, 0, 0]) == HAND
+    assert _steps(run_lava(net, zeros)[0][:, 0, 0]) == HAND
+
+
+def test_braille_style_finetune_keeps_exact_bias_lines(tmp_path):
+    """The braille model_build net (random weights; biases on fc1, the recurrence and fc2), imported
+    exactly (same-step reset, no --allow-approx) and fine-tuned: the lines are trained (gradient under
+    QAT), model.nir carries them and no voltage bias, and Lava == emulator == the checkpoint's integer
+    forward spike for spike; import.json and parity.json carry the before / after figures."""
+    from snntorch.export_nir import export_to_nir
+
+    path = tmp_path / "braille.nir"
+    nir.write(str(path), export_to_nir(BrailleNet(), torch.zeros(1, N_IN), ignore_dims=[0]))
+    x = (np.random.default_rng(3).random((48, 32, N_IN)) < 0.15).astype(np.float32)  # [N, T, 12]
+    np.save(tmp_path / "x.npy", x)
+    run = tmp_path / "run"
+    info = import_graph(path, dt=1e-4, out=run, producer="snntorch", reset="zero", reset_timing="same-step",
+                        inputs=tmp_path / "x.npy")
+    assert info["exact"] and info["approximations"] == []
+    res = finetune_run(run, epochs=2, target="producer", holdout=0.25)
+    assert res["bias_lines"] == ["lif1.lif", "lif2"] and res["integer_forward_vs_emulator_mismatches"] == 0
+    model, _ = finetune_net.load(run)
+    assert [layer.arch.line for layer in model.layers] == ["neuron", "neuron"]
+    model.train()
+    sum(o.sum() for o in model(torch.from_numpy(np.swapaxes(x[:8], 0, 1)), qat=True)).backward()
+    assert all(float(layer.line.grad.abs().sum()) > 0 for layer in model.layers)
+    _assert_line_not_voltage(run / "model.nir", ["fc0", "fc1"], ["lif0", "lif1"])
+    net = load_nir(run / "model.nir")
+    assert all(p.bias_line is not None for p in net.populations) and net.populations[0].recurrent is not None
+    saved = json.loads((run / "import.json").read_text())
+    assert saved["exact"] and {"before", "after"} <= set(saved["finetune"])
+    p = check_finetuned_parity(run, samples=12)
+    assert p["finetune"]["after"] == res["after"] and p["finetune"]["before"] == res["before"]
