@@ -68,7 +68,8 @@ def test_bias_line_kept_hand_computed(tmp_path):
 
 def test_braille_style_finetune_keeps_exact_bias_lines(tmp_path):
     """The braille model_build net (random weights; biases on fc1, the recurrence and fc2), imported
-    exactly (same-step reset, no --allow-approx) and fine-tuned: the lines are trained (gradient under
+    exactly (same-step reset, no --allow-approx) and fine-tuned: the module starts as the imported
+    model.nir (the emulator on it, spike for spike), the lines are trained (gradient under
     QAT), model.nir carries them and no voltage bias, and Lava == emulator == the checkpoint's integer
     forward spike for spike; import.json and parity.json carry the before / after figures."""
     from snntorch.export_nir import export_to_nir
@@ -81,6 +82,14 @@ def test_braille_style_finetune_keeps_exact_bias_lines(tmp_path):
     info = import_graph(path, dt=1e-4, out=run, producer="snntorch", reset="zero", reset_timing="same-step",
                         inputs=tmp_path / "x.npy")
     assert info["exact"] and info["approximations"] == []
+    fg, prod, dt, _ = load_source(run)  # fine-tuning starts from the imported integers (calibrated scale)
+    plans = lower.lower(fg, prod, dt).layers
+    start = finetune_net.build([finetune_net.arch_of(p, 1.0, 1, r) for p, r in zip(plans, info["layers"])],
+                               fg.input_shape)
+    finetune_net.init_from(start, plans)
+    x_int = np.rint(np.swapaxes(x, 0, 1)).astype(np.int64)
+    imported = emulator.run(load_nir(run / "model.nir"), x_int).spikes
+    assert [int((a.numpy() != b).sum()) for a, b in zip(start.forward_int(torch.from_numpy(x_int)), imported)] == [0, 0]
     res = finetune_run(run, epochs=2, target="producer", holdout=0.25)
     assert res["bias_lines"] == ["lif1.lif", "lif2"] and res["integer_forward_vs_emulator_mismatches"] == 0
     model, _ = finetune_net.load(run)

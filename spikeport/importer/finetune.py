@@ -183,7 +183,9 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
     to_int = lambda x: np.rint(x / unit).astype(np.int64).reshape(x.shape[0], x.shape[1], -1)  # noqa: E731
     low = lower.lower(fg, prod, dt, allow_approx=True)  # the import succeeded: its approximations are recorded
     names = [p.name for p in low.layers]
-    archs = [finetune_net.arch_of(p, unit if i == 0 else 1.0, (GRADED_MAX if graded else 1) if i == 0 else 1)
+    rows = info.get("layers") if isinstance(info.get("layers"), list) else []
+    archs = [finetune_net.arch_of(p, unit if i == 0 else 1.0, (GRADED_MAX if graded else 1) if i == 0 else 1,
+                                  rows[i] if i < len(rows) and isinstance(rows[i], dict) else None)
              for i, p in enumerate(low.layers)]
     tick("producer's float reference (samples)", 0, x_tr.shape[1] + x_te.shape[1])
     t_spk, t_pred_tr = reference(fg, prod, dt, x_tr, names)

@@ -66,8 +66,10 @@ class LayerArch(StrictModel):
     input sample (C, H, W), or (n,) for a flat dense input; ``pool``: (kernel, stride, padding) of a
     leading sum pool; ``weight_shape``: dense [out, pooled size] or conv [C_out, C_in/groups, kh, kw];
     ``bias``: none | channel (one per conv channel) | neuron; ``line``: the bias line's layout, likewise
-    (see the module docstring); ``input_unit``: float value of one integer input unit; ``max_input``:
-    largest integer input of one synapse per step (before pooling)."""
+    (see the module docstring); ``clip`` / ``weight_exp``: a dense layer's weight scale ``clip * max|w| /
+    127`` and weight exponent as the import calibrated them (None: chosen as for a trained layer);
+    ``input_unit``: float value of one integer input unit; ``max_input``: largest integer input of one
+    synapse per step (before pooling)."""
 
     name: str
     kind: Literal["dense", "conv"]
@@ -84,6 +86,8 @@ class LayerArch(StrictModel):
     theta: Annotated[float, Field(gt=0.0, lt=1e12)]
     bias: Literal["none", "channel", "neuron"]
     line: Literal["none", "channel", "neuron"] = "none"
+    clip: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    weight_exp: Optional[Annotated[int, Field(ge=-16, le=16)]] = None
     recurrent: bool
     input_unit: Annotated[float, Field(gt=0.0, lt=1e12)]
     max_input: Dim
@@ -97,9 +101,11 @@ class LayerArch(StrictModel):
         return int(np.prod(self.out_shape))
 
 
-def arch_of(plan, input_unit: float, max_input: int) -> LayerArch:
+def arch_of(plan, input_unit: float, max_input: int, imported: dict | None = None) -> LayerArch:
     """The LayerArch of a :class:`~spikeport.importer.lower.LayerPlan`; a weightless pool layer cannot
-    be trained (SpikeportError naming it)."""
+    be trained (SpikeportError naming it). ``imported``: the layer's row of import.json's ``layers``; a
+    dense layer starts from its calibrated ``clip`` and ``weight_exp`` (so the module's integers start
+    as the imported model.nir's; a conv keeps weight_exp 0, Lava Conv)."""
     c = plan.conn
     if c.kind not in ("dense", "conv") or c.weight is None:
         raise SpikeportError(f"layer '{plan.name}': a {c.kind} layer without weights cannot be fine-tuned "
@@ -115,8 +121,15 @@ def arch_of(plan, input_unit: float, max_input: int) -> LayerArch:
         dilation=tuple(int(s) for s in c.dilation), groups=int(c.groups), beta_syn=float(plan.beta_syn),
         beta_mem=float(plan.beta_mem), theta=float(plan.theta), bias=bias,
         line="none" if plan.current is None else "channel" if c.kind == "conv" else "neuron",
-        recurrent=plan.recurrent is not None,
+        **(_calibrated(imported) if c.kind == "dense" else {}), recurrent=plan.recurrent is not None,
         input_unit=float(input_unit), max_input=int(max_input))
+
+
+def _calibrated(row: dict | None) -> dict:
+    """``clip`` and ``weight_exp`` of an import.json layer row (none when the row lacks them)."""
+    if not row or not isinstance(row.get("clip"), (int, float)) or type(row.get("weight_exp")) is not int:
+        return {}
+    return {"clip": float(row["clip"]), "weight_exp": int(row["weight_exp"])}
 
 
 class PlanMixin:
@@ -208,15 +221,18 @@ class PlanMixin:
         return a.pool is None or Pool2d(*a.pool).tiles(a.in_shape[1], a.in_shape[2])
 
     def quantize(self, w: torch.Tensor, bias) -> quant.LayerQuant:
-        """int8 weights on max|w| / 127; weight_exp 0 for a conv whose threshold fits, else
-        ``quant.choose_weight_exp`` (no current wrap); threshold and bias on the state scale."""
+        """int8 weights on clip * max|w| / 127 (saturating); weight_exp: the calibrated one where it keeps
+        the threshold on Loihi's grid, 0 for a conv whose threshold fits, else ``quant.choose_weight_exp``
+        (no current wrap); threshold and bias on the state scale."""
         wn = w.detach().cpu().double().numpy()
         flat = wn.reshape(wn.shape[0], -1)
-        ws = quant.weight_scale(flat)
+        ws = self.arch.clip * quant.weight_scale(flat)
         q = quant.quantize_weight(flat, ws)
         s0, du = ws * self.input_unit, quant.du_from_decay(self.spec.beta_syn)
-        exp = None
-        if self.arch.kind == "conv" and quant.VTH_MIN_HEADROOM <= round(self.spec.theta / s0) <= loihi.VTH_MAX:
+        exp, e = None, self.arch.weight_exp
+        if e is not None and quant.VTH_MIN_HEADROOM <= round(self.spec.theta / (s0 * 2.0 ** (-e))) <= loihi.VTH_MAX:
+            exp = e
+        elif self.arch.kind == "conv" and quant.VTH_MIN_HEADROOM <= round(self.spec.theta / s0) <= loihi.VTH_MAX:
             exp = 0
         if exp is None:
             exp = quant.choose_weight_exp(self.spec.theta, s0, q, self.max_input_int(), du)
