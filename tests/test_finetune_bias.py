@@ -6,9 +6,11 @@ steps 2, 4, 6; the voltage-bias form spikes at 1, 3, 5, 7), Lava itself on the f
 and the NIR file as nir reads it (the weighted node carries the line, the neuron no voltage bias).
 """
 import json
+from pathlib import Path
 
 import nir
 import numpy as np
+import pytest
 import torch
 
 from spikeport.deploy import emulator
@@ -21,6 +23,7 @@ from spikeport.nirfmt.spec import LINE_WEIGHT, NODE_META
 from tests.test_finetune import check_finetuned_parity
 from tests.test_import_semantics import N_IN, BrailleNet, _one_neuron_graph
 
+ROOT = Path(__file__).resolve().parents[1]
 HAND = [2, 4, 6]  # spike steps of the one-neuron graph over 8 steps (test_import_semantics, by hand)
 
 
@@ -104,3 +107,55 @@ def test_braille_style_finetune_keeps_exact_bias_lines(tmp_path):
     assert saved["exact"] and {"before", "after"} <= set(saved["finetune"])
     p = check_finetuned_parity(run, samples=12)
     assert p["finetune"]["after"] == res["after"] and p["finetune"]["before"] == res["before"]
+
+
+@pytest.mark.slow
+def test_braille_trained_finetune_figures(tmp_path):
+    """The figures of docs/nir_peers.md (``benchmarks/braille_import.py --epochs 30 --finetune 10``): the
+    braille net trained by snnTorch with the same-step reset, imported exactly, fine-tuned on the 700
+    training samples by distilling snnTorch, measured on the 280 held-out test samples against
+    snnTorch's own predictions. Asserted: exact import and fine-tuned run (lines, no voltage bias, no
+    approximation), Lava == emulator == checkpoint (0 mismatches), before / after in import.json and
+    parity.json equal to what snnTorch's predictions give. The issue's >= 97 % agreement is printed, not
+    asserted: it is not reached (docs/nir_peers.md, int8 noise floor)."""
+    import importlib.util
+
+    from snntorch.export_nir import export_to_nir
+
+    from spikeport import pipeline
+    from spikeport.files import fileio, runfolder
+
+    spec = importlib.util.spec_from_file_location("braille_bench", ROOT / "benchmarks" / "braille_import.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    (x_tr, y_tr), (x_te, y_te) = bench.make_data(700, 0), bench.make_data(280, 1)
+    net = BrailleNet()
+    bench.train(net, x_tr, y_tr, 30)
+    with torch.no_grad():
+        theirs = net.same_step(torch.from_numpy(x_te))[1].numpy().sum(0).argmax(1)  # snnTorch's predictions
+    nir.write(str(tmp_path / "b.nir"), export_to_nir(net, torch.zeros(1, N_IN), ignore_dims=[0]))
+    np.save(tmp_path / "x.npy", x_te.transpose(1, 0, 2))
+    np.save(tmp_path / "y.npy", y_te)
+    run, ft = tmp_path / "run", tmp_path / "ft"
+    info = import_graph(tmp_path / "b.nir", dt=1e-4, out=run, producer="snntorch", reset="zero",
+                        reset_timing="same-step", inputs=tmp_path / "x.npy", labels=tmp_path / "y.npy")
+    assert info["exact"] and info["approximations"] == []
+    fileio.write_npy(run / runfolder.TRAIN_INPUTS, np.ascontiguousarray(x_tr.transpose(1, 0, 2)))
+    res = finetune_run(run, epochs=10, out=ft, target="producer", lr=2e-3)
+    x_int = np.rint(x_te).astype(np.int64)
+    for folder, key in ((run, "before"), (ft, "after")):
+        pred = emulator.run(load_nir(folder / "model.nir"), x_int).output_counts().argmax(1)
+        assert res[key]["prediction_agreement"] == pytest.approx(float(np.mean(pred == theirs)))
+        assert res[key]["integer_accuracy"] == pytest.approx(float(np.mean(pred == y_te)))
+    assert json.loads((ft / "import.json").read_text())["exact"] and res["bias_lines"] == ["lif1.lif", "lif2"]
+    _assert_line_not_voltage(ft / "model.nir", ["fc0", "fc1"], ["lif0", "lif1"])
+    par = pipeline.parity(ft, backend="lava,emulator")
+    assert par["spike_mismatches"] == 0 and par["passed"] and par["samples"] == 280
+    assert par["producer_agreement"] == pytest.approx(res["after"]["prediction_agreement"])
+    saved = json.loads((ft / "parity.json").read_text())["finetune"]
+    assert saved["before"] == res["before"] and saved["after"] == res["after"]
+    print(f"braille (same-step, exact): agreement with snnTorch {res['before']['prediction_agreement']:.4f} -> "
+          f"{res['after']['prediction_agreement']:.4f}, accuracy {res['before']['integer_accuracy']:.4f} -> "
+          f"{res['after']['integer_accuracy']:.4f} (snnTorch {res['after']['producer_accuracy']:.4f}); "
+          f"Lava == emulator == checkpoint on {par['samples']} samples")
