@@ -130,38 +130,70 @@ def finetune(run: Path, tmp: Path, data: dict, args) -> None:
                   f"{par['finetune']['after']['prediction_agreement']:.2%}; passed {par['passed']}")
 
 
-def noise_floor(run: Path, x: np.ndarray, fracs=(0.5, 0.25, 0.1), seeds: int = 4) -> None:
-    """How sensitive the producer's own float network is: its lowered layers (the fine-tuning module, no
-    quantization) with every weight, recurrent weight and bias-line current moved by uniform noise of
-    +-frac of its int8 step (int8 rounding is +-0.5), agreement with the unperturbed network's
-    predictions on x [T, N, 12]. Printed per frac: one figure per seed."""
-    from spikeport.core.readout import predict
+def _float_module(run: Path, x: np.ndarray):
+    """(the fine-tuning module of the run's source graph, float; snnTorch's predictions on x; the int8 step
+    of each weight tensor: weight scale, recurrent weight scale, line quantum)."""
     from spikeport.importer import finetune_net, lower
     from spikeport.importer.run import load_source, reference
 
     fg, prod, dt, info = load_source(run)
     plans = lower.lower(fg, prod, dt).layers
-    _, t_pred = reference(fg, prod, dt, x, [p.name for p in plans])
+    spikes, t_pred = reference(fg, prod, dt, x, [p.name for p in plans])
     model = finetune_net.build([finetune_net.arch_of(p, 1.0, 1, r) for p, r in zip(plans, info["layers"])],
                                fg.input_shape)
     finetune_net.init_from(model, plans)
-    base, step = {k: v.clone() for k, v in model.state_dict().items()}, {}
+    step = {}
     for i, layer in enumerate(model.layers):
         lq = layer.quant()
         step[f"layers.{i}.weight"] = lq.weight_scale
         step[f"layers.{i}.line"] = lq.state_scale * 2.0 ** layer.bias_line(lq).weight_exp
         if layer.arch.recurrent:
             step[f"layers.{i}.weight_rec"] = layer.quant_recurrent(lq)[2]
+    return model, (spikes, t_pred), step
+
+
+def _perturbed(base: dict, step: dict, frac: float, seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {k: v + (torch.rand(v.shape, generator=g) - 0.5) * 2 * frac * step[k] if k in step else v
+            for k, v in base.items()}
+
+
+def noise_floor(run: Path, x: np.ndarray, fracs=(0.5, 0.25, 0.1), seeds: int = 4, recover_epochs: int = 6) -> None:
+    """How sensitive the producer's own float network is: its lowered layers (the fine-tuning module, no
+    quantization) with every weight, recurrent weight and bias-line current moved by uniform noise of
+    +-frac of its int8 step (int8 rounding is +-0.5): agreement with the unperturbed network's predictions
+    on x [T, N, 12], one figure per seed. Then, from the +-0.5 start of seed 0, ``recover_epochs`` of
+    fine-tuning's own training step in float (no quantization: fine-tuning's loss and optimizer, lr 5e-4)
+    distilling the unperturbed network: agreement per epoch."""
+    from spikeport.core.readout import predict
+    from spikeport.importer import finetune
+
+    model, (spikes, t_pred), step = _float_module(run, x)
+    base, xf = {k: v.clone() for k, v in model.state_dict().items()}, torch.from_numpy(x)
+    agreement = lambda: float(np.mean(predict(model(xf)[-1].detach().numpy() > 0, {}) == t_pred))  # noqa: E731
     for frac in fracs:
         agree = []
         for seed in range(seeds):
-            g = torch.Generator().manual_seed(seed)
-            model.load_state_dict({k: v + (torch.rand(v.shape, generator=g) - 0.5) * 2 * frac * step[k] if k in step
-                                   else v for k, v in base.items()})
-            with torch.no_grad():
-                agree.append(float(np.mean(predict(model(torch.from_numpy(x))[-1].numpy() > 0, {}) == t_pred)))
+            model.load_state_dict(_perturbed(base, step, frac, seed))
+            agree.append(agreement())
         print(f"  producer's float net, weights +- {frac} int8 step of noise: agreement with itself "
               f"{', '.join(f'{a:.2%}' for a in agree)} ({x.shape[1]} training samples)")
+    model.load_state_dict(_perturbed(base, step, 0.5, 0))
+    opt, rng = finetune._optimizer(model, 5e-4), np.random.default_rng(0)
+    teach = [torch.from_numpy(s.astype(np.float32)) for s in spikes]
+    curve = [agreement()]
+    for _ in range(recover_epochs):
+        order = rng.permutation(x.shape[1])
+        for lo in range(0, x.shape[1], 64):
+            idx = torch.from_numpy(order[lo:lo + 64])
+            yb = torch.from_numpy(t_pred[idx.numpy()])
+            loss = finetune._loss(model(xf[:, idx]), "producer", yb, [s[:, idx] for s in teach], yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        curve.append(agreement())
+    print(f"  float distillation back from +- 0.5 step (fine-tuning's loss, lr 5e-4, no quantization): agreement "
+          f"per epoch {', '.join(f'{a:.2%}' for a in curve)}")
 
 
 def compare_imports(tmp: Path, data: dict, hid: np.ndarray, out: np.ndarray, lava: bool) -> Path:

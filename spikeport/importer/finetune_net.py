@@ -260,7 +260,8 @@ def init_from(model: SpikingNet, plans: list) -> None:
     """Set the float parameters to the lowered plans' (the producer's network in spikeport's units)."""
     for layer, plan in zip(model.layers, plans):
         layer.weight.copy_(torch.as_tensor(plan.conn.weight.reshape(layer.weight.shape)))
-        for param, kind, value in ((layer.bias, layer.arch.bias, plan.bias), (layer.line, layer.arch.line, plan.current)):
+        pairs = ((layer.bias, layer.arch.bias, plan.bias), (layer.line, layer.arch.line, plan.current))
+        for param, kind, value in pairs:
             if param is not None:
                 v = np.asarray(value, np.float64)
                 param.copy_(torch.as_tensor(v.reshape(layer.arch.out_shape[0], -1)[:, 0] if kind == "channel" else v))
