@@ -151,7 +151,8 @@ def _start(run_dir: Path, archs: list, input_shape: tuple, plans: list):
     if finetune_net.is_finetuned(run_dir):
         model, _ = finetune_net.load(run_dir)
         if [layer.arch for layer in model.layers] != archs:
-            raise SpikeportError(f"{run_dir / runfolder.CONFIG}: its layers differ from {runio.SOURCE}'s lowering")
+            raise SpikeportError(f"{run_dir / runfolder.CONFIG}: its layers differ from {runio.SOURCE}'s lowering "
+                                 f"(e.g. a checkpoint from before bias lines were kept; import {runio.SOURCE} again)")
         return model, "the run's fine-tuned checkpoint"
     model = finetune_net.build(archs, input_shape)
     finetune_net.init_from(model, plans)
