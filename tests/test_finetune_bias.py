@@ -109,6 +109,47 @@ def test_braille_style_finetune_keeps_exact_bias_lines(tmp_path):
     assert p["finetune"]["after"] == res["after"] and p["finetune"]["before"] == res["before"]
 
 
+def _cuba(shape, dt):
+    full = lambda v: np.full(shape, v)  # noqa: E731
+    return nir.CubaLIF(tau_syn=full(2 * dt), tau_mem=full(5 * dt), r=full(1.0), w_in=full(1.0), v_leak=full(0.0),
+                       v_threshold=full(1.0), v_reset=full(0.0))
+
+
+def test_conv_bias_line_per_channel(tmp_path):
+    """A Conv2d bias (one current per channel) and an Affine bias into CubaLIF layers: fine-tuned, the conv
+    keeps a per-channel line (Lava Conv with its always-on Dense), the dense a per-neuron one; Lava ==
+    emulator == the checkpoint's integer forward on model.nir, with spikes in both layers."""
+    rng, dt = np.random.default_rng(0), 1e-4
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 6, 6])}),
+             "conv": nir.Conv2d(input_shape=(6, 6), weight=rng.normal(0, 2.0, (3, 1, 3, 3)), stride=1, padding=1,
+                                dilation=1, groups=1, bias=np.array([0.3, -0.1, 0.5])),
+             "lif0": _cuba((3, 6, 6), dt),
+             "flat": nir.Flatten(input_type={"input": np.array([3, 6, 6])}, start_dim=0, end_dim=-1),
+             "fc": nir.Affine(weight=rng.normal(0, 1.0, (5, 108)), bias=rng.uniform(0, 0.1, 5)),
+             "lif1": _cuba((5,), dt),
+             "output": nir.Output(output_type={"output": np.array([5])})}
+    order = list(nodes)
+    nir.write(str(tmp_path / "g.nir"), nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])),
+                                                  type_check=False))
+    x = (rng.random((40, 16, 1, 6, 6)) < 0.4).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    run = tmp_path / "run"
+    info = import_graph(tmp_path / "g.nir", dt=dt, out=run, producer="spikeport", inputs=tmp_path / "x.npy")
+    assert info["exact"] and all("bias_line" in layer for layer in info["layers"])
+    res = finetune_run(run, epochs=2, holdout=0.25)
+    assert res["bias_lines"] == ["lif0", "lif1"]
+    _assert_line_not_voltage(run / "model.nir", ["conv0", "fc1"], ["lif0", "lif1"])
+    assert nir.read(str(run / "model.nir")).nodes["conv0"].metadata[NODE_META][LINE_WEIGHT].shape == (3,)
+    net = load_nir(run / "model.nir")
+    assert [p.input.kind for p in net.populations] == ["conv", "dense"]
+    model, _ = finetune_net.load(run)
+    x_int = np.rint(np.swapaxes(x[:6], 0, 1)).astype(np.int64).reshape(16, 6, -1)
+    ref = [s.numpy() for s in model.forward_int(torch.from_numpy(x_int))]
+    assert all(s.sum() > 20 for s in ref)
+    for backend in (emulator.run(net, x_int).spikes, run_lava(net, x_int)):
+        assert [int((a != b).sum()) for a, b in zip(ref, backend)] == [0, 0]
+
+
 @pytest.mark.slow
 def test_braille_trained_finetune_figures(tmp_path):
     """The figures of docs/nir_peers.md (``benchmarks/braille_import.py --epochs 30 --finetune 10``): the
