@@ -12,9 +12,12 @@ the RSynaptic's recurrent Linear. It is exported with snnTorch's ``export_to_nir
 
 Printed: float reference vs producer (spike agreement, both layers), integer (emulator) vs producer
 (prediction agreement, accuracy), the same under the default timing (RSynaptic as released, needs
---allow-approx), and Lava vs emulator spike mismatches (``--lava``).
+--allow-approx), and Lava vs emulator spike mismatches (``--lava``). With ``--finetune N``: the exact
+import fine-tuned N epochs on Loihi integers (``--target producer``; its bias lines stay bias lines) on
+the 700 training samples, measured on the 280 held-out test samples: agreement with snnTorch and
+accuracy before / after, and (``--lava``) Lava vs emulator vs the checkpoint's integer forward.
 
-Usage: ``python benchmarks/braille_import.py [--lava] [--epochs 40]``
+Usage: ``python benchmarks/braille_import.py [--lava] [--epochs 40] [--finetune N [--ft-lr LR ...]]``
 """
 from __future__ import annotations
 
@@ -83,17 +86,156 @@ def train(net: BrailleNet, x: np.ndarray, y: np.ndarray, epochs: int) -> None:
             print(f"epoch {epoch + 1}: loss {loss.item():.3f}", flush=True)
 
 
-def main() -> None:
-    from snntorch.export_nir import export_to_nir
+def finetune(run: Path, tmp: Path, data: dict, args) -> None:
+    """Fine-tune the exact (same-step) import on Loihi integers against snnTorch's predictions: the 700
+    training samples train (``train_inputs.npy``: the run's own split), the 280 test samples (the run's
+    inputs) are held out; one fine-tuned run per ``--ft-lr``. Printed per run: before / after agreement
+    with snnTorch (its own predictions, and import.json's figures from the float reference), accuracy,
+    what model.nir holds, and (``--lava``) Lava vs emulator vs the checkpoint's integer forward."""
+    import json
 
     from spikeport import pipeline
     from spikeport.deploy import emulator
-    from spikeport.importer.run import import_graph
+    from spikeport.files import fileio, runfolder
+    from spikeport.importer.finetune import finetune_run
     from spikeport.nirfmt.load import load_nir
+
+    x_tr, y_tr = data["train"]
+    noise_floor(run, x_tr)
+    fileio.write_npy(run / runfolder.TRAIN_INPUTS, np.ascontiguousarray(x_tr.transpose(1, 0, 2)))
+    fileio.write_npy(run / runfolder.TRAIN_LABELS, y_tr.astype(np.int64))
+    x_te, y_te, prod_pred = data["test"]
+    for lr in args.ft_lr:
+        out = tmp / f"run-finetuned-lr{lr:g}"
+        res = finetune_run(run, epochs=args.finetune, out=out, target="producer", lr=lr, seed=args.ft_seed)
+        net = load_nir(out / "model.nir")
+        pred = emulator.run(net, np.rint(x_te).astype(np.int64)).output_counts().argmax(1)
+        saved = json.loads((out / "import.json").read_text())
+        print(f"fine-tuned --finetune {args.finetune} --target producer --lr {lr:g} (seed {args.ft_seed}, "
+              f"{res['train_samples']} trained, {res['heldout_samples']} held out, {res['train_seconds']:.0f} s; kept "
+              f"epoch {res['history'][-1]['kept_epoch']}): exact={saved['exact']}, approximations "
+              f"{len(saved['approximations'])}, bias lines {res['bias_lines']}, voltage biases "
+              f"{[int(np.count_nonzero(p.lif.bias_mant)) for p in net.populations]}")
+        print(f"  integers vs snnTorch predictions: {np.mean(pred == prod_pred):.2%} (import.json: before "
+              f"{res['before']['prediction_agreement']:.2%}, after {res['after']['prediction_agreement']:.2%}); "
+              f"accuracy {np.mean(pred == y_te):.2%} (before {res['before']['integer_accuracy']:.2%}, snnTorch "
+              f"{res['after']['producer_accuracy']:.2%})")
+        print(f"  history: {[round(h['train_score'], 4) for h in res['history'] if 'train_score' in h]}")
+        if args.lava:
+            par = pipeline.parity(out, backend="lava,emulator")
+            print(f"  parity: Lava / emulator / checkpoint integer forward spike mismatches {par['spike_mismatches']} "
+                  f"({par['samples']} samples, pairs {par['spike_pairs']}); producer agreement "
+                  f"{par['producer_agreement']:.2%}; parity.json finetune before/after agreement "
+                  f"{par['finetune']['before']['prediction_agreement']:.2%} / "
+                  f"{par['finetune']['after']['prediction_agreement']:.2%}; passed {par['passed']}")
+
+
+def _float_module(run: Path, x: np.ndarray):
+    """(the fine-tuning module of the run's source graph, float; snnTorch's predictions on x; the int8 step
+    of each weight tensor: weight scale, recurrent weight scale, line quantum)."""
+    from spikeport.importer import finetune_net, lower
+    from spikeport.importer.run import load_source, reference
+
+    fg, prod, dt, info = load_source(run)
+    plans = lower.lower(fg, prod, dt).layers
+    spikes, t_pred = reference(fg, prod, dt, x, [p.name for p in plans])
+    model = finetune_net.build([finetune_net.arch_of(p, 1.0, 1, r) for p, r in zip(plans, info["layers"])],
+                               fg.input_shape)
+    finetune_net.init_from(model, plans)
+    step = {}
+    for i, layer in enumerate(model.layers):
+        lq = layer.quant()
+        step[f"layers.{i}.weight"] = lq.weight_scale
+        step[f"layers.{i}.line"] = lq.state_scale * 2.0 ** layer.bias_line(lq).weight_exp
+        if layer.arch.recurrent:
+            step[f"layers.{i}.weight_rec"] = layer.quant_recurrent(lq)[2]
+    return model, (spikes, t_pred), step
+
+
+def _perturbed(base: dict, step: dict, frac: float, seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {k: v + (torch.rand(v.shape, generator=g) - 0.5) * 2 * frac * step[k] if k in step else v
+            for k, v in base.items()}
+
+
+def noise_floor(run: Path, x: np.ndarray, fracs=(0.5, 0.25, 0.1), seeds: int = 4, recover_epochs: int = 6) -> None:
+    """How sensitive the producer's own float network is: its lowered layers (the fine-tuning module, no
+    quantization) with every weight, recurrent weight and bias-line current moved by uniform noise of
+    +-frac of its int8 step (int8 rounding is +-0.5): agreement with the unperturbed network's predictions
+    on x [T, N, 12], one figure per seed. Then, from the +-0.5 start of seed 0, ``recover_epochs`` of
+    fine-tuning's own training step in float (no quantization: fine-tuning's loss and optimizer, lr 5e-4)
+    distilling the unperturbed network: agreement per epoch."""
+    from spikeport.core.readout import predict
+    from spikeport.importer import finetune
+
+    model, (spikes, t_pred), step = _float_module(run, x)
+    base, xf = {k: v.clone() for k, v in model.state_dict().items()}, torch.from_numpy(x)
+    agreement = lambda: float(np.mean(predict(model(xf)[-1].detach().numpy() > 0, {}) == t_pred))  # noqa: E731
+    for frac in fracs:
+        agree = []
+        for seed in range(seeds):
+            model.load_state_dict(_perturbed(base, step, frac, seed))
+            agree.append(agreement())
+        print(f"  producer's float net, weights +- {frac} int8 step of noise: agreement with itself "
+              f"{', '.join(f'{a:.2%}' for a in agree)} ({x.shape[1]} training samples)")
+    model.load_state_dict(_perturbed(base, step, 0.5, 0))
+    opt, rng = finetune._optimizer(model, 5e-4), np.random.default_rng(0)
+    teach = [torch.from_numpy(s.astype(np.float32)) for s in spikes]
+    curve = [agreement()]
+    for _ in range(recover_epochs):
+        order = rng.permutation(x.shape[1])
+        for lo in range(0, x.shape[1], 64):
+            idx = torch.from_numpy(order[lo:lo + 64])
+            yb = torch.from_numpy(t_pred[idx.numpy()])
+            loss = finetune._loss(model(xf[:, idx]), "producer", yb, [s[:, idx] for s in teach], yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        curve.append(agreement())
+    print(f"  float distillation back from +- 0.5 step (fine-tuning's loss, lr 5e-4, no quantization): agreement "
+          f"per epoch {', '.join(f'{a:.2%}' for a in curve)}")
+
+
+def compare_imports(tmp: Path, data: dict, hid: np.ndarray, out: np.ndarray, lava: bool) -> Path:
+    """Import under both timings and print the figures; returns the same-step (exact) run folder."""
+    from spikeport import pipeline
+    from spikeport.deploy import emulator
+    from spikeport.importer.run import import_graph, load_source, reference
+    from spikeport.nirfmt.load import load_nir
+
+    x_te, y_te, prod_pred = data["test"]
+    for timing, approx in (("same-step", False), (None, True)):
+        run = tmp / f"run-{timing}"
+        labels = tmp / "y.npy" if timing else None  # labels make the default timing refused (by design)
+        info = import_graph(tmp / "braille.nir", dt=1e-4, out=run, producer="snntorch", reset="zero",
+                            reset_timing=timing, allow_approx=approx, inputs=tmp / "x.npy", labels=labels)
+        fg, prod, dt, _ = load_source(run)
+        spikes, ref_pred = reference(fg, prod, dt, x_te, ["lif1.lif", "lif2"])
+        float_agree = [float(np.mean(s == (p > 0))) for s, p in zip(spikes, (hid, out))]
+        int_pred = emulator.run(load_nir(run / "model.nir"), np.rint(x_te).astype(np.int64)).output_counts().argmax(1)
+        print(f"--reset-timing {timing or 'default'}: exact={info['exact']}, approximations "
+              f"{[a['issue'][:40] for a in info['approximations']]}")
+        print(f"  float reference vs snnTorch: spike agreement hidden {float_agree[0]:.4%}, output "
+              f"{float_agree[1]:.4%}; prediction agreement {np.mean(ref_pred == prod_pred):.2%}")
+        print(f"  integers vs snnTorch: prediction agreement {np.mean(int_pred == prod_pred):.2%}, accuracy "
+              f"{np.mean(int_pred == y_te):.2%} (float reference {np.mean(ref_pred == y_te):.2%})")
+        print(f"  layers: {[(l['weight_rel_error'], l.get('bias_line')) for l in info['layers']]}")
+        if lava and timing == "same-step":
+            res = pipeline.parity(run, backend="lava,emulator", min_agreement=0.0)
+            print(f"  Lava vs emulator spike mismatches: {res['comparisons'][-1]['spike_mismatches']} "
+                  f"({res['samples']} samples)")
+    return tmp / "run-same-step"
+
+
+def main() -> None:
+    from snntorch.export_nir import export_to_nir
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--lava", action="store_true")
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=40, help="snnTorch training epochs")
+    ap.add_argument("--finetune", type=int, default=0, help="fine-tune the exact import on Loihi integers (epochs)")
+    ap.add_argument("--ft-lr", type=float, nargs="+", default=[2e-3], help="fine-tuning learning rate(s)")
+    ap.add_argument("--ft-seed", type=int, default=0)
     args = ap.parse_args()
     torch.manual_seed(0)
     x_tr, y_tr = make_data(700, 0)
@@ -108,27 +250,10 @@ def main() -> None:
     nir.write(str(tmp / "braille.nir"), export_to_nir(net, torch.zeros(1, 12), ignore_dims=[0]))
     np.save(tmp / "x.npy", x_te.transpose(1, 0, 2))
     np.save(tmp / "y.npy", y_te)
-    for timing, approx in (("same-step", False), (None, True)):
-        run = tmp / f"run-{timing}"
-        info = import_graph(tmp / "braille.nir", dt=1e-4, out=run, producer="snntorch", reset="zero",
-                            reset_timing=timing, allow_approx=approx, inputs=tmp / "x.npy")
-        from spikeport.importer.run import load_source, reference
-
-        fg, prod, dt, _ = load_source(run)
-        spikes, ref_pred = reference(fg, prod, dt, x_te, ["lif1.lif", "lif2"])
-        float_agree = [float(np.mean(s == (p > 0))) for s, p in zip(spikes, (hid, out))]
-        int_pred = emulator.run(load_nir(run / "model.nir"), np.rint(x_te).astype(np.int64)).output_counts().argmax(1)
-        print(f"--reset-timing {timing or 'default'}: exact={info['exact']}, approximations "
-              f"{[a['issue'][:40] for a in info['approximations']]}")
-        print(f"  float reference vs snnTorch: spike agreement hidden {float_agree[0]:.4%}, output "
-              f"{float_agree[1]:.4%}; prediction agreement {np.mean(ref_pred == prod_pred):.2%}")
-        print(f"  integers vs snnTorch: prediction agreement {np.mean(int_pred == prod_pred):.2%}, accuracy "
-              f"{np.mean(int_pred == y_te):.2%} (float reference {np.mean(ref_pred == y_te):.2%})")
-        print(f"  layers: {[(l['weight_rel_error'], l.get('bias_line')) for l in info['layers']]}")
-        if args.lava and timing == "same-step":
-            res = pipeline.parity(run, backend="lava,emulator", min_agreement=0.0)
-            print(f"  Lava vs emulator spike mismatches: {res['comparisons'][-1]['spike_mismatches']} "
-                  f"({res['samples']} samples)")
+    data = {"train": (x_tr, y_tr), "test": (x_te, y_te, prod_pred)}
+    run = compare_imports(tmp, data, hid, out, args.lava)
+    if args.finetune:
+        finetune(run, tmp, data, args)
 
 
 if __name__ == "__main__":

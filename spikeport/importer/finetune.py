@@ -6,7 +6,9 @@ Post-training quantization of a peer's graph loses predictions where Loihi's int
 ``source.nir`` (:func:`spikeport.importer.lower.lower` under the conventions in ``import.json``; the
 producer's network in Loihi's form, so the starting point is the producer's own weights) as
 spikeport training modules (:mod:`spikeport.importer.finetune_net`), trains them with QAT and
-surrogate BPTT, and writes the result as a normal run:
+surrogate BPTT, and writes the result as a normal run. A layer's bias line (a constant current into
+u, exact on Loihi) stays a bias line: a trained weight on an always-on input, quantized as the import
+quantizes it and exported as the same line (``bias_lines`` in the result names those layers):
 
 * ``target="labels"``: cross-entropy of the output spike counts against the labels;
 * ``target="producer"`` (distillation; the default without labels): cross-entropy against the
@@ -41,7 +43,7 @@ from spikeport.deploy import emulator
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.importer import finetune_net, lower, runio
-from spikeport.importer.quantize import InputSpec, QLayer
+from spikeport.importer.quantize import InputSpec
 from spikeport.importer.run import build_graph, load_source, reference
 from spikeport.nirfmt.load import load_nir, meta_value, to_loihi_net
 
@@ -144,24 +146,13 @@ def train_module(model, xf_tr: torch.Tensor, x_int_tr: np.ndarray, target: str, 
     return history
 
 
-def _currents_as_voltage_biases(plans: list) -> list[str]:
-    """The fine-tuned modules carry no always-on input line: a layer's constant input current (its bias
-    line) starts as the voltage bias it settles to, ``current / (1 - beta_syn)``, which training then
-    adjusts; the deployed network is exact for what it holds. Returns the layers so changed."""
-    changed = []
-    for p in plans:
-        if p.current is not None:
-            p.bias, p.current = p.bias + p.current / (1.0 - p.beta_syn), None
-            changed.append(p.name)
-    return changed
-
-
 def _start(run_dir: Path, archs: list, input_shape: tuple, plans: list):
     """(module, what it starts from): a fine-tuned run's checkpoint, else the lowered source layers."""
     if finetune_net.is_finetuned(run_dir):
         model, _ = finetune_net.load(run_dir)
         if [layer.arch for layer in model.layers] != archs:
-            raise SpikeportError(f"{run_dir / runfolder.CONFIG}: its layers differ from {runio.SOURCE}'s lowering")
+            raise SpikeportError(f"{run_dir / runfolder.CONFIG}: its layers differ from {runio.SOURCE}'s lowering "
+                                 f"(e.g. a checkpoint from before bias lines were kept; import {runio.SOURCE} again)")
         return model, "the run's fine-tuned checkpoint"
     model = finetune_net.build(archs, input_shape)
     finetune_net.init_from(model, plans)
@@ -192,9 +183,10 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
     unit, graded = float(meta_value(net0, "input_unit", 1.0)), bool(net0.graded_input)
     to_int = lambda x: np.rint(x / unit).astype(np.int64).reshape(x.shape[0], x.shape[1], -1)  # noqa: E731
     low = lower.lower(fg, prod, dt, allow_approx=True)  # the import succeeded: its approximations are recorded
-    as_voltage = _currents_as_voltage_biases(low.layers)
     names = [p.name for p in low.layers]
-    archs = [finetune_net.arch_of(p, unit if i == 0 else 1.0, (GRADED_MAX if graded else 1) if i == 0 else 1)
+    rows = info.get("layers") if isinstance(info.get("layers"), list) else []
+    archs = [finetune_net.arch_of(p, unit if i == 0 else 1.0, (GRADED_MAX if graded else 1) if i == 0 else 1,
+                                  rows[i] if i < len(rows) and isinstance(rows[i], dict) else None)
              for i, p in enumerate(low.layers)]
     tick("producer's float reference (samples)", 0, x_tr.shape[1] + x_te.shape[1])
     t_spk, t_pred_tr = reference(fg, prod, dt, x_tr, names)
@@ -210,7 +202,7 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
                            tick=lambda d, t: tick("fine-tuning (batches)", d, t))
     seconds = time.time() - t0
     quants = finetune_net.layer_quants(model)
-    graph = build_graph(low.layers, [QLayer(lq, rec) for lq, rec in quants], input_shape=fg.input_shape, spec=InputSpec(unit, graded),
+    graph = build_graph(low.layers, quants, input_shape=fg.input_shape, spec=InputSpec(unit, graded),
                         time_steps=net0.time_steps, dt=dt, meta={"source_producer": prod.name,
                                                                   "source_graph": runio.SOURCE, "source_layers": names})
     net = to_loihi_net(graph, out / runfolder.MODEL_NIR)
@@ -221,7 +213,7 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
         raise RuntimeError(f"fine-tuned module vs emulator on model.nir: {mismatches} spike mismatches")
     kept_split = holdout > 0 or (run_dir / runfolder.TRAIN_INPUTS).is_file()
     result = {"epochs": epochs, "target": target, "started_from": start, "lr": lr, "batch_size": batch_size,
-              "bias_currents_trained_as_voltage_biases": as_voltage,
+              "bias_lines": [p.name for p in low.layers if p.current is not None],
               "seed": seed, "holdout": holdout, "train_samples": int(x_tr.shape[1]),
               "heldout_samples": int(x_te.shape[1]), "measured_on": "held-out samples (the run's inputs.npy)"
               if kept_split else "the training samples (--holdout 0)", "train_seconds": round(seconds, 2),
@@ -232,13 +224,17 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
 
 
 def _integers(quants: list) -> list[dict]:
-    """The fine-tuned layers' Loihi constants (du, dv, vth, weight exponents), for import.json."""
+    """The fine-tuned layers' Loihi constants (du, dv, vth, weight exponents, the bias line's exponent),
+    for import.json."""
     out = []
-    for i, (lq, rec) in enumerate(quants):
+    for i, ql in enumerate(quants):
+        lq = ql.lq
         row = {"layer": f"lif{i}", "du": int(lq.lif.du), "dv": int(lq.lif.dv), "vth": int(lq.lif.vth),
                "weight_exp": int(lq.weight_exp)}
-        if rec is not None:
-            row["recurrent_weight_exp"] = int(rec.weight_exp)
+        if ql.rec is not None:
+            row["recurrent_weight_exp"] = int(ql.rec.weight_exp)
+        if ql.line is not None:
+            row["bias_line_weight_exp"] = int(ql.line.weight_exp)
         out.append(row)
     return out
 

@@ -11,7 +11,7 @@ room, and ``train`` never imports ``importer``.
 One layer (:class:`LayerArch`, the JSON form of a LayerPlan's geometry) computes, in float units
 (spikeport's order, reset to zero, strict ``>``; a LayerPlan exactly)::
 
-    a[t] = M x[t] (+ W_rec s[t-1]);  u = beta_syn u + a;  v = beta_mem v + u + bias;  s = v > theta; v <- 0
+    a[t] = M x[t] (+ W_rec s[t-1]) (+ line);  u = beta_syn u + a;  v = beta_mem v + u + bias;  s = v > theta; v <- 0
 
 ``M`` is ``[sum pool (kernel, stride, padding)] (flatten + dense | conv2d)`` on the layer's input
 ``[C, H, W]`` (C-major flat), the same map :class:`spikeport.core.net.Connection` runs. Its integer
@@ -19,6 +19,14 @@ forward delivers ``shift(q @ x, weight_exp)`` (Dense / Sparse) or the 24-bit wra
 Conv: ``weight_exp = 0`` and a pool, if any, that tiles its input), as the emulator and Lava do.
 Convolutions are quantized with ``weight_exp = 0`` wherever the threshold fits (Lava Conv, not an
 unrolled Sparse).
+
+A layer whose plan has a bias line (``LayerPlan.current``: a constant current into u, e.g. a producer's
+Linear bias into a current-based synapse) keeps it as a trained parameter ``line`` (float current per
+neuron, or per output channel of a conv): one more weight column on an input that is 1 on every step.
+Its integers are :func:`spikeport.importer.quantize.bias_line` on the layer's state scale, the function
+the import quantizes the line with; QAT runs them (straight through), the integer forward adds the
+line's summed input ``q << e`` every step as the emulator does, and the export writes the same
+:class:`~spikeport.nirfmt.line.BiasLine` on the weighted node (:func:`layer_quants`).
 
 Checkpoint: ``model.safetensors`` (tensors only) + ``config.json`` (``format`` =
 ``spikeport-imported-finetune``: input shape, every layer's LayerArch, the weights' SHA-256).
@@ -41,6 +49,8 @@ from spikeport.core.linear import Pool2d
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.files.schema import StrictModel, error_line
+from spikeport.importer import quantize as import_quant
+from spikeport.nirfmt.line import BiasLine
 from spikeport.train.layers import RecurrentMixin, SpikingNet, with_mixins
 from spikeport.train.model import LayerSpec, LIFDense
 
@@ -55,8 +65,11 @@ class LayerArch(StrictModel):
     """One layer's geometry and neuron constants (see the module docstring). ``in_shape``: the layer's
     input sample (C, H, W), or (n,) for a flat dense input; ``pool``: (kernel, stride, padding) of a
     leading sum pool; ``weight_shape``: dense [out, pooled size] or conv [C_out, C_in/groups, kh, kw];
-    ``bias``: none | channel (one per conv channel) | neuron; ``input_unit``: float value of one
-    integer input unit; ``max_input``: largest integer input of one synapse per step (before pooling)."""
+    ``bias``: none | channel (one per conv channel) | neuron; ``line``: the bias line's layout, likewise
+    (see the module docstring); ``clip`` / ``weight_exp``: a dense layer's weight scale ``clip * max|w| /
+    127`` and weight exponent as the import calibrated them (None: chosen as for a trained layer);
+    ``input_unit``: float value of one integer input unit; ``max_input``: largest integer input of one
+    synapse per step (before pooling)."""
 
     name: str
     kind: Literal["dense", "conv"]
@@ -72,6 +85,9 @@ class LayerArch(StrictModel):
     beta_mem: Decay
     theta: Annotated[float, Field(gt=0.0, lt=1e12)]
     bias: Literal["none", "channel", "neuron"]
+    line: Literal["none", "channel", "neuron"] = "none"
+    clip: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    weight_exp: Optional[Annotated[int, Field(ge=-16, le=16)]] = None
     recurrent: bool
     input_unit: Annotated[float, Field(gt=0.0, lt=1e12)]
     max_input: Dim
@@ -85,9 +101,11 @@ class LayerArch(StrictModel):
         return int(np.prod(self.out_shape))
 
 
-def arch_of(plan, input_unit: float, max_input: int) -> LayerArch:
+def arch_of(plan, input_unit: float, max_input: int, imported: dict | None = None) -> LayerArch:
     """The LayerArch of a :class:`~spikeport.importer.lower.LayerPlan`; a weightless pool layer cannot
-    be trained (SpikeportError naming it)."""
+    be trained (SpikeportError naming it). ``imported``: the layer's row of import.json's ``layers``; a
+    dense layer starts from its calibrated ``clip`` and ``weight_exp`` (so the module's integers start
+    as the imported model.nir's; a conv keeps weight_exp 0, Lava Conv)."""
     c = plan.conn
     if c.kind not in ("dense", "conv") or c.weight is None:
         raise SpikeportError(f"layer '{plan.name}': a {c.kind} layer without weights cannot be fine-tuned "
@@ -101,8 +119,17 @@ def arch_of(plan, input_unit: float, max_input: int) -> LayerArch:
         pool=None if c.pool is None else tuple(tuple(int(v) for v in p) for p in c.pool),
         stride=tuple(int(s) for s in c.stride), padding=tuple(int(s) for s in c.padding),
         dilation=tuple(int(s) for s in c.dilation), groups=int(c.groups), beta_syn=float(plan.beta_syn),
-        beta_mem=float(plan.beta_mem), theta=float(plan.theta), bias=bias, recurrent=plan.recurrent is not None,
+        beta_mem=float(plan.beta_mem), theta=float(plan.theta), bias=bias,
+        line="none" if plan.current is None else "channel" if c.kind == "conv" else "neuron",
+        **(_calibrated(imported) if c.kind == "dense" else {}), recurrent=plan.recurrent is not None,
         input_unit=float(input_unit), max_input=int(max_input))
+
+
+def _calibrated(row: dict | None) -> dict:
+    """``clip`` and ``weight_exp`` of an import.json layer row (none when the row lacks them)."""
+    if not row or not isinstance(row.get("clip"), (int, float)) or type(row.get("weight_exp")) is not int:
+        return {}
+    return {"clip": float(row["clip"]), "weight_exp": int(row["weight_exp"])}
 
 
 class PlanMixin:
@@ -113,8 +140,10 @@ class PlanMixin:
         self.arch = arch
         super().__init__(spec, input_unit, surrogate_slope)
         self.weight = nn.Parameter(torch.zeros(tuple(arch.weight_shape)))
-        n_bias = {"none": 0, "channel": arch.out_shape[0], "neuron": arch.n_out}[arch.bias]
-        self.bias = nn.Parameter(torch.zeros(n_bias)) if n_bias else None
+        size = {"none": 0, "channel": arch.out_shape[0], "neuron": arch.n_out}
+        self.bias = nn.Parameter(torch.zeros(size[arch.bias])) if size[arch.bias] else None
+        self.line = nn.Parameter(torch.zeros(size[arch.line])) if size[arch.line] else None
+        self._line_now = None  # the line's float current [N] during forward (QAT: its integers' value)
 
     def max_input_int(self) -> int:
         return self.arch.max_input * (int(np.prod(self.arch.pool[0])) if self.arch.pool else 1)
@@ -125,6 +154,35 @@ class PlanMixin:
         if b is not None and self.arch.bias == "channel":
             b = b.repeat_interleave(self.arch.n_out // self.arch.out_shape[0])
         return self.weight, b
+
+    def line_current(self) -> torch.Tensor | None:
+        """The bias line's float current into u per step and neuron [N] (None without a line)."""
+        c = self.line
+        if c is not None and self.arch.line == "channel":
+            c = c.repeat_interleave(self.arch.n_out // self.arch.out_shape[0])
+        return c
+
+    def bias_line(self, lq: quant.LayerQuant) -> BiasLine | None:
+        """The line's Loihi integers on ``lq``'s state scale, as the import quantizes a line."""
+        c = self.line_current()
+        return None if c is None else import_quant.bias_line(c.detach().cpu().double().numpy(), lq.state_scale)
+
+    def forward(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
+        """LIFDense's (or RecurrentMixin's) forward with the line's current added to every step's input;
+        under QAT the current is the value of its integers (straight-through gradient)."""
+        c = self.line_current()
+        if c is not None and qat:
+            fb = torch.as_tensor(self.bias_line(self.quant()).float_bias(), dtype=c.dtype, device=c.device)
+            c = c + (fb - c).detach()
+        object.__setattr__(self, "_line_now", c)  # a plain attribute, never a registered parameter
+        try:
+            return super().forward(x, qat)
+        finally:
+            object.__setattr__(self, "_line_now", None)
+
+    def input_current(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        cur = super().input_current(x, w)
+        return cur if self._line_now is None else cur + self._line_now
 
     def _map(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """h [M, n_in] -> [M, n_out]: [sum pool] (dense | conv) in h's dtype."""
@@ -150,23 +208,31 @@ class PlanMixin:
         q = torch.as_tensor(lq.weight, dtype=torch.float64)
         acc = torch.round(self._map(x.reshape(T * B, -1).to(torch.float64), q)).to(torch.int64).reshape(T, B, -1)
         if self.arch.kind == "conv":
-            return loihi.conv_synaptic_input(acc, lq.weight_exp, self._pool_tiles())
-        return loihi.shift_exp(acc, lq.weight_exp)
+            a = loihi.conv_synaptic_input(acc, lq.weight_exp, self._pool_tiles())
+        else:
+            a = loihi.shift_exp(acc, lq.weight_exp)
+        line = import_quant.line_connection(self.bias_line(lq))
+        if line is not None:  # the always-on input's summed input, as the emulator adds it (Population.line_current)
+            a = a + torch.as_tensor(line.apply(np.ones((1, 1), np.int64))[0], dtype=torch.int64)
+        return a
 
     def _pool_tiles(self) -> bool:
         a = self.arch
         return a.pool is None or Pool2d(*a.pool).tiles(a.in_shape[1], a.in_shape[2])
 
     def quantize(self, w: torch.Tensor, bias) -> quant.LayerQuant:
-        """int8 weights on max|w| / 127; weight_exp 0 for a conv whose threshold fits, else
-        ``quant.choose_weight_exp`` (no current wrap); threshold and bias on the state scale."""
+        """int8 weights on clip * max|w| / 127 (saturating); weight_exp: the calibrated one where it keeps
+        the threshold on Loihi's grid, 0 for a conv whose threshold fits, else ``quant.choose_weight_exp``
+        (no current wrap); threshold and bias on the state scale."""
         wn = w.detach().cpu().double().numpy()
         flat = wn.reshape(wn.shape[0], -1)
-        ws = quant.weight_scale(flat)
+        ws = self.arch.clip * quant.weight_scale(flat)
         q = quant.quantize_weight(flat, ws)
         s0, du = ws * self.input_unit, quant.du_from_decay(self.spec.beta_syn)
-        exp = None
-        if self.arch.kind == "conv" and quant.VTH_MIN_HEADROOM <= round(self.spec.theta / s0) <= loihi.VTH_MAX:
+        exp, e = None, self.arch.weight_exp
+        if e is not None and quant.VTH_MIN_HEADROOM <= round(self.spec.theta / (s0 * 2.0 ** (-e))) <= loihi.VTH_MAX:
+            exp = e
+        elif self.arch.kind == "conv" and quant.VTH_MIN_HEADROOM <= round(self.spec.theta / s0) <= loihi.VTH_MAX:
             exp = 0
         if exp is None:
             exp = quant.choose_weight_exp(self.spec.theta, s0, q, self.max_input_int(), du)
@@ -194,16 +260,18 @@ def init_from(model: SpikingNet, plans: list) -> None:
     """Set the float parameters to the lowered plans' (the producer's network in spikeport's units)."""
     for layer, plan in zip(model.layers, plans):
         layer.weight.copy_(torch.as_tensor(plan.conn.weight.reshape(layer.weight.shape)))
-        if layer.bias is not None:
-            b = np.asarray(plan.bias, np.float64)
-            b = b.reshape(layer.arch.out_shape[0], -1)[:, 0] if layer.arch.bias == "channel" else b
-            layer.bias.copy_(torch.as_tensor(b))
+        pairs = ((layer.bias, layer.arch.bias, plan.bias), (layer.line, layer.arch.line, plan.current))
+        for param, kind, value in pairs:
+            if param is not None:
+                v = np.asarray(value, np.float64)
+                param.copy_(torch.as_tensor(v.reshape(layer.arch.out_shape[0], -1)[:, 0] if kind == "channel" else v))
         if plan.recurrent is not None:
             layer.weight_rec.copy_(torch.as_tensor(plan.recurrent))
 
 
-def layer_quants(model: SpikingNet) -> list[tuple[quant.LayerQuant, quant.LayerQuant | None]]:
-    """Each layer's (LayerQuant, recurrent LayerQuant or None), as ``importer.run.build_graph`` takes them."""
+def layer_quants(model: SpikingNet) -> list[import_quant.QLayer]:
+    """Each layer's integers (LayerQuant, recurrent LayerQuant or None, bias line or None) as
+    ``importer.run.build_graph`` takes them."""
     out = []
     for layer in model.layers:
         lq = layer.quant()
@@ -212,7 +280,7 @@ def layer_quants(model: SpikingNet) -> list[tuple[quant.LayerQuant, quant.LayerQ
             q_rec, exp_rec, ws_rec = layer.quant_recurrent(lq)
             rec = quant.LayerQuant(weight=q_rec, weight_scale=ws_rec, weight_exp=exp_rec, state_scale=lq.state_scale,
                                    lif=lq.lif)
-        out.append((lq, rec))
+        out.append(import_quant.QLayer(lq, rec, layer.bias_line(lq)))
     return out
 
 
