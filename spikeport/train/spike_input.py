@@ -23,8 +23,9 @@ Kernels (numba, ``prange``; float32 and float64):
   same with any. Below ``GW_TABLE_DENSITY``: gW^T[j] += g[r] per active (r, j). At or above it, the
   "four Russians" form: rows go in groups of ``GW_TABLE_ROWS`` = R; a table holds the 2^R sums of
   the group's g rows (2^R - 1 row adds), and each input j adds the one entry named by its R bits
-  in the group, so a group costs 2^R - 1 + K (1 - (1 - d)^R) row adds instead of R K d (at d = 28 %,
-  R = 6: 63 + 680 instead of 1317).
+  in the group; four groups' entries are added per pass over gW^T[j], so gW^T is read and written
+  once per 4R rows instead of once per active input (at d = 28 %, R = 4: 16 rows cost 4 * 15 table
+  row adds and 784 passes of 4 row adds, instead of 3512 read-add-writes).
 
 Determinism: every sum runs in a fixed order given (x, W, g), so the same batch gives the same bits
 on every call; it is not the dense GEMM's order (results differ from ``x @ W.t()`` by float rounding,
@@ -52,10 +53,11 @@ SPARSE_MAX_DENSITY_GRAD = 0.2
 SPARSE_MIN_OUT = 128
 GW_BLOCKS = 4  # fixed row blocks of the weight gradient (partial sums added in block order)
 # The weight gradient by tables (``_table_blocks``) at and above this density, by scatter-adds below;
-# rows per table group. Measured (1 thread, CPU ms, 3200 x 784 -> 256, float32): scatter 4.6 / 7.6 /
-# 18.0 / 26.9 and tables of 6 rows 5.8 / 8.8 / 10.9 / 13.0 at densities 5 / 10 / 28 / 50 %; dense 14.4.
-GW_TABLE_DENSITY = 0.15
-GW_TABLE_ROWS = 6
+# rows per table group. Measured (1 thread, CPU ms, 3200 x 784 -> 256, float32, load average ~5):
+# densities 5 / 10 / 28 / 50 %: scatter 3.9 / 6.2 / 11.0 / 17.8; tables of 4 rows 5.4 / 6.5 / 6.2 / 7.3,
+# of 6 rows 6.3 / 6.9 / 6.2 / 7.1, of 8 rows 6.6 / 7.2 / 7.7 / 9.1; torch's dense g^T x 14.1 / 14.2 / 13.9 / 14.1.
+GW_TABLE_DENSITY = 0.1
+GW_TABLE_ROWS = 4
 
 try:
     import numba
@@ -115,41 +117,49 @@ def _scatter_blocks(g, idx, cnt, parts):  # pragma: no cover (compiled)
                     a[i] += gr[i]
 
 
+def _table_group(x, g, r0, rows, code, table):  # pragma: no cover (compiled)
+    """The R-bit codes ``code`` [K] of rows r0.. (R = ``rows``, fewer at the end) and their table [2^R, N]."""
+    m, k = x.shape
+    rn = min(rows, m - r0)
+    code[:] = 0
+    for i in range(rn):
+        xr = x[r0 + i]
+        for j in range(k):
+            code[j] |= np.int64(xr[j] != 0) << i
+    for c in range(1, table.shape[0]):
+        i = 0
+        while not (c >> i) & 1:
+            i += 1
+        if i < rn:  # entries naming rows past the end are never looked up
+            t, tp, gr = table[c], table[c ^ (1 << i)], g[r0 + i]
+            for q in range(t.shape[0]):
+                t[q] = tp[q] + gr[q]
+
+
 def _table_blocks(x, g, parts, rows):  # pragma: no cover (compiled)
     m, k = x.shape
     n = g.shape[1]
     blocks = parts.shape[0]
     groups = (m + rows - 1) // rows
     per = (groups + blocks - 1) // blocks
-    size = 1 << rows
     for p in prange(blocks):
         acc = parts[p]
         acc[:] = 0
-        table = np.zeros((size, n), g.dtype)  # table[c] = sum of the group's g rows named by the bits of c
-        code = np.empty(k, np.int64)
-        for grp in range(p * per, min(groups, (p + 1) * per)):
-            r0 = grp * rows
-            rn = min(rows, m - r0)
+        tables = np.zeros((4, 1 << rows, n), g.dtype)  # entry 0 stays 0: a group with no input j adds it
+        codes = np.zeros((4, k), np.int64)
+        end = min(groups, (p + 1) * per)
+        for first in range(p * per, end, 4):  # four groups per pass over acc
+            for u in range(4):
+                if first + u < end:
+                    _table_group(x, g, (first + u) * rows, rows, codes[u], tables[u])
+                else:
+                    codes[u, :] = 0
             for j in range(k):
-                code[j] = 0
-            for i in range(rn):
-                xr = x[r0 + i]
-                for j in range(k):
-                    code[j] |= np.int64(xr[j] != 0) << i
-            for c in range(1, size):
-                i = 0
-                while not (c >> i) & 1:
-                    i += 1
-                if i < rn:  # entries naming rows past the end are never looked up
-                    t, tp, gr = table[c], table[c ^ (1 << i)], g[r0 + i]
-                    for q in range(n):
-                        t[q] = tp[q] + gr[q]
-            for j in range(k):
-                c = code[j]
-                if c != 0:
-                    a, t = acc[j], table[c]
-                    for q in range(n):
-                        a[q] += t[q]
+                a = acc[j]
+                t0, t1 = tables[0, codes[0, j]], tables[1, codes[1, j]]
+                t2, t3 = tables[2, codes[2, j]], tables[3, codes[3, j]]
+                for q in range(n):
+                    a[q] += (t0[q] + t1[q]) + (t2[q] + t3[q])
 
 
 def _reduce_blocks(parts, out):  # pragma: no cover (compiled)
@@ -165,7 +175,9 @@ def _reduce_blocks(parts, out):  # pragma: no cover (compiled)
 if numba is not None:
     _jit = njit(parallel=True, nogil=True, cache=True)
     _rows_index, _gather_sum = _jit(_rows_index), _jit(_gather_sum)
-    _scatter_blocks, _table_blocks, _reduce_blocks = _jit(_scatter_blocks), _jit(_table_blocks), _jit(_reduce_blocks)
+    _scatter_blocks, _reduce_blocks = _jit(_scatter_blocks), _jit(_reduce_blocks)
+    _table_group = njit(nogil=True, cache=True)(_table_group)
+    _table_blocks = _jit(_table_blocks)
 
 
 def available() -> bool:
