@@ -43,13 +43,19 @@ import torch
 # Largest input density (fraction of ones in x) for which the sparse path is used, for an input that
 # needs no gradient (the data) and for one that does (a spiking hidden layer: its input gradient
 # stays a dense GEMM, so less is saved); and the smallest output width (narrow rows of W^T gather
-# badly). Measured with benchmarks/sparse_input.py (3200 rows, float32; AMD EPYC 2 vCPUs, AVX-512;
-# torch 2.14.1, numba 0.68.1), 1 thread, CPU ms dense / sparse, forward + backward:
-#   784 -> 256, no input gradient: see benchmarks/TRAIN_SPEED.md "Spike-input kernel" (crossover ~40 %);
-#   input gradient, densities 5 / 10 / 28 %: 256 -> 256: 14.2/8.6, 14.2/9.5, 14.6/12.7;
-#   256 -> 128: 7.8/6.2, 7.7/6.4, 8.0/9.5;  256 -> 64: 4.6/4.7, 4.5/4.6, 4.6/7.4;  256 -> 10: 1.5/3.0 ...
-SPARSE_MAX_DENSITY = 0.35
-SPARSE_MAX_DENSITY_GRAD = 0.2
+# badly). Constants, not a calibration at run time: the path must not depend on a timing, or a resumed
+# run could take another path for the same batch. Measured with benchmarks/sparse_input.py (3200 rows,
+# float32, 1 thread, 2026-12-03, AMD EPYC 2 vCPUs with AVX-512, shared: load average 5-6; torch 2.14.1,
+# numba 0.68.1), process CPU ms dense / sparse of forward + backward:
+#   784 -> 256, no input gradient, densities 5 / 10 / 28 / 35 / 40 / 50 / 60 / 70 %:
+#     29.0/11.4, 29.3/16.5, 31.2/23.2, 30.2/26.6, 29.8/25.7, 28.9/25.2, 29.3/29.7, 29.3/30.7 (crossover ~60 %)
+#   784 -> 128, no input gradient, 5 / 28 / 45 %: 15.0/7.0, 14.9/11.6, 14.7/14.0
+#   with the input gradient, 5 / 10 / 20 / 28 / 40 %: 256 -> 256: 17.8/11.0, 16.9/11.9, 15.0/11.8,
+#     16.9/13.3, 15.5/15.4;  256 -> 128: 8.3/6.6, 8.5/8.1, 8.7/8.7, 8.4/8.9, 8.5/10.2;
+#     256 -> 64: 4.4/4.4, 4.7/5.5, 4.8/5.6, 4.4/5.1, 4.2/5.1 (never faster)
+# The constants sit below the measured crossovers: a quiet machine runs the GEMM relatively faster.
+SPARSE_MAX_DENSITY = 0.4
+SPARSE_MAX_DENSITY_GRAD = 0.15
 SPARSE_MIN_OUT = 128
 GW_BLOCKS = 4  # fixed row blocks of the weight gradient (partial sums added in block order)
 # The weight gradient by tables (``_table_blocks``) at and above this density, by scatter-adds below;
@@ -57,7 +63,7 @@ GW_BLOCKS = 4  # fixed row blocks of the weight gradient (partial sums added in 
 # densities 5 / 10 / 28 / 50 %: scatter 3.9 / 6.2 / 11.0 / 17.8; tables of 4 rows 5.4 / 6.5 / 6.2 / 7.3,
 # of 6 rows 6.3 / 6.9 / 6.2 / 7.1, of 8 rows 6.6 / 7.2 / 7.7 / 9.1; torch's dense g^T x 14.1 / 14.2 / 13.9 / 14.1.
 GW_TABLE_DENSITY = 0.1
-GW_TABLE_ROWS = 4
+GW_TABLE_ROWS = 4  # 2^4 entries of N floats per group; four groups' tables (64 KiB at N = 256) stay in cache
 
 try:
     import numba
