@@ -29,9 +29,10 @@ Kernels (numba, ``prange``; float32 and float64):
 
 Determinism: every sum runs in a fixed order given (x, W, g), so the same batch gives the same bits
 on every call; it is not the dense GEMM's order (results differ from ``x @ W.t()`` by float rounding,
-the tests bound it). Whether a batch takes this path depends only on the batch itself (binary, and
-its density against the constant :data:`SPARSE_MAX_DENSITY`), never on a timing, so a resumed run
-takes the same path for the same batch.
+the tests bound it). Whether a batch takes this path depends only on the batch and the layer (x all
+0 / 1, its density against :data:`SPARSE_MAX_DENSITY` or, when x requires grad,
+:data:`SPARSE_MAX_DENSITY_GRAD`, the width against :data:`SPARSE_MIN_OUT`), never on a timing, so a
+resumed run takes the same path for the same batch.
 """
 from __future__ import annotations
 
