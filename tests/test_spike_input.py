@@ -110,6 +110,9 @@ def test_switch_reads_density_dtype_and_width():
     assert spike_linear(x.float(), w, max_density=1.0) is None  # mixed dtypes
     assert spike_linear(x, w[: spike_input.SPARSE_MIN_OUT - 1], max_density=1.0) is None  # too narrow
     assert spike_linear(x.t(), torch.randn(spike_input.SPARSE_MIN_OUT, 100, dtype=F64), max_density=1.0) is None
+    assert spike_linear(x[:, :150].contiguous(), w, max_density=1.0) is None  # shape mismatch: the GEMM reports it
+    with pytest.raises(ValueError, match="do not match"):
+        SpikeLinear.apply(x[:, :150].contiguous(), w, *active_index(x))
     # the default crossovers: data input vs an input that needs its gradient (a hidden layer)
     lo, hi = spike_input.SPARSE_MAX_DENSITY_GRAD, spike_input.SPARSE_MAX_DENSITY
     between = _binary(100, 200, (lo + hi) / 2, 18)

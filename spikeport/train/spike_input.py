@@ -214,10 +214,13 @@ def active_index(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray] | None:
 
 class SpikeLinear(torch.autograd.Function):
     """``x @ w.t()`` for a binary x [M, K] whose active inputs are (idx, cnt) (:func:`active_index`);
-    w [N, K]; same float dtype. Gradients: w's by scatter-adds, x's dense (g @ w), each only when needed."""
+    w [N, K]; same float dtype. Gradients: w's by scatter-adds or tables, x's dense (g @ w), each only
+    when needed."""
 
     @staticmethod
     def forward(ctx, x, w, idx, cnt):
+        if x.dim() != 2 or w.dim() != 2 or x.shape[1] != w.shape[1] or idx.shape != tuple(x.shape):
+            raise ValueError(f"SpikeLinear: x {tuple(x.shape)}, w {tuple(w.shape)}, index {idx.shape} do not match")
         _threads()
         wt = w.detach().t().contiguous().numpy()  # [K, N]: rows gathered per active input
         y = np.empty((x.shape[0], w.shape[0]), dtype=wt.dtype)
@@ -250,13 +253,14 @@ class SpikeLinear(torch.autograd.Function):
 
 def spike_linear(x: torch.Tensor, w: torch.Tensor, max_density: float | None = None) -> torch.Tensor | None:
     """``x @ w.t()`` through :class:`SpikeLinear` for x [M, K] and w [N, K], or None where the sparse
-    path does not apply and the caller runs the dense product: numba missing, not a CPU float32 /
-    float64 pair of one dtype, N < ``SPARSE_MIN_OUT``, x not all 0 / 1, or its density above
+    path does not apply and the caller runs the dense product (which reports a shape mismatch itself):
+    numba missing, shapes that do not match, not a CPU float32 / float64 pair of one dtype, N < ``SPARSE_MIN_OUT``, x not all 0 / 1, or its density above
     ``max_density`` (default ``SPARSE_MAX_DENSITY``, or ``SPARSE_MAX_DENSITY_GRAD`` when x requires
     grad). The decision reads x, whether it requires grad, and constants: deterministic per batch."""
     if max_density is None:
         max_density = SPARSE_MAX_DENSITY_GRAD if x.requires_grad else SPARSE_MAX_DENSITY
-    if (numba is None or x.dim() != 2 or x.device.type != "cpu" or w.device.type != "cpu"
+    if (numba is None or x.dim() != 2 or w.dim() != 2 or x.shape[1] != w.shape[1]
+            or x.device.type != "cpu" or w.device.type != "cpu"
             or x.dtype not in (torch.float32, torch.float64) or w.dtype != x.dtype or w.shape[0] < SPARSE_MIN_OUT
             or x.shape[0] == 0 or not x.is_contiguous()):
         return None
