@@ -54,7 +54,7 @@ import torch
 #   with the input gradient, 5 / 10 / 20 / 28 / 40 %: 256 -> 256: 17.8/11.0, 16.9/11.9, 15.0/11.8,
 #     16.9/13.3, 15.5/15.4;  256 -> 128: 8.3/6.6, 8.5/8.1, 8.7/8.7, 8.4/8.9, 8.5/10.2;
 #     256 -> 64: 4.4/4.4, 4.7/5.5, 4.8/5.6, 4.4/5.1, 4.2/5.1 (never faster)
-# The constants sit below the measured crossovers: a quiet machine runs the GEMM relatively faster.
+# The constants sit below the measured crossovers: on a quiet machine the GEMM may gain more (not measured).
 SPARSE_MAX_DENSITY = 0.4
 SPARSE_MAX_DENSITY_GRAD = 0.15
 SPARSE_MIN_OUT = 128
