@@ -15,7 +15,10 @@ Nets (LIF, beta = 0.9, theta = 1, reset to zero, no bias):
 Row ``floor-no-neuron``: the mlp / conv with a ReLU in place of each neuron (layers, loss, Adam alone):
 the time no neuron implementation can go below.
 
-Usage: ``python benchmarks/train_speed.py [--rounds 3] [--iters 15] [--threads 2] [--nets mlp conv lif]``.
+Usage: ``python benchmarks/train_speed.py [--rounds 3] [--iters 15] [--threads 2] [--nets mlp conv lif]
+[--frameworks spikeport-train spikeport-train-dense floor-no-neuron]`` (``--frameworks``: only those rows).
+Row ``spikeport-train-dense``: the default model with the spike-input kernel switched off on every layer
+(``LIFDense.sparse_input = False``), i.e. the default before ``train.spike_input``.
 On a machine shared with other jobs, ``--threads 1 --ratio-by cpu`` compares process CPU time, which
 descheduling does not inflate (with 2 threads, OpenMP barriers spin while a sibling waits for a core).
 Peers are optional (``pip install snntorch spikingjelly``); missing ones are reported and skipped.
