@@ -80,6 +80,7 @@ bench: $(VENV)/.installed $(SJ_VENV)/.installed
 	$(PY) benchmarks/lava_vs_emulator.py
 	$(PY) benchmarks/train_speed.py --rounds 3 --iters 10 --threads 2 --malloc keep --nets mlp mlp-direct conv \
 	  --sj-python $(SJ_VENV)/bin/python
+	$(PY) benchmarks/sparse_input.py --torch-csr
 
 clean:
 	rm -rf $(VENV) $(SINABS_VENV) $(SJ_VENV) runs .pytest_cache

@@ -15,7 +15,10 @@ Nets (LIF, beta = 0.9, theta = 1, reset to zero, no bias):
 Row ``floor-no-neuron``: the mlp / conv with a ReLU in place of each neuron (layers, loss, Adam alone):
 the time no neuron implementation can go below.
 
-Usage: ``python benchmarks/train_speed.py [--rounds 3] [--iters 15] [--threads 2] [--nets mlp conv lif]``.
+Usage: ``python benchmarks/train_speed.py [--rounds 3] [--iters 15] [--threads 2] [--nets mlp conv lif]
+[--frameworks spikeport-train spikeport-train-dense floor-no-neuron]`` (``--frameworks``: only those rows).
+Row ``spikeport-train-dense``: the default model with the spike-input kernel switched off on every layer
+(``LIFDense.sparse_input = False``), i.e. the default before ``train.spike_input``.
 On a machine shared with other jobs, ``--threads 1 --ratio-by cpu`` compares process CPU time, which
 descheduling does not inflate (with 2 threads, OpenMP barriers spin while a sibling waits for a core).
 Peers are optional (``pip install snntorch spikingjelly``); missing ones are reported and skipped.
@@ -49,8 +52,8 @@ NETS = {"mlp": dict(T=25, B=128), "mlp-direct": dict(T=25, B=128), "conv": dict(
         "lif": dict(T=25, B=128)}
 BETA, THETA, SLOPE = 0.9, 1.0, 10.0
 FRAMEWORKS = {
-    "mlp": ["spikeport-train", "spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly",
-            "spikingjelly-compile", "snntorch", "snntorch-hoisted", "floor-no-neuron"],
+    "mlp": ["spikeport-train", "spikeport-train-dense", "spikeport-fused", "spikeport-fused-compile", "spikeport-loop",
+            "spikingjelly", "spikingjelly-compile", "snntorch", "snntorch-hoisted", "floor-no-neuron"],
     "mlp-direct": ["spikeport-train", "spikeport-loop", "spikingjelly", "spikingjelly-compile", "snntorch",
                    "snntorch-hoisted", "floor-no-neuron"],
     "conv": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly",
@@ -136,19 +139,22 @@ def _current_holder(torch):
 
 def _spikeport_model(torch, net: str, impl: str):
     """spikeport: ``train`` the model ``spikeport train`` runs (SpikingMLP: fused op, constant input
-    projected once), ``loop`` the same model with the step loop (``LIFDense.use_fused = False``), or torch
-    layers + ``cuba_lif_multistep`` (fused / compile)."""
+    projected once, spike input through ``train.spike_input`` below its crossover density), ``train-dense``
+    the same with the dense product on every layer (the default before the spike-input kernel), ``loop``
+    the same model with the step loop (``LIFDense.use_fused = False``), or torch layers + ``cuba_lif_multistep`` (fused / compile)."""
     from torch import nn
 
     from spikeport.train.fused import cuba_lif_multistep, reference_multistep
 
-    if impl in ("train", "loop") and net.startswith("mlp"):
+    if impl in ("train", "train-dense", "loop") and net.startswith("mlp"):
         from spikeport.train.model import LayerSpec, LIFDense, SpikingMLP
 
-        LIFDense.use_fused = impl == "train"
+        LIFDense.use_fused = impl != "loop"
         specs = [LayerSpec(784, 256, beta_syn=0.0, beta_mem=BETA, theta=THETA),
                  LayerSpec(256, 10, beta_syn=0.0, beta_mem=BETA, theta=THETA)]
         model = SpikingMLP(specs, graded_input=False, input_levels=1, surrogate_slope=SLOPE)
+        for layer in model.layers:  # train-dense: the default before the spike-input kernel (train.spike_input)
+            layer.sparse_input = impl != "train-dense"
         return model, [l.weight for l in model.layers], lambda m, x: m(x)[-1]
     fire = reference_multistep if impl == "loop" else (
         lambda c, *a, **k: cuba_lif_multistep(c, *a, compile=impl == "compile", **k))
@@ -317,8 +323,8 @@ def worker(framework: str, net: str, args) -> dict:
         allocator.keep_freed_memory()
     device, cuda = args.device, args.device == "cuda"
     torch.manual_seed(0)
-    impls = {"spikeport-train": "train", "spikeport-fused": "fused", "spikeport-fused-compile": "compile", "spikeport-loop": "loop",
-             "floor-no-neuron": "floor"}
+    impls = {"spikeport-train": "train", "spikeport-train-dense": "train-dense", "spikeport-fused": "fused",
+             "spikeport-fused-compile": "compile", "spikeport-loop": "loop", "floor-no-neuron": "floor"}
     if framework in impls:
         model, params, forward = _spikeport_model(torch, net, impls[framework])
     elif framework.startswith("spikingjelly"):
@@ -440,6 +446,8 @@ def main() -> None:
     ap.add_argument("--sj-python", default=str(SJ_PYTHON) if SJ_PYTHON.exists() else "",
                     help="interpreter of the SpikingJelly workers (default: .venv-sj/bin/python made by "
                          "`make bench` where present, else this one)")
+    ap.add_argument("--frameworks", nargs="+", default=None,
+                    help="only these rows (e.g. spikeport-train spikeport-train-dense floor-no-neuron)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--batch", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -463,6 +471,7 @@ def main() -> None:
         for net in args.nets:
             names = [f for f in FRAMEWORKS[net] if PEERS.get(f.split("-")[0]) is None
                      or versions[PEERS[f.split("-")[0]]] != "not installed"]
+            names = [f for f in names if args.frameworks is None or f in args.frameworks]
             batch = Path(tmp) / f"{net}.npz"
             _save_batch(net, Path(args.images), batch)
             runs: dict[str, list[dict]] = {f: [] for f in names}

@@ -19,6 +19,7 @@ from torch import nn
 
 from spikeport.core import loihi, neuron, quant
 from spikeport.train.fused import cuba_lif_multistep
+from spikeport.train.spike_input import spike_linear
 from spikeport.train.surrogate import fast_sigmoid
 
 
@@ -66,6 +67,9 @@ class LIFDense(nn.Module):
         self.bias = nn.Parameter(torch.zeros(spec.n_out)) if spec.bias else None
         self.surrogate_slope = float(surrogate_slope)
         self.spike_fn = fast_sigmoid(surrogate_slope)
+        # an input unit of 1 means spikes (rate / latency code, or a spiking layer): try the binary-input
+        # kernel (train.spike_input), which itself checks each batch for 0/1 values and a low density
+        self.sparse_input = self.input_unit == 1.0
 
     # --- hooks ------------------------------------------------------------------------------------
     def float_params(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -102,7 +106,12 @@ class LIFDense(nn.Module):
 
     def project(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Weighted input of all steps: x [T, B, n_in] float, w the float weight -> [T, B, n_out]
-        (one GEMM; ``train.layers`` overrides this for convolutions)."""
+        (one GEMM; ``train.layers`` overrides this for convolutions). A binary x below
+        ``spike_input.SPARSE_MAX_DENSITY`` takes gathers of w's columns instead (``sparse_input``)."""
+        if self.sparse_input:
+            y = spike_linear(x.reshape(-1, x.shape[-1]), w)
+            if y is not None:
+                return y.reshape(*x.shape[:-1], y.shape[-1])
         return x @ w.t()
 
     def input_current(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
