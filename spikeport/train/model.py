@@ -53,6 +53,7 @@ class LIFDense(nn.Module):
     use_fused = True  # forward through train.fused (same spikes and gradients as the step loop, faster)
     v_floor = False  # KLIF: v = max(v, 0) after integration, before the threshold (LIFParams.floor_v);
     # True, or a function computing max(v, 0) with its own backward (see core.neuron.cuba_lif_step)
+    compile_fused = False  # run the fused op's loops through torch.compile (set by train.loop per run: train.compiling)
     netx = False  # quantize as lava-dl's netx can express (core.quant: weight_exp 0, bias_exp 6); set by
     # checkpoint.build_model from TrainConfig.target
 
@@ -144,7 +145,7 @@ class LIFDense(nn.Module):
         fused_kw = self.fused_neuron() if self.use_fused else None
         if fused_kw is not None:  # the whole time loop as one op with a hand-written BPTT backward
             return cuba_lif_multistep(cur, beta_syn, beta_mem, float(theta), bias=0.0 if bias is None else bias,
-                                      v_floor=bool(self.v_floor), **fused_kw)
+                                      v_floor=bool(self.v_floor), compile=self.compile_fused, **fused_kw)
         T, B = x.shape[:2]
         u = cur.new_zeros(B, self.spec.n_out)
         v = cur.new_zeros(B, self.spec.n_out)
