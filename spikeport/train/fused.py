@@ -36,8 +36,11 @@ Saved for backward: ``g`` [T, B, ...] and the spikes (the op's output, which a f
 for its own backward anyway); nothing per step. Everything is plain torch ops, so the same code runs
 on CPU and CUDA; ``compile=True`` runs pure twins of the loops through ``torch.compile`` (one generated kernel per
 loop and distinct shape) and falls back to the eager loops, with a warning, where compilation fails.
-A compiler may contract ``beta_mem * v + u`` into one FMA; spikes then differ from the step loop
-where v lands within one rounding of theta (bit-identical on CPU in the tests here).
+Inductor's CPU code is built with ``-ffp-contract=off`` and without unsafe-math flags (torch's
+defaults, ``torch._inductor.config.cpp``), so ``beta_mem * v + u`` rounds twice as in the eager loop and
+the compiled spikes are bit-identical on CPU (tests/test_compile_default.py). Triton (CUDA) may contract
+it into one FMA; spikes then differ where v lands within one rounding of theta. Either way that is
+training only: deployment runs the integer forward (``forward_int``), which no compiler touches.
 """
 from __future__ import annotations
 
@@ -102,7 +105,9 @@ def _synaptic_eager(a: torch.Tensor, beta_syn: float) -> torch.Tensor:
 # --- compile path: the same recurrences as pure functions (each compiles to one fused kernel) ---------
 # Constants come as tensors (k = [beta_syn, beta_mem, theta] in cur's dtype, slope and scale as tensors):
 # torch.compile specializes on Python floats, and QAT's threshold changes with the weights at every step.
-# Every dimension but time is marked dynamic, so one graph serves every layer and every batch size.
+# Every dimension but time is marked dynamic and the inputs are made contiguous (a stride-0 view over time,
+# a direct-encoded frame or the output layer's gradient, would be a graph of its own), so one forward and one
+# backward graph serve every layer and every batch size of a run.
 def _forward_pure(cur, bias, k, has_syn: bool, v_floor: bool):
     beta_syn, beta_mem, theta = k[0], k[1], k[2]
     u = torch.zeros_like(cur[0])
@@ -205,7 +210,7 @@ class CubaLIFMultistep(torch.autograd.Function):
         args = (cur.detach(), b, beta_syn, beta_mem, theta, v_floor)
         got = None
         if compile:
-            got = _compiled().run("forward", args[0], b, _constants(beta_syn, beta_mem, theta, cur),
+            got = _compiled().run("forward", args[0].contiguous(), b, _constants(beta_syn, beta_mem, theta, cur),
                                   beta_syn != 0, v_floor)
         g, spikes = _forward_loop(*args) if got is None else got
         tensors = [x if isinstance(x, torch.Tensor) else None for x in (bias, slope, scale)]
@@ -224,7 +229,7 @@ class CubaLIFMultistep(torch.autograd.Function):
         need_cur, need_bias, need_slope, need_scale = ctx.needs_input_grad[:4]
         got = None
         if compile:
-            got = _compiled().run("backward", g, gs, _as_tensor(slope, g), _as_tensor(scale, g),
+            got = _compiled().run("backward", g, gs.contiguous(), _as_tensor(slope, g), _as_tensor(scale, g),
                                   _constants(beta_syn, beta_mem, theta, g), beta_syn != 0, floor_mask)
         a, dcur = got if got is not None else (
             _adjoint_eager(g, spikes, gs, slope, scale, beta_mem, theta, floor_mask), None)

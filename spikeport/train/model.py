@@ -41,6 +41,12 @@ class LayerSpec:
     recurrent: bool = False
 
 
+def _float64(x: torch.Tensor) -> np.ndarray:
+    """x as a float64 numpy array (numpy converts float32 / float64; other dtypes go through torch)."""
+    x = x.detach().cpu()
+    return x.numpy().astype(np.float64) if x.dtype in (torch.float32, torch.float64) else x.double().numpy()
+
+
 class LIFDense(nn.Module):
     """Dense connection + CUBA-LIF. ``input_unit``: float value of one integer input unit
     (1 for spikes, 1/INPUT_LEVELS for direct-encoded pixels).
@@ -76,8 +82,10 @@ class LIFDense(nn.Module):
 
     def quantize(self, w: torch.Tensor, bias: torch.Tensor | None) -> quant.LayerQuant:
         """Loihi integers for a float weight [out, in] and bias [out] (or None)."""
-        wn = w.detach().cpu().double().numpy()
-        bn = None if bias is None else bias.detach().cpu().double().numpy()
+        # numpy's own conversion to float64 (exact either way): torch's .double() is a parallel region that,
+        # on a loaded 2-core machine, waited milliseconds for its second thread at every QAT step
+        wn = _float64(w)
+        bn = None if bias is None else _float64(bias)
         return quant.quantize_layer(wn, beta_syn=self.spec.beta_syn, beta_mem=self.spec.beta_mem,
                                     theta=self.spec.theta, input_unit=self.input_unit, bias=bn,
                                     floor_v=bool(self.v_floor), max_input=self.max_input_int(), netx=self.netx)
