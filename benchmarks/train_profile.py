@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from spikeport.data import encode  # noqa: E402
-from spikeport.train import checkpoint, fused, methods, model as model_mod  # noqa: E402
+from spikeport.train import checkpoint, methods, model as model_mod  # noqa: E402
 from spikeport.train.config import TrainConfig  # noqa: E402
 from spikeport.train.loop import float_input  # noqa: E402
 
@@ -74,7 +74,7 @@ def make_step(cfg, m, x, y, variant: str):
             opt.step()
         finally:
             model_mod.cuba_lif_multistep = real
-        return float(loss)
+        return loss.item()
     return step
 
 
@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", default="eager,compiled,floor-qat,floor")
+    ap.add_argument("--compile-times", action="store_true", help="print dynamo's compile-time breakdown")
     ap.add_argument("--profile", default="", help="comma-separated variants to profile by op (after timing)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -96,12 +97,17 @@ def main() -> None:
           f"load average at start {os.getloadavg()[0]:.2f}")
     variants = args.variants.split(",")
     steps, times = {}, {v: [] for v in variants}
+    from spikeport.train import compiling
+
+    print(f"compile cache: {compiling.use_cache()}")
     for v in variants:
         cfg, m, x, y = build(args.net, args.batch)
         steps[v] = make_step(cfg, m, x, y, v)
         t0 = time.perf_counter()
         loss = steps[v]()
         print(f"{v}: first step {time.perf_counter() - t0:.2f} s, first loss {loss:.6f}")
+        if v == "compiled" and args.compile_times:
+            print(torch._dynamo.utils.compile_times(repr="str", aggregate=True))
         steps[v]()
     for _ in range(args.rounds):
         for v in variants:
@@ -121,7 +127,6 @@ def main() -> None:
                 steps[v]()
         print(f"\n### profile: {v} (3 steps, self CPU time by op)")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=22, max_name_column_width=40))
-    _ = fused
 
 
 if __name__ == "__main__":

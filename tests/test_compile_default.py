@@ -30,9 +30,11 @@ def test_auto_compiles_a_long_run_and_not_a_tiny_one(monkeypatch, tmp_path):
     assert compiling.choose(False, steps=10**7, elements=elements).compiled is False
     # a warm cache (an earlier compiled run of this torch) lowers the bar by COMPILE_COLD_S / COMPILE_WARM_S
     steps = int(compiling.COMPILE_WARM_S / (elements * compiling.SAVED_NS_PER_ELEMENT * 1e-9)) + 1
-    assert not compiling.choose("auto", steps=steps, elements=elements).compiled
-    compiling.mark_warm()
-    assert compiling.choose("auto", steps=steps, elements=elements).compiled
+    sig = compiling.signature(cfg)
+    assert not compiling.choose("auto", steps=steps, elements=elements, sig=sig).compiled
+    compiling.mark_warm(sig)
+    assert compiling.choose("auto", steps=steps, elements=elements, sig=sig).compiled
+    assert not compiling.choose("auto", steps=steps, elements=elements, sig="T=99,syn=True,bias=False").compiled
 
 
 def test_no_compiler_falls_back_to_eager_with_one_warning(monkeypatch):

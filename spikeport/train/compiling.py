@@ -10,9 +10,11 @@ run is long enough for the steps it saves to repay the one-off compile time:
 
 ``elements`` = T x batch x the neurons of the layers that run the fused op (one training step's
 neuron-steps). The constants are measured on the 2-vCPU machine (benchmarks/TRAIN_SPEED.md,
-"Compiled by default"): the compiled loops save 1.5-4 ns per neuron-step over the eager ones (conv:
-~1.6 ns, ~30 ms of a 99 ms step; the rate mlp: ~4 ns, its ops are small); a cold compile of the
-forward and backward graphs takes 20-40 s, a warm one (the FX graph cache below) 4-10 s.
+"Compiled by default"): the compiled loops save ~1.3-1.6 ns per neuron-step over the eager ones
+(conv: ~30 ms of a 99 ms quiet step; the rate mlp: ~1 ms of 21 ms); the first step of a compiled run
+takes 30-60 s with an empty cache (C++ compilation of the forward and backward kernels) and 3-12 s
+with a warm one (the FX graph cache below; dynamo still traces). "Warm" is known from a marker the
+cache folder keeps: the torch versions and run signatures (T, synaptic decay, bias) compiled there.
 
 Cache: inductor's FX graph cache under ``$XDG_CACHE_HOME/spikeport/inductor`` (``~/.cache/...``) unless
 ``TORCHINDUCTOR_CACHE_DIR`` is set; a second run loads the compiled kernels instead of building them.
@@ -29,9 +31,11 @@ from pathlib import Path
 
 import torch
 
-SAVED_NS_PER_ELEMENT = 1.5  # eager minus compiled, per neuron-step of a training step (conservative: conv)
-COMPILE_COLD_S = 40.0  # first compile with an empty cache (forward + 2 backward graphs, 2 loaded cores)
-COMPILE_WARM_S = 10.0  # the same with the FX graph cache filled by an earlier run
+from spikeport.errors import SpikeportError
+
+SAVED_NS_PER_ELEMENT = 1.3  # eager minus compiled, per neuron-step of a training step (conv 1.6, mlp-rate 1.3)
+COMPILE_COLD_S = 45.0  # first step with an empty cache (measured 30-59 s on the 2 loaded cores)
+COMPILE_WARM_S = 10.0  # the same with the FX graph cache filled by an earlier run (measured 3.4-12 s)
 MARKER = "spikeport-compiled.json"  # in the cache folder: the torch versions that compiled there
 
 
@@ -52,10 +56,14 @@ def cache_dir() -> Path:
     return Path(base) / "spikeport" / "inductor"
 
 
-def use_cache() -> Path:
-    """Point inductor's persistent FX graph cache at :func:`cache_dir` (before the first compile)."""
+def use_cache() -> Path | None:
+    """Point inductor's persistent FX graph cache at :func:`cache_dir` (before the first compile); None
+    (inductor keeps its own default folder) when that folder cannot be made."""
     folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
     import torch._inductor.config as inductor_config
 
@@ -63,26 +71,33 @@ def use_cache() -> Path:
     return folder
 
 
-def _warm() -> bool:
-    """True when this cache folder holds a run compiled by this torch version."""
+def _compiled_keys() -> list[str]:
+    """The "torch version | signature" entries of the cache folder's marker (empty when unreadable)."""
     try:
-        versions = json.loads((cache_dir() / MARKER).read_text(encoding="utf-8")).get("torch", [])
+        keys = json.loads((cache_dir() / MARKER).read_text(encoding="utf-8")).get("compiled", [])
     except (OSError, ValueError, AttributeError):
-        return False
-    return isinstance(versions, list) and torch.__version__ in versions
+        return []
+    return [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
 
 
-def mark_warm() -> None:
-    """Record in the cache folder that this torch version compiled there (read by :func:`choose`)."""
+def _key(signature: str) -> str:
+    return f"{torch.__version__}|{signature}"
+
+
+def mark_warm(signature: str = "") -> None:
+    """Record in the cache folder that this torch version compiled graphs of ``signature`` there (read by
+    :func:`choose`: the graphs are unrolled over T and differ by neuron kind, so the signature names those)."""
     from spikeport.files import fileio
 
-    path = cache_dir() / MARKER
     try:
-        old = json.loads(path.read_text(encoding="utf-8")).get("torch", []) if path.exists() else []
-    except (OSError, ValueError, AttributeError):
-        old = []
-    versions = sorted({*(v for v in old if isinstance(v, str)), torch.__version__})
-    fileio.write_json(path, {"torch": versions})
+        fileio.write_json(cache_dir() / MARKER, {"compiled": sorted({*_compiled_keys(), _key(signature)})})
+    except (OSError, SpikeportError):  # a read-only cache: the next run just assumes a cold compile
+        pass
+
+
+def signature(cfg) -> str:
+    """What the compiled graphs of a run depend on besides the torch version: T, synaptic decay, bias."""
+    return f"T={cfg.time_steps},syn={cfg.beta_syn > 0},bias={bool(cfg.bias)}"
 
 
 def compiler_problem(device: str) -> str | None:
@@ -95,9 +110,10 @@ def compiler_problem(device: str) -> str | None:
     return f"no C++ compiler ({cxx}, c++ or clang++) on PATH"
 
 
-def choose(setting: bool | str, *, steps: int, elements: int, device: str = "cpu") -> Choice:
+def choose(setting: bool | str, *, steps: int, elements: int, device: str = "cpu", sig: str = "") -> Choice:
     """The path of a run: ``setting`` (True, False or "auto"), ``steps`` training steps in all, ``elements``
-    neuron-steps of one step in fused layers. Warns (one line) when compile was asked for and cannot run."""
+    neuron-steps of one step in fused layers, ``sig`` its :func:`signature`. Warns (one line) when compile
+    was asked for and cannot run."""
     if setting is False:
         return Choice(False, "compile = false")
     if elements == 0:
@@ -110,7 +126,7 @@ def choose(setting: bool | str, *, steps: int, elements: int, device: str = "cpu
     if setting is True:
         return Choice(True, "compile = true")
     saved = steps * elements * SAVED_NS_PER_ELEMENT * 1e-9
-    warm = _warm()
+    warm = _key(sig) in _compiled_keys()
     cost = COMPILE_WARM_S if warm else COMPILE_COLD_S
     verdict = "compiled" if saved >= cost else "eager"
     return Choice(saved >= cost, f"auto: {steps} steps x {elements} neuron-steps save ~{saved:.0f} s vs "

@@ -92,7 +92,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     state = resume_mod.load_state(out, cfg, model, opt, sched, rng) if resume else None
     start = state.epoch if state else 0
     path = compiling.choose(cfg.compile, steps=steps * (cfg.epochs - start), device=world.device,
-                            elements=compiling.fused_elements(model, cfg.time_steps, min(cfg.batch_size, n)))
+                            elements=compiling.fused_elements(model, cfg.time_steps, min(cfg.batch_size, n)),
+                            sig=compiling.signature(cfg))
     compiling.apply(model, path.compiled)
     history = state.history if state else history
     for epoch in range(start, cfg.epochs):
@@ -123,7 +124,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
             resume_mod.save_state(out, epoch + 1, cfg, model, opt, sched, rng, history)
     train_time = time.time() - t0
     if path.compiled and not compiling.fell_back() and first_step is not None:
-        compiling.mark_warm()
+        compiling.mark_warm(compiling.signature(cfg))
     model.cpu().eval()
     if not world.is_main:
         distributed.finish(world)
