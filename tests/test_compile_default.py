@@ -54,6 +54,10 @@ def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
     assert compiling.cache_dir() == tmp_path / "spikeport" / "inductor"
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
     assert compiling.cache_dir() == tmp_path / "mine"
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # what torch writes there itself
+    assert compiling.cache_dir() == tmp_path / "spikeport" / "inductor"
 
 
 def test_compile_setting_is_validated(tmp_path):

@@ -47,10 +47,21 @@ class Choice:
     reason: str
 
 
+def _torch_default() -> str | None:
+    """inductor's own default folder (``/tmp/torchinductor_USER``), which torch writes into
+    ``TORCHINDUCTOR_CACHE_DIR`` itself the first time it looks the folder up."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:
+        return None
+    return os.path.abspath(default_cache_dir())
+
+
 def cache_dir() -> Path:
-    """The folder of inductor's compile cache: ``TORCHINDUCTOR_CACHE_DIR``, else spikeport's user cache."""
+    """The folder of inductor's compile cache: ``TORCHINDUCTOR_CACHE_DIR`` when the user set it (not torch,
+    with its default), else spikeport's user cache."""
     given = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if given:
+    if given and os.path.abspath(given) != _torch_default():
         return Path(given)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "spikeport" / "inductor"
