@@ -40,12 +40,14 @@ def test_auto_compiles_a_long_run_and_not_a_tiny_one(monkeypatch, tmp_path):
 def test_no_compiler_falls_back_to_eager_with_one_warning(monkeypatch):
     monkeypatch.setattr(compiling.shutil, "which", lambda name: None)
     monkeypatch.setenv("CXX", "no-such-cxx")
-    with pytest.warns(RuntimeWarning, match="no C.. compiler"):
-        got = compiling.choose(True, steps=10**7, elements=10**6)
-    assert not got.compiled
+    for setting in (True, "auto"):  # asked for, or a run long enough that auto would compile
+        with pytest.warns(RuntimeWarning, match="no C.. compiler") as got:
+            choice = compiling.choose(setting, steps=10**7, elements=10**6)
+        assert not choice.compiled and "no C++ compiler" in choice.reason
+        assert len(got) == 1 and "\n" not in str(got[0].message)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # auto says nothing: it simply trains eagerly
-        assert not compiling.choose("auto", steps=10**7, elements=10**6).compiled
+        warnings.simplefilter("error")  # a tiny run would not compile anyway: nothing to warn about
+        assert not compiling.choose("auto", steps=3, elements=10**3).compiled
 
 
 def test_cache_dir_follows_xdg(monkeypatch, tmp_path):

@@ -123,25 +123,27 @@ def compiler_problem(device: str) -> str | None:
 
 def choose(setting: bool | str, *, steps: int, elements: int, device: str = "cpu", sig: str = "") -> Choice:
     """The path of a run: ``setting`` (True, False or "auto"), ``steps`` training steps in all, ``elements``
-    neuron-steps of one step in fused layers, ``sig`` its :func:`signature`. Warns (one line) when compile
-    was asked for and cannot run."""
+    neuron-steps of one step in fused layers, ``sig`` its :func:`signature`. Warns (one line) when the run
+    would compile (asked, or chosen by auto) and no compiler is usable; it then trains eagerly."""
     if setting is False:
         return Choice(False, "compile = false")
     if elements == 0:
         return Choice(False, "no layer runs the fused op")
-    problem = compiler_problem(device)
-    if problem:
-        if setting is True:
-            warnings.warn(f"compile = true but {problem}: training with the eager loops", RuntimeWarning, stacklevel=2)
-        return Choice(False, f"{problem}: eager")
     if setting is True:
-        return Choice(True, "compile = true")
-    saved = steps * elements * SAVED_NS_PER_ELEMENT * 1e-9
-    warm = _key(sig) in _compiled_keys()
-    cost = COMPILE_WARM_S if warm else COMPILE_COLD_S
-    verdict = "compiled" if saved >= cost else "eager"
-    return Choice(saved >= cost, f"auto: {steps} steps x {elements} neuron-steps save ~{saved:.0f} s vs "
-                                 f"~{cost:.0f} s to compile ({'warm' if warm else 'cold'} cache): {verdict}")
+        want = Choice(True, "compile = true")
+    else:
+        saved = steps * elements * SAVED_NS_PER_ELEMENT * 1e-9
+        warm = _key(sig) in _compiled_keys()
+        cost = COMPILE_WARM_S if warm else COMPILE_COLD_S
+        want = Choice(saved >= cost, f"auto: {steps} steps x {elements} neuron-steps save ~{saved:.0f} s vs "
+                                     f"~{cost:.0f} s to compile ({'warm' if warm else 'cold'} cache): "
+                                     f"{'compiled' if saved >= cost else 'eager'}")
+    problem = compiler_problem(device) if want.compiled else None
+    if problem:
+        warnings.warn(f"torch.compile unusable ({problem}): training with the eager loops", RuntimeWarning,
+                      stacklevel=2)
+        return Choice(False, f"{want.reason}, but {problem}: eager")
+    return want
 
 
 def fused_elements(model: torch.nn.Module, time_steps: int, batch: int) -> int:

@@ -168,7 +168,8 @@ class _Compiled:
             return getattr(self, name)(*args)
         except Exception as err:  # noqa: BLE001  (no C++ compiler or Triton, unsupported device, ...)
             self.broken = True
-            warnings.warn(f"cuba_lif_multistep: torch.compile failed ({type(err).__name__}: {err}); "
+            first = (str(err).strip().splitlines() or [""])[0][:200]  # one line: inductor's errors run long
+            warnings.warn(f"cuba_lif_multistep: torch.compile failed ({type(err).__name__}: {first}); "
                           "using the eager loops", RuntimeWarning, stacklevel=4)
             return None
 
