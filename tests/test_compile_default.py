@@ -150,3 +150,14 @@ def test_cli_no_compile_flag(tmp_path):
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert (metrics["train_path"], metrics["train_path_reason"]) == ("eager", "compile = false")
     assert "training path" in proc.stdout and json.loads((tmp_path / "r" / "config.json").read_text())
+
+
+def test_resume_accepts_another_compile_setting(tmp_path):
+    """``compile`` changes speed, not results: a run resumes under another setting (or from a checkpoint
+    saved before the field existed)."""
+    from spikeport.train.loop import train
+
+    cfg = dict(epochs=1, limit=64, hidden=[16], time_steps=4)
+    train(TrainConfig(compile=False, **cfg), tmp_path)
+    metrics = train(TrainConfig(compile="auto", **cfg), tmp_path, resume=True)
+    assert metrics["resumed_from_epoch"] == 1
