@@ -23,6 +23,8 @@ def test_auto_compiles_a_long_run_and_not_a_tiny_one(monkeypatch, tmp_path):
     model = checkpoint.build_model(cfg, 64, 10, (1, 8, 8))
     elements = compiling.fused_elements(model, cfg.time_steps, cfg.batch_size)
     assert elements == (4 * 64 + 8 * 16 + 10) * 4 * 128  # conv 4c 8x8, 8c 4x4 (after the pool), dense 10
+    rfc = TrainConfig(data="digits", arch="rfc", hidden=[20], time_steps=4)  # the recurrent layer loops itself
+    assert compiling.fused_elements(checkpoint.build_model(rfc, 64, 10), 4, 128) == 10 * 4 * 128
     tiny = compiling.choose("auto", steps=3, elements=elements)
     long = compiling.choose("auto", steps=10**7, elements=elements)
     assert not tiny.compiled and "eager" in tiny.reason

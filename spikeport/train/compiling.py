@@ -147,8 +147,11 @@ def choose(setting: bool | str, *, steps: int, elements: int, device: str = "cpu
 
 
 def fused_elements(model: torch.nn.Module, time_steps: int, batch: int) -> int:
-    """Neuron-steps of one training step in the layers that run the fused op (``LIFDense.fused_neuron``)."""
-    n = sum(layer.spec.n_out for layer in model.layers if layer.use_fused and layer.fused_neuron() is not None)
+    """Neuron-steps of one training step in the layers that run the fused op (``LIFDense.fused_neuron``;
+    recurrent layers, ``weight_rec``, run their own step loop)."""
+    n = sum(layer.spec.n_out for layer in model.layers
+            if getattr(layer, "use_fused", False) and not hasattr(layer, "weight_rec")
+            and layer.fused_neuron() is not None)
     return int(n) * int(time_steps) * int(batch)
 
 

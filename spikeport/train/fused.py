@@ -35,7 +35,8 @@ the sequential part is one ``addcmul_`` (plus one ``add_`` when ``beta_syn != 0`
 Saved for backward: ``g`` [T, B, ...] and the spikes (the op's output, which a following layer keeps
 for its own backward anyway); nothing per step. Everything is plain torch ops, so the same code runs
 on CPU and CUDA; ``compile=True`` runs pure twins of the loops through ``torch.compile`` (one generated kernel per
-loop and distinct shape) and falls back to the eager loops, with a warning, where compilation fails.
+loop and neuron kind, shared by every layer width and batch size) and falls back to the eager loops, with a
+warning, where compilation fails; ``train.compiling`` decides when training uses it.
 Inductor's CPU code is built with ``-ffp-contract=off`` and without unsafe-math flags (torch's
 defaults, ``torch._inductor.config.cpp``), so ``beta_mem * v + u`` rounds twice as in the eager loop and
 the compiled spikes are bit-identical on CPU (tests/test_compile_default.py). Triton (CUDA) may contract
