@@ -115,7 +115,8 @@ def train(
     _summary([("float accuracy", f"{metrics['float_accuracy']:.2%}"),
               ("quantized (Loihi) accuracy", f"{metrics['quantized_accuracy']:.2%}"),
               ("train time", f"{metrics['train_seconds']:.1f} s"),
-              ("training path", f"{metrics['train_path']} (first step {metrics['first_step_seconds']} s)"),
+              ("training path", metrics["train_path"] + ("" if metrics["first_step_seconds"] is None
+                                                          else f" (first step {metrics['first_step_seconds']} s)")),
               ("run folder", str(out_dir))], "trained")
 
 
