@@ -72,6 +72,8 @@ def train(
                                             "--batch-size, --seed, --target)"),
     target: str = typer.Option("auto", help="--from: labels | producer (distil the producer's float outputs) | "
                                "auto (labels when the run has them)"),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="run the LIF loops through "
+                                           "torch.compile (default: auto, when the run repays the compile time)"),
     quiet: bool = _quiet(),
 ):
     """Train a spiking network with surrogate-gradient BPTT and quantization-aware training."""
@@ -91,7 +93,7 @@ def train(
         cfg = TrainConfig()
     given = {"data": data, "epochs": epochs, "method": method,
              "arch": arch, "time_steps": time_steps, "encoder": encoder, "batch_size": batch_size, "lr": lr,
-             "seed": seed, "limit": limit, "data_dir": data_dir, "population": population}
+             "seed": seed, "limit": limit, "data_dir": data_dir, "population": population, "compile": compile}
     for key, val in given.items():
         if val is not None:
             setattr(cfg, key, val)
@@ -112,7 +114,10 @@ def train(
         return
     _summary([("float accuracy", f"{metrics['float_accuracy']:.2%}"),
               ("quantized (Loihi) accuracy", f"{metrics['quantized_accuracy']:.2%}"),
-              ("train time", f"{metrics['train_seconds']:.1f} s"), ("run folder", str(out_dir))], "trained")
+              ("train time", f"{metrics['train_seconds']:.1f} s"),
+              ("training path", metrics["train_path"] + ("" if metrics["first_step_seconds"] is None
+                                                          else f" (first step {metrics['first_step_seconds']} s)")),
+              ("run folder", str(out_dir))], "trained")
 
 
 @app.command()

@@ -53,6 +53,9 @@ class TrainConfig(StrictModel):
     bias: bool = False
     surrogate_slope: Positive = 10.0
     qat: bool = True
+    # run the fused LIF op's loops through torch.compile: true, false, or "auto" (when the run is long enough to
+    # repay the compile time and a compiler is usable; train.compiling). Speed only: the trained weights agree.
+    compile: bool | Literal["auto"] = "auto"
     # Loihi integers for: "netx" (weight_exp 0, bias_exp 6: what lava-dl's netx HDF5 expresses, so `spikeport
     # export --netx` writes the very network trained; core.quant) or "lava" (any weight / bias exponent: a right
     # shift of a layer's summed input, which netx cannot write). A checkpoint saved before this field: "lava".

@@ -35,9 +35,13 @@ the sequential part is one ``addcmul_`` (plus one ``add_`` when ``beta_syn != 0`
 Saved for backward: ``g`` [T, B, ...] and the spikes (the op's output, which a following layer keeps
 for its own backward anyway); nothing per step. Everything is plain torch ops, so the same code runs
 on CPU and CUDA; ``compile=True`` runs pure twins of the loops through ``torch.compile`` (one generated kernel per
-loop and distinct shape) and falls back to the eager loops, with a warning, where compilation fails.
-A compiler may contract ``beta_mem * v + u`` into one FMA; spikes then differ from the step loop
-where v lands within one rounding of theta (bit-identical on CPU in the tests here).
+loop and neuron kind, shared by every layer width and batch size) and falls back to the eager loops, with a
+warning, where compilation fails; ``train.compiling`` decides when training uses it.
+Inductor's CPU code is built with ``-ffp-contract=off`` and without unsafe-math flags (torch's
+defaults, ``torch._inductor.config.cpp``), so ``beta_mem * v + u`` rounds twice as in the eager loop and
+the compiled spikes are bit-identical on CPU (tests/test_compile_default.py). Triton (CUDA) may contract
+it into one FMA; spikes then differ where v lands within one rounding of theta. Either way that is
+training only: deployment runs the integer forward (``forward_int``), which no compiler touches.
 """
 from __future__ import annotations
 
@@ -100,12 +104,18 @@ def _synaptic_eager(a: torch.Tensor, beta_syn: float) -> torch.Tensor:
 
 
 # --- compile path: the same recurrences as pure functions (each compiles to one fused kernel) ---------
-def _forward_pure(cur, bias, beta_syn: float, beta_mem: float, theta: float, v_floor: bool):
+# Constants come as tensors (k = [beta_syn, beta_mem, theta] in cur's dtype, slope and scale as tensors):
+# torch.compile specializes on Python floats, and QAT's threshold changes with the weights at every step.
+# Every dimension but time is marked dynamic and the inputs are made contiguous (a stride-0 view over time,
+# a direct-encoded frame or the output layer's gradient, would be a graph of its own), so one forward and one
+# backward graph serve every layer and every batch size of a run.
+def _forward_pure(cur, bias, k, has_syn: bool, v_floor: bool):
+    beta_syn, beta_mem, theta = k[0], k[1], k[2]
     u = torch.zeros_like(cur[0])
     v = torch.zeros_like(cur[0])
     g_out, s_out = [], []
     for t in range(cur.shape[0]):
-        u = cur[t] if beta_syn == 0 else u * beta_syn + cur[t]
+        u = u * beta_syn + cur[t] if has_syn else cur[t]
         g = v * beta_mem + u
         g = g if bias is None else g + bias
         g = g.clamp_min(0.0) if v_floor else g
@@ -116,39 +126,51 @@ def _forward_pure(cur, bias, beta_syn: float, beta_mem: float, theta: float, v_f
     return torch.stack(g_out), torch.stack(s_out)
 
 
-def _backward_pure(g, gs, slope, scale, beta_syn: float, beta_mem: float, theta: float, floor_mask: bool):
+def _backward_pure(g, gs, slope, scale, k, has_syn: bool, floor_mask: bool):
+    beta_syn, beta_mem, theta = k[0], k[1], k[2]
     a_next = d_next = None
     a_out, d_out = [], []
     for t in range(g.shape[0] - 1, -1, -1):
         pt = scale / theta / (1.0 + slope * (scale * (g[t] - theta) / theta).abs()) ** 2
         a = gs[t] * pt
         if a_next is not None:
-            a = a + a_next * beta_mem * ((g[t] <= theta) - g[t] * pt)
-        a = a * (g[t] > 0) if floor_mask else a
-        d = a if d_next is None else a + beta_syn * d_next
+            a = a + a_next * beta_mem * ((g[t] <= theta).to(g.dtype) - g[t] * pt)
+        a = a * (g[t] > 0).to(g.dtype) if floor_mask else a
+        d = a + beta_syn * d_next if has_syn and d_next is not None else a
         a_out.append(a)
         d_out.append(d)
         a_next, d_next = a, d
     a_all = torch.stack(a_out[::-1])
-    return a_all, (a_all if beta_syn == 0 else torch.stack(d_out[::-1]))
+    return a_all, (torch.stack(d_out[::-1]) if has_syn else a_all)
+
+
+def _dynamic(*tensors) -> None:
+    """Mark every dimension but the first (time) of each tensor dynamic (no recompile per batch or layer)."""
+    for x in tensors:
+        if isinstance(x, torch.Tensor):
+            for d in range(1 if x.dim() > 1 else 0, x.dim()):
+                torch._dynamo.maybe_mark_dynamic(x, d)
 
 
 class _Compiled:
-    """torch.compile'd pure twins, built on first use; after a failure the eager path, with a warning."""
+    """torch.compile'd pure twins, built on first use; after a failure the eager path, with a warning.
+    ``backend``: torch.compile's backend ("inductor"; tests check the guards with "eager")."""
 
-    def __init__(self):
+    def __init__(self, backend: str = "inductor"):
         self.broken = False
-        self.forward = torch.compile(_forward_pure, dynamic=False)
-        self.backward = torch.compile(_backward_pure, dynamic=False)
+        self.forward = torch.compile(_forward_pure, backend=backend, dynamic=None)
+        self.backward = torch.compile(_backward_pure, backend=backend, dynamic=None)
 
     def run(self, name: str, *args):
         if self.broken:
             return None
+        _dynamic(*args)
         try:
             return getattr(self, name)(*args)
         except Exception as err:  # noqa: BLE001  (no C++ compiler or Triton, unsupported device, ...)
             self.broken = True
-            warnings.warn(f"cuba_lif_multistep: torch.compile failed ({type(err).__name__}: {err}); "
+            first = (str(err).strip().splitlines() or [""])[0][:200]  # one line: inductor's errors run long
+            warnings.warn(f"cuba_lif_multistep: torch.compile failed ({type(err).__name__}: {first}); "
                           "using the eager loops", RuntimeWarning, stacklevel=4)
             return None
 
@@ -156,6 +178,15 @@ class _Compiled:
 @functools.lru_cache(maxsize=1)
 def _compiled() -> _Compiled:
     return _Compiled()
+
+
+def _as_tensor(x: Param, like: torch.Tensor) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.tensor(float(x), dtype=like.dtype, device=like.device)
+
+
+def _constants(beta_syn: float, beta_mem: float, theta: float, like: torch.Tensor) -> torch.Tensor:
+    """[beta_syn, beta_mem, theta] as one tensor in ``like``'s dtype and device (for the compiled twins)."""
+    return torch.tensor([beta_syn, beta_mem, theta], dtype=like.dtype, device=like.device)
 
 
 # --- the autograd op -------------------------------------------------------------------------------
@@ -179,7 +210,10 @@ class CubaLIFMultistep(torch.autograd.Function):
         b = bias.detach() if isinstance(bias, torch.Tensor) else (
             None if bias == 0 else torch.tensor(float(bias), dtype=cur.dtype, device=cur.device))
         args = (cur.detach(), b, beta_syn, beta_mem, theta, v_floor)
-        got = _compiled().run("forward", *args) if compile else None
+        got = None
+        if compile:
+            got = _compiled().run("forward", args[0].contiguous(), b, _constants(beta_syn, beta_mem, theta, cur),
+                                  beta_syn != 0, v_floor)
         g, spikes = _forward_loop(*args) if got is None else got
         tensors = [x if isinstance(x, torch.Tensor) else None for x in (bias, slope, scale)]
         ctx.save_for_backward(g, spikes, *tensors)
@@ -197,7 +231,8 @@ class CubaLIFMultistep(torch.autograd.Function):
         need_cur, need_bias, need_slope, need_scale = ctx.needs_input_grad[:4]
         got = None
         if compile:
-            got = _compiled().run("backward", g, gs, slope, scale, beta_syn, beta_mem, theta, floor_mask)
+            got = _compiled().run("backward", g, gs.contiguous(), _as_tensor(slope, g), _as_tensor(scale, g),
+                                  _constants(beta_syn, beta_mem, theta, g), beta_syn != 0, floor_mask)
         a, dcur = got if got is not None else (
             _adjoint_eager(g, spikes, gs, slope, scale, beta_mem, theta, floor_mask), None)
         d_bias = a.sum(0).sum_to_size(bias_t.shape) if need_bias else None

@@ -13,7 +13,7 @@ from spikeport.data import encode, float_view
 from spikeport.data.augment import augment
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
-from spikeport.train import checkpoint, distributed, methods
+from spikeport.train import checkpoint, compiling, distributed, methods
 from spikeport.train import resume as resume_mod
 from spikeport.train.config import TrainConfig
 from spikeport.train.model import SpikingMLP
@@ -88,9 +88,13 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     n = len(ds.x_train)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
-    history, t0 = [], time.time()
+    history, t0, first_step = [], time.time(), None
     state = resume_mod.load_state(out, cfg, model, opt, sched, rng) if resume else None
     start = state.epoch if state else 0
+    path = compiling.choose(cfg.compile, steps=steps * (cfg.epochs - start), device=world.device,
+                            elements=compiling.fused_elements(model, cfg.time_steps, min(cfg.batch_size, n)),
+                            sig=compiling.signature(cfg))
+    compiling.apply(model, path.compiled)
     history = state.history if state else history
     for epoch in range(start, cfg.epochs):
         model.train()
@@ -111,6 +115,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
             loss.backward()
             opt.step()
             losses.append(loss.item())
+            first_step = first_step if first_step is not None else time.time() - t0
             if progress:
                 progress("train", epoch * steps + b + 1, cfg.epochs * steps)
         sched.step()
@@ -118,6 +123,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
         if world.is_main:
             resume_mod.save_state(out, epoch + 1, cfg, model, opt, sched, rng, history)
     train_time = time.time() - t0
+    if path.compiled and not compiling.fell_back() and first_step is not None:
+        compiling.mark_warm(compiling.signature(cfg))
     model.cpu().eval()
     if not world.is_main:
         distributed.finish(world)
@@ -134,12 +141,21 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
         "fire_intensity": round(_fire_intensity(model, int_acc["firing_rates"]), 6),
         **method.metrics(model),
     }
-    metrics.update({"device": world.device, "processes": world.size, "resumed_from_epoch": start})
+    metrics.update({"device": world.device, "processes": world.size, "resumed_from_epoch": start,
+                    "train_path": _path_name(path), "train_path_reason": path.reason,
+                    "first_step_seconds": None if first_step is None else round(first_step, 3)})
     out = Path(out)
     checkpoint.save(out, model, cfg, n_in, ds.n_classes, tuple(ds.input_shape))
     fileio.write_json(out / runfolder.METRICS, metrics)
     distributed.finish(world)
     return metrics
+
+
+def _path_name(path: compiling.Choice) -> str:
+    """"compiled", "eager", or "eager (compile failed)" when the compiler broke during the run."""
+    if path.compiled:
+        return "eager (compile failed)" if compiling.fell_back() else "compiled"
+    return "eager"
 
 
 def _fire_intensity(model: SpikingMLP, rates: list[float]) -> float:

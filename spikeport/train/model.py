@@ -42,6 +42,12 @@ class LayerSpec:
     recurrent: bool = False
 
 
+def _float64(x: torch.Tensor) -> np.ndarray:
+    """x as a float64 numpy array (numpy converts float32 / float64; other dtypes go through torch)."""
+    x = x.detach().cpu()
+    return x.numpy().astype(np.float64) if x.dtype in (torch.float32, torch.float64) else x.double().numpy()
+
+
 class LIFDense(nn.Module):
     """Dense connection + CUBA-LIF. ``input_unit``: float value of one integer input unit
     (1 for spikes, 1/INPUT_LEVELS for direct-encoded pixels).
@@ -54,6 +60,7 @@ class LIFDense(nn.Module):
     use_fused = True  # forward through train.fused (same spikes and gradients as the step loop, faster)
     v_floor = False  # KLIF: v = max(v, 0) after integration, before the threshold (LIFParams.floor_v);
     # True, or a function computing max(v, 0) with its own backward (see core.neuron.cuba_lif_step)
+    compile_fused = False  # run the fused op's loops through torch.compile (set by train.loop per run: train.compiling)
     netx = False  # quantize as lava-dl's netx can express (core.quant: weight_exp 0, bias_exp 6); set by
     # checkpoint.build_model from TrainConfig.target
 
@@ -79,8 +86,10 @@ class LIFDense(nn.Module):
 
     def quantize(self, w: torch.Tensor, bias: torch.Tensor | None) -> quant.LayerQuant:
         """Loihi integers for a float weight [out, in] and bias [out] (or None)."""
-        wn = w.detach().cpu().double().numpy()
-        bn = None if bias is None else bias.detach().cpu().double().numpy()
+        # numpy's own conversion to float64 (exact either way): torch's .double() is a parallel region that,
+        # on a loaded 2-core machine, waited milliseconds for its second thread at every QAT step
+        wn = _float64(w)
+        bn = None if bias is None else _float64(bias)
         return quant.quantize_layer(wn, beta_syn=self.spec.beta_syn, beta_mem=self.spec.beta_mem,
                                     theta=self.spec.theta, input_unit=self.input_unit, bias=bn,
                                     floor_v=bool(self.v_floor), max_input=self.max_input_int(), netx=self.netx)
@@ -153,7 +162,7 @@ class LIFDense(nn.Module):
         fused_kw = self.fused_neuron() if self.use_fused else None
         if fused_kw is not None:  # the whole time loop as one op with a hand-written BPTT backward
             return cuba_lif_multistep(cur, beta_syn, beta_mem, float(theta), bias=0.0 if bias is None else bias,
-                                      v_floor=bool(self.v_floor), **fused_kw)
+                                      v_floor=bool(self.v_floor), compile=self.compile_fused, **fused_kw)
         T, B = x.shape[:2]
         u = cur.new_zeros(B, self.spec.n_out)
         v = cur.new_zeros(B, self.spec.n_out)

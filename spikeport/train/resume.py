@@ -39,6 +39,8 @@ class Resumed:
     history: list
 
 
+SPEED_ONLY = {"compile"}  # fields that change how fast a run trains, not what it computes: may differ on resume
+
 def save_state(run_dir: str | Path, epoch: int, cfg, model: torch.nn.Module, opt: torch.optim.Optimizer,
                sched, rng: np.random.Generator, history: list) -> Path:
     """Write the state after ``epoch`` completed epochs to ``run_dir/checkpoint/state.safetensors``."""
@@ -127,7 +129,7 @@ def load_state(run_dir: str | Path, cfg, model: torch.nn.Module, opt: torch.opti
     path = Path(run_dir) / STATE
     doc, tensors = read_state(run_dir)
     mine, saved = cfg.to_dict(), doc["config"]
-    differ = sorted(k for k in set(mine) | set(saved) if mine.get(k) != saved.get(k))
+    differ = sorted(k for k in (set(mine) | set(saved)) - SPEED_ONLY if mine.get(k) != saved.get(k))
     if differ:
         raise SpikeportError(f"{path}: the run was started with another configuration (differs in "
                              f"{', '.join(differ[:5])}); resume with the same options or use a new --out folder")
