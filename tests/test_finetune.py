@@ -20,6 +20,7 @@ from spikeport.importer.run import import_graph, load_source
 from spikeport.importer.simulate import predict, simulate
 from spikeport.nirfmt.load import load_nir
 from spikeport.report.markdown import summary_rows
+from tests.conftest import cli
 
 T_RNN = 12
 
@@ -188,6 +189,8 @@ def test_finetune_refuses_what_it_cannot_use(tmp_path, rnn_small):
         finetune_run(run, epochs=1, schedule="linear")
     with pytest.raises(SpikeportError, match="--keep one of best, last"):
         finetune_run(run, epochs=1, keep="first")
+    proc = cli("train", "--out", str(tmp_path / "plain"), "--lr-schedule", "cosine")  # fine-tuning options only
+    assert proc.returncode == 2 and "apply to fine-tuning (train --from RUN) only" in proc.stderr
     finetune_run(run, epochs=1, holdout=0.5)
     blob = bytearray((run / "model.safetensors").read_bytes())
     blob[-1] ^= 1
