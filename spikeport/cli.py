@@ -74,13 +74,23 @@ def train(
                                "auto (labels when the run has them)"),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="run the LIF loops through "
                                            "torch.compile (default: auto, when the run repays the compile time)"),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="--from: constant (default) | cosine "
+                                              "(annealed to 0 over the batches)"),
+    keep: Optional[str] = typer.Option(None, help="--from: best (default; the epoch best on the training samples) "
+                                       "| last (the last epoch; suits --lr-schedule cosine)"),
+    holdout: Optional[float] = typer.Option(None, help="--from: fraction of the run's samples held out from "
+                                            "fine-tuning (default 0.2; 0: train on all, e.g. when a separate "
+                                            "test split is measured with parity --inputs)"),
     quiet: bool = _quiet(),
 ):
     """Train a spiking network with surrogate-gradient BPTT and quantization-aware training."""
     if from_run is not None:
         _finetune(from_run, out_dir, quiet, epochs=epochs or 10, lr=lr or 2e-3, batch_size=batch_size or 64,
-                  seed=seed or 0, target=target)
+                  seed=seed or 0, target=target, schedule=lr_schedule or "constant", keep=keep or "best",
+                  holdout=0.2 if holdout is None else holdout)
         return
+    if (lr_schedule, keep, holdout) != (None, None, None):
+        raise SpikeportError("--lr-schedule, --keep and --holdout apply to fine-tuning (train --from RUN) only")
     from spikeport.train import resume as resume_state
     from spikeport.train.config import TrainConfig
     from spikeport.train.loop import train as run_train
@@ -186,6 +196,10 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
                                        "float outputs) | auto (labels when given)"),
             holdout: float = typer.Option(0.2, help="fine-tuning: fraction of --inputs held out (the run's parity "
                                           "samples; the rest trains)"),
+            lr_schedule: str = typer.Option("constant", "--lr-schedule", help="fine-tuning: constant | cosine "
+                                            "(learning rate annealed to 0 over the batches)"),
+            keep: str = typer.Option("best", help="fine-tuning: best (the epoch best on the training samples) | "
+                                     "last (the last epoch; suits --lr-schedule cosine)"),
             quiet: bool = _quiet()):
     """Import a peer's NIR graph (snnTorch, Norse, Sinabs, Rockpool) into a run folder with Loihi integers,
     or a lava-dl netx file (its integers as they are; parity then holds every backend against netx itself)."""
@@ -218,7 +232,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
         rows.append(("float reference vs integer predictions", f"{res['agreement']['prediction_agreement']:.2%}"))
     _summary(rows + [("run folder", str(out_dir))], "imported")
     if finetune:
-        _finetune(out_dir, out_dir, quiet, epochs=finetune, target=target, holdout=holdout)
+        _finetune(out_dir, out_dir, quiet, epochs=finetune, target=target, holdout=holdout, schedule=lr_schedule,
+                  keep=keep)
 
 
 def _finetune(run_dir: Path, out_dir: Path, quiet: bool, **kw) -> None:

@@ -20,6 +20,7 @@ from spikeport.importer.run import import_graph, load_source
 from spikeport.importer.simulate import predict, simulate
 from spikeport.nirfmt.load import load_nir
 from spikeport.report.markdown import summary_rows
+from tests.conftest import cli
 
 T_RNN = 12
 
@@ -167,9 +168,13 @@ def test_conv_finetune_distils_without_labels_and_continues_from_its_checkpoint(
     assert [p.input.kind for p in net.populations] == ["conv", "conv", "dense"]
     p = check_finetuned_parity(run, samples=12)
     assert p["float_accuracy"] is None and p["labels"] == "no labels: agreement only"
-    again = finetune_run(run, epochs=1, out=tmp_path / "run2")  # train --from a fine-tuned run: its checkpoint
+    again = finetune_run(run, epochs=2, out=tmp_path / "run2", schedule="cosine", keep="last")  # its checkpoint
     assert again["started_from"] == "the run's fine-tuned checkpoint"
     assert again["before"] == pytest.approx(res["after"]) and again["heldout_samples"] == res["heldout_samples"]
+    assert again["history"][-1] == {"kept_epoch": 2}  # keep last: the last epoch, whatever its training score
+    saved = json.loads((tmp_path / "run2" / "import.json").read_text())["finetune"]
+    assert (saved["lr_schedule"], saved["keep"], res["lr_schedule"], res["keep"]) == ("cosine", "last", "constant",
+                                                                                      "best")
 
 
 def test_finetune_refuses_what_it_cannot_use(tmp_path, rnn_small):
@@ -180,6 +185,12 @@ def test_finetune_refuses_what_it_cannot_use(tmp_path, rnn_small):
                  inputs=rnn_small["x"])
     with pytest.raises(SpikeportError, match="--target labels needs labels"):
         finetune_run(run, epochs=1, target="labels")
+    with pytest.raises(SpikeportError, match="^--lr-schedule must be one of constant, cosine .*'linear'"):
+        finetune_run(run, epochs=1, schedule="linear")
+    with pytest.raises(SpikeportError, match="--keep one of best, last"):
+        finetune_run(run, epochs=1, keep="first")
+    proc = cli("train", "--out", str(tmp_path / "plain"), "--lr-schedule", "cosine")  # fine-tuning options only
+    assert proc.returncode == 2 and "apply to fine-tuning (train --from RUN) only" in proc.stderr
     finetune_run(run, epochs=1, holdout=0.5)
     blob = bytearray((run / "model.safetensors").read_bytes())
     blob[-1] ^= 1

@@ -19,9 +19,12 @@ quantizes it and exported as the same line (``bias_lines`` in the result names t
 Samples: the run's ``inputs.npy`` / ``labels.npy`` are split once (seeded) into a training part
 (``train_inputs.npy`` / ``train_labels.npy``) and a held-out part, which becomes the run's
 ``inputs.npy`` / ``labels.npy``: parity and the report then measure on samples fine-tuning never saw.
-A run that was already fine-tuned keeps its split and continues from its checkpoint. The epoch
-whose integer network does best on the training part (accuracy with labels as target, else
-agreement with the producer; the start counts as epoch 0) is kept. ``import.json`` gains ``finetune``: the settings, and before / after (the run's
+A run that was already fine-tuned keeps its split and continues from its checkpoint. ``keep="best"``
+keeps the epoch whose integer network does best on the training part (accuracy with labels as
+target, else agreement with the producer; the start counts as epoch 0), ``keep="last"`` the last
+epoch (with ``schedule="cosine"``, whose learning rate falls to 0 over the run, the last epoch is the
+settled one; the best training-part epoch then tends to be an earlier, noisier one). Neither looks at
+the held-out samples. ``import.json`` gains ``finetune``: the settings, and before / after (the run's
 ``model.nir`` as it was, and the fine-tuned one) prediction agreement with the producer, integer and
 producer accuracy on the held-out samples; the fine-tuned module's integer forward is checked equal
 to the emulator on ``model.nir``, spike for spike, before anything is written.
@@ -48,6 +51,8 @@ from spikeport.importer.run import build_graph, load_source, reference
 from spikeport.nirfmt.load import load_nir, meta_value, to_loihi_net
 
 TARGETS = ("auto", "labels", "producer")
+SCHEDULES = ("constant", "cosine")  # learning rate over the batches: fixed, or cosine-annealed to 0
+KEEPS = ("best", "last")  # parameters kept: the best epoch on the training part, or the last epoch
 GRADED_MAX = 255  # largest graded input integer (importer.quantize.input_spec's levels)
 Progress = Callable[[str, int, int], None]
 
@@ -110,15 +115,18 @@ def _optimizer(model, lr: float) -> torch.optim.Optimizer:
 
 
 def train_module(model, xf_tr: torch.Tensor, x_int_tr: np.ndarray, target: str, y_tr, teacher: tuple, *,
-                 epochs: int, lr: float, batch_size: int, seed: int, tick) -> list[dict]:
-    """QAT + surrogate BPTT on the training samples (xf [T, N, ...] float = x_int * unit); keeps the best
-    epoch's parameters (module docstring). Returns the history, one row per epoch (0: the start)."""
+                 epochs: int, lr: float, batch_size: int, seed: int, tick, schedule: str = "constant",
+                 keep: str = "best") -> list[dict]:
+    """QAT + surrogate BPTT on the training samples (xf [T, N, ...] float = x_int * unit); the learning
+    rate per ``schedule``, the parameters per ``keep`` (module docstring). Returns the history, one row
+    per epoch (0: the start), then ``{"kept_epoch": E}``."""
     t_spikes, t_pred = teacher
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = _optimizer(model, lr)
     n = xf_tr.shape[1]
     steps = (n + batch_size - 1) // batch_size
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps) if schedule == "cosine" else None
     goal = y_tr if target == "labels" else t_pred
     history, best = [], None
     for epoch in range(epochs + 1):
@@ -133,13 +141,15 @@ def train_module(model, xf_tr: torch.Tensor, x_int_tr: np.ndarray, target: str, 
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 losses.append(loss.item())
                 tick((epoch - 1) * steps + b + 1, epochs * steps)
         model.eval()
         pred, _ = _predictions(model, x_int_tr)
         score = float(np.mean(pred == goal))
         history.append({"epoch": epoch, "train_score": score, **({"loss": float(np.mean(losses))} if epoch else {})})
-        if best is None or score > best[0]:
+        if (epoch == epochs) if keep == "last" else (best is None or score > best[0]):
             best = (score, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
     model.load_state_dict(best[2])
     history.append({"kept_epoch": best[1]})
@@ -161,7 +171,7 @@ def _start(run_dir: Path, archs: list, input_shape: tuple, plans: list):
 
 def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = None, target: str = "auto",
                  holdout: float = 0.2, lr: float = 2e-3, batch_size: int = 64, seed: int = 0,
-                 progress: Progress | None = None) -> dict:
+                 schedule: str = "constant", keep: str = "best", progress: Progress | None = None) -> dict:
     """Fine-tune the imported run ``run_dir`` (see the module docstring) into ``out`` (default: in place);
     returns import.json's ``finetune`` entry."""
     run_dir, tick = Path(run_dir), progress or (lambda _s, _d, _t: None)
@@ -171,6 +181,9 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
                              "(import.json and source.nir are needed)")
     if target not in TARGETS:
         raise SpikeportError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
+    if schedule not in SCHEDULES or keep not in KEEPS:
+        raise SpikeportError(f"--lr-schedule must be one of {', '.join(SCHEDULES)} and --keep one of "
+                             f"{', '.join(KEEPS)}, got {schedule!r} / {keep!r}")
     if not (isinstance(epochs, int) and 1 <= epochs <= 10_000) or not 0.0 <= holdout < 1.0 or not 0 < lr < 1:
         raise SpikeportError("--finetune EPOCHS must be 1..10000, --holdout in [0, 1), --lr in (0, 1)")
     fg, prod, dt, info = load_source(run_dir)
@@ -199,7 +212,7 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
     t0 = time.time()
     history = train_module(model, xf_tr, xi_tr, target, y_tr, ([torch.from_numpy(s.astype(np.float32)) for s in t_spk],
                            t_pred_tr), epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                           tick=lambda d, t: tick("fine-tuning (batches)", d, t))
+                           schedule=schedule, keep=keep, tick=lambda d, t: tick("fine-tuning (batches)", d, t))
     seconds = time.time() - t0
     quants = finetune_net.layer_quants(model)
     graph = build_graph(low.layers, quants, input_shape=fg.input_shape, spec=InputSpec(unit, graded),
@@ -212,7 +225,8 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
     if mismatches:  # the module and the graph it wrote disagree: a bug, never written
         raise RuntimeError(f"fine-tuned module vs emulator on model.nir: {mismatches} spike mismatches")
     kept_split = holdout > 0 or (run_dir / runfolder.TRAIN_INPUTS).is_file()
-    result = {"epochs": epochs, "target": target, "started_from": start, "lr": lr, "batch_size": batch_size,
+    result = {"epochs": epochs, "target": target, "started_from": start, "lr": lr, "lr_schedule": schedule,
+              "keep": keep, "batch_size": batch_size,
               "bias_lines": [p.name for p in low.layers if p.current is not None],
               "seed": seed, "holdout": holdout, "train_samples": int(x_tr.shape[1]),
               "heldout_samples": int(x_te.shape[1]), "measured_on": "held-out samples (the run's inputs.npy)"
@@ -243,7 +257,8 @@ def _write(run_dir: Path, out: Path, graph, model, info: dict, result: dict, tra
     """The fine-tuned run folder: model.nir, checkpoint, split samples, source.nir, updated import.json."""
     out.mkdir(parents=True, exist_ok=True)
     fileio.write_with(out / runfolder.MODEL_NIR, lambda tmp: nir.write(str(tmp), graph))
-    finetune_net.save(out, model, {k: result[k] for k in ("epochs", "target", "lr", "batch_size", "seed")})
+    finetune_net.save(out, model, {k: result[k] for k in ("epochs", "target", "lr", "lr_schedule", "keep",
+                                                          "batch_size", "seed")})
     if run_dir.resolve() != out.resolve():
         fileio.write_with(out / runfolder.SOURCE, lambda tmp: shutil.copyfile(run_dir / runfolder.SOURCE, tmp))
     fileio.write_npy(out / runfolder.TRAIN_INPUTS, np.ascontiguousarray(np.swapaxes(train[0], 0, 1)))

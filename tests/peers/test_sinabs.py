@@ -98,10 +98,12 @@ def test_trained_sinabs_cnn_on_lava_and_emulator(tmp_path):
 @pytest.mark.slow
 def test_trained_sinabs_cnn_finetuned_on_loihi_integers(tmp_path):
     """The Sinabs CNN trained on digits, imported with the train split (--allow-approx: Loihi fires once per
-    step and resets to zero), fine-tuned by distilling Sinabs's outputs (``--finetune``), then run on the
-    test split: Lava == emulator == the fine-tuned module's integer forward; Loihi accuracy before (post-
-    training quantization) and after, against Sinabs's own accuracy (the issue's target: within 1 point;
-    measured and printed, figures in docs/nir_peers.md)."""
+    step and resets to zero), fine-tuned on all of it by distilling Sinabs's outputs (``train --from``: 25
+    epochs, lr 4e-3 annealed by cosine, the last epoch kept), then run on the test split, which fine-tuning
+    never saw: Lava == emulator == the fine-tuned module's integer forward; Loihi accuracy before (post-
+    training quantization) and after, against Sinabs's own accuracy. The issue's target is within 1 point;
+    over fine-tuning seeds 0-4 the gap is 0.3-1.9 points (docs/nir_peers.md), seed 0 (this test) 1.4: the
+    test holds the gap to 2 points and prints whether it is within 1."""
     from spikeport import pipeline
     from spikeport.data import load_dataset
 
@@ -123,9 +125,8 @@ def test_trained_sinabs_cnn_finetuned_on_loihi_integers(tmp_path):
     test_split = {"inputs": tmp_path / "xte.npy", "labels": tmp_path / "yte.npy"}
     ptq = pipeline.parity(run, backend="emulator", min_agreement=0.0, **test_split)
     assert ptq["reference_accuracy"] == pytest.approx(float(d["accuracy"]))  # the float reference is Sinabs
-    proc = cli("train", "--from", str(run), "--out", str(tmp_path / "ft"), "--epochs", "10", "--target", "producer",
-               "-q",
-               timeout=1800)
+    proc = cli("train", "--from", str(run), "--out", str(tmp_path / "ft"), "--epochs", "25", "--target", "producer",
+               "--lr", "4e-3", "--lr-schedule", "cosine", "--keep", "last", "--holdout", "0", "-q", timeout=1800)
     assert proc.returncode == 0, proc.stderr
     ft = pipeline.parity(tmp_path / "ft", backend="lava,emulator", **test_split)
     assert ft["finetuned"] and ft["passed"] and ft["spike_mismatches"] == 0
@@ -135,4 +136,6 @@ def test_trained_sinabs_cnn_finetuned_on_loihi_integers(tmp_path):
           f"post-training quantization {ptq['backend_accuracy']:.4f} (agreement {ptq['prediction_agreement']:.4f}); "
           f"fine-tuned {ft['backend_accuracy']:.4f} (agreement {ft['producer_agreement']:.4f}); gap "
           f"{100 * gap:.2f} points ({'within' if gap <= 0.01 else 'NOT within'} the 1-point target)")
-    assert ft["backend_accuracy"] > ptq["backend_accuracy"]
+    assert ft["backend_accuracy"] > ptq["backend_accuracy"] and gap <= 0.02
+    settings = json.loads((tmp_path / "ft" / "import.json").read_text())["finetune"]
+    assert (settings["lr_schedule"], settings["keep"], settings["train_samples"]) == ("cosine", "last", len(ds.y_train))
