@@ -101,9 +101,9 @@ def test_trained_sinabs_cnn_finetuned_on_loihi_integers(tmp_path):
     step and resets to zero), fine-tuned on all of it by distilling Sinabs's outputs (``train --from``: 25
     epochs, lr 4e-3 annealed by cosine, the last epoch kept), then run on the test split, which fine-tuning
     never saw: Lava == emulator == the fine-tuned module's integer forward; Loihi accuracy before (post-
-    training quantization) and after, against Sinabs's own accuracy. The issue's target is within 1 point;
-    over fine-tuning seeds 0-4 the gap is 0.3-1.9 points (docs/nir_peers.md), seed 0 (this test) 1.4: the
-    test holds the gap to 2 points and prints whether it is within 1."""
+    training quantization) and after, against Sinabs's own accuracy, for fine-tuning seeds 0-2. The issue's
+    target is within 1 point; over seeds 0-4 the gap is 0.3-2.2 points, mean 1.1 (docs/nir_peers.md): the test
+    holds the mean gap of seeds 0-2 to 1.5 points and prints whether it is within 1."""
     from spikeport import pipeline
     from spikeport.data import load_dataset
 
@@ -125,17 +125,25 @@ def test_trained_sinabs_cnn_finetuned_on_loihi_integers(tmp_path):
     test_split = {"inputs": tmp_path / "xte.npy", "labels": tmp_path / "yte.npy"}
     ptq = pipeline.parity(run, backend="emulator", min_agreement=0.0, **test_split)
     assert ptq["reference_accuracy"] == pytest.approx(float(d["accuracy"]))  # the float reference is Sinabs
-    proc = cli("train", "--from", str(run), "--out", str(tmp_path / "ft"), "--epochs", "25", "--target", "producer",
-               "--lr", "4e-3", "--lr-schedule", "cosine", "--keep", "last", "--holdout", "0", "-q", timeout=1800)
-    assert proc.returncode == 0, proc.stderr
-    ft = pipeline.parity(tmp_path / "ft", backend="lava,emulator", **test_split)
-    assert ft["finetuned"] and ft["passed"] and ft["spike_mismatches"] == 0
-    assert ft["float_accuracy"] == pytest.approx(float(d["accuracy"]))  # the producer's, beside the reference
-    gap = float(d["accuracy"]) - ft["backend_accuracy"]
-    print(f"sinabs CNN on the digits test split ({ft['samples']}): sinabs {float(d['accuracy']):.4f}; Loihi "
-          f"post-training quantization {ptq['backend_accuracy']:.4f} (agreement {ptq['prediction_agreement']:.4f}); "
-          f"fine-tuned {ft['backend_accuracy']:.4f} (agreement {ft['producer_agreement']:.4f}); gap "
-          f"{100 * gap:.2f} points ({'within' if gap <= 0.01 else 'NOT within'} the 1-point target)")
-    assert ft["backend_accuracy"] > ptq["backend_accuracy"] and gap <= 0.02
+    gaps = []
+    for seed in range(3):  # one seed moves the figure by up to 2.5 points (one test sample is 0.28)
+        out = tmp_path / ("ft" if seed == 0 else f"ft{seed}")
+        proc = cli("train", "--from", str(run), "--out", str(out), "--epochs", "25", "--target", "producer",
+                   "--lr", "4e-3", "--lr-schedule", "cosine", "--keep", "last", "--holdout", "0",
+                   "--seed", str(seed), "-q", timeout=1800)
+        assert proc.returncode == 0, proc.stderr
+        ft = pipeline.parity(out, backend="lava,emulator" if seed == 0 else "emulator", **test_split)
+        assert ft["finetuned"] and ft["passed"] and ft["spike_mismatches"] == 0
+        assert ft["float_accuracy"] == pytest.approx(float(d["accuracy"]))  # the producer's, beside the reference
+        gaps.append(float(d["accuracy"]) - ft["backend_accuracy"])
+        assert ft["backend_accuracy"] > ptq["backend_accuracy"]
+        print(f"sinabs CNN on the digits test split ({ft['samples']}): sinabs {float(d['accuracy']):.4f}; Loihi "
+              f"post-training quantization {ptq['backend_accuracy']:.4f} (agreement {ptq['prediction_agreement']:.4f});"
+              f" fine-tuned (seed {seed}) {ft['backend_accuracy']:.4f} (agreement {ft['producer_agreement']:.4f}); "
+              f"gap {100 * gaps[-1]:.2f} points")
+    mean_gap = float(np.mean(gaps))
+    print(f"mean gap over fine-tuning seeds 0-2: {100 * mean_gap:.2f} points "
+          f"({'within' if mean_gap <= 0.01 else 'NOT within'} the 1-point target)")
+    assert mean_gap <= 0.015
     settings = json.loads((tmp_path / "ft" / "import.json").read_text())["finetune"]
     assert (settings["lr_schedule"], settings["keep"], settings["train_samples"]) == ("cosine", "last", len(ds.y_train))
