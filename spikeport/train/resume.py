@@ -41,6 +41,7 @@ class Resumed:
 
 SPEED_ONLY = {"compile"}  # fields that change how fast a run trains, not what it computes: may differ on resume
 
+
 def save_state(run_dir: str | Path, epoch: int, cfg, model: torch.nn.Module, opt: torch.optim.Optimizer,
                sched, rng: np.random.Generator, history: list) -> Path:
     """Write the state after ``epoch`` completed epochs to ``run_dir/checkpoint/state.safetensors``."""

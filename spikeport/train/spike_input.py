@@ -180,6 +180,12 @@ def _reduce_blocks(parts, out):  # pragma: no cover (compiled)
 
 
 if numba is not None:
+    # workqueue unless the user names a layer (it must be set before numba's first parallel call): with
+    # OpenMP, numba's threads and torch's spin after each parallel region and take the cores from each
+    # other; the forward + backward took up to 2x longer interleaved with torch's GEMMs
+    # (benchmarks/sparse_input.py, 2 cores)
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "workqueue"
     _jit = njit(parallel=True, nogil=True, cache=True)
     _rows_index, _gather_sum = _jit(_rows_index), _jit(_gather_sum)
     _scatter_blocks, _reduce_blocks = _jit(_scatter_blocks), _jit(_reduce_blocks)
@@ -192,13 +198,7 @@ def available() -> bool:
 
 
 def _threads() -> None:
-    """numba's kernels use as many threads as torch (``torch.set_num_threads``), at most numba's pool.
-    Threading layer: ``workqueue`` unless ``NUMBA_THREADING_LAYER`` names one (set before numba's first
-    parallel call; later calls cannot change it). With OpenMP, numba's threads and torch's spin after
-    each parallel region and take the cores from each other: the forward + backward took up to 2x longer
-    interleaved with torch's GEMMs (benchmarks/sparse_input.py, 2 cores)."""
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        numba.config.THREADING_LAYER = "workqueue"
+    """numba's kernels use as many threads as torch (``torch.set_num_threads``), at most numba's pool."""
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
@@ -254,7 +254,8 @@ class SpikeLinear(torch.autograd.Function):
 def spike_linear(x: torch.Tensor, w: torch.Tensor, max_density: float | None = None) -> torch.Tensor | None:
     """``x @ w.t()`` through :class:`SpikeLinear` for x [M, K] and w [N, K], or None where the sparse
     path does not apply and the caller runs the dense product (which reports a shape mismatch itself):
-    numba missing, shapes that do not match, not a CPU float32 / float64 pair of one dtype, N < ``SPARSE_MIN_OUT``, x not all 0 / 1, or its density above
+    numba missing, shapes that do not match, not a CPU float32 / float64 pair of one dtype,
+    N < ``SPARSE_MIN_OUT``, x not all 0 / 1, or its density above
     ``max_density`` (default ``SPARSE_MAX_DENSITY``, or ``SPARSE_MAX_DENSITY_GRAD`` when x requires
     grad). The decision reads x, whether it requires grad, and constants: deterministic per batch."""
     if max_density is None:
@@ -264,10 +265,8 @@ def spike_linear(x: torch.Tensor, w: torch.Tensor, max_density: float | None = N
             or x.dtype not in (torch.float32, torch.float64) or w.dtype != x.dtype or w.shape[0] < SPARSE_MIN_OUT
             or x.shape[0] == 0 or not x.is_contiguous()):
         return None
+    limit = max_density * x.shape[0] * x.shape[1]
+    if int(torch.count_nonzero(x)) > limit:  # too dense (or not binary either way): no index pass
+        return None
     found = active_index(x)
-    if found is None:
-        return None
-    idx, cnt = found
-    if int(cnt.sum(dtype=np.int64)) > max_density * x.shape[0] * x.shape[1]:
-        return None
-    return SpikeLinear.apply(x, w, idx, cnt)
+    return None if found is None else SpikeLinear.apply(x, w, *found)
