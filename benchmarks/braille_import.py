@@ -17,7 +17,10 @@ import fine-tuned N epochs on Loihi integers (``--target producer``; its bias li
 the 700 training samples, measured on the 280 held-out test samples: agreement with snnTorch and
 accuracy before / after, and (``--lava``) Lava vs emulator vs the checkpoint's integer forward.
 
-Usage: ``python benchmarks/braille_import.py [--lava] [--epochs 40] [--finetune N [--ft-lr LR ...]]``
+With ``--weight-bits 16`` the exact (same-step) import gives its dense, recurrent and line weights 16 bits
+(two Loihi synapses per weight, ``spikeport import --weight-bits 16``) and fine-tuning keeps them.
+
+Usage: ``python benchmarks/braille_import.py [--lava] [--epochs 40] [--weight-bits 8|16] [--finetune N [--ft-lr LR ...]]``
 """
 from __future__ import annotations
 
@@ -107,7 +110,8 @@ def finetune(run: Path, tmp: Path, data: dict, args) -> None:
     x_te, y_te, prod_pred = data["test"]
     for lr in args.ft_lr:
         out = tmp / f"run-finetuned-lr{lr:g}"
-        res = finetune_run(run, epochs=args.finetune, out=out, target="producer", lr=lr, seed=args.ft_seed)
+        res = finetune_run(run, epochs=args.finetune, out=out, target="producer", lr=lr, seed=args.ft_seed,
+                           keep=args.keep)
         net = load_nir(out / "model.nir")
         pred = emulator.run(net, np.rint(x_te).astype(np.int64)).output_counts().argmax(1)
         saved = json.loads((out / "import.json").read_text())
@@ -131,7 +135,7 @@ def finetune(run: Path, tmp: Path, data: dict, args) -> None:
 
 
 def _float_module(run: Path, x: np.ndarray):
-    """(the fine-tuning module of the run's source graph, float; snnTorch's predictions on x; the int8 step
+    """(the fine-tuning module of the run's source graph, float; snnTorch's predictions on x; the integer step
     of each weight tensor: weight scale, recurrent weight scale, line quantum)."""
     from spikeport.importer import finetune_net, lower
     from spikeport.importer.run import load_source, reference
@@ -161,8 +165,8 @@ def _perturbed(base: dict, step: dict, frac: float, seed: int) -> dict:
 def noise_floor(run: Path, x: np.ndarray, fracs=(0.5, 0.25, 0.1), seeds: int = 4, recover_epochs: int = 6) -> None:
     """How sensitive the producer's own float network is: its lowered layers (the fine-tuning module, no
     quantization) with every weight, recurrent weight and bias-line current moved by uniform noise of
-    +-frac of its int8 step (int8 rounding is +-0.5): agreement with the unperturbed network's predictions
-    on x [T, N, 12], one figure per seed. Then, from the +-0.5 start of seed 0, ``recover_epochs`` of
+    +-frac of its integer step (the run's int8 or 16-bit grid; rounding is +-0.5): agreement with the
+    unperturbed network's predictions on x [T, N, 12], one figure per seed. Then, from the +-0.5 start of seed 0, ``recover_epochs`` of
     fine-tuning's own training step in float (no quantization: fine-tuning's loss and optimizer, lr 5e-4)
     distilling the unperturbed network: agreement per epoch."""
     from spikeport.core.readout import predict
@@ -176,7 +180,7 @@ def noise_floor(run: Path, x: np.ndarray, fracs=(0.5, 0.25, 0.1), seeds: int = 4
         for seed in range(seeds):
             model.load_state_dict(_perturbed(base, step, frac, seed))
             agree.append(agreement())
-        print(f"  producer's float net, weights +- {frac} int8 step of noise: agreement with itself "
+        print(f"  producer's float net, weights +- {frac} integer step of noise: agreement with itself "
               f"{', '.join(f'{a:.2%}' for a in agree)} ({x.shape[1]} training samples)")
     model.load_state_dict(_perturbed(base, step, 0.5, 0))
     opt, rng = finetune._optimizer(model, 5e-4), np.random.default_rng(0)
@@ -196,7 +200,7 @@ def noise_floor(run: Path, x: np.ndarray, fracs=(0.5, 0.25, 0.1), seeds: int = 4
           f"per epoch {', '.join(f'{a:.2%}' for a in curve)}")
 
 
-def compare_imports(tmp: Path, data: dict, hid: np.ndarray, out: np.ndarray, lava: bool) -> Path:
+def compare_imports(tmp: Path, data: dict, hid: np.ndarray, out: np.ndarray, lava: bool, bits: int = 8) -> Path:
     """Import under both timings and print the figures; returns the same-step (exact) run folder."""
     from spikeport import pipeline
     from spikeport.deploy import emulator
@@ -208,12 +212,14 @@ def compare_imports(tmp: Path, data: dict, hid: np.ndarray, out: np.ndarray, lav
         run = tmp / f"run-{timing}"
         labels = tmp / "y.npy" if timing else None  # labels make the default timing refused (by design)
         info = import_graph(tmp / "braille.nir", dt=1e-4, out=run, producer="snntorch", reset="zero",
-                            reset_timing=timing, allow_approx=approx, inputs=tmp / "x.npy", labels=labels)
+                            reset_timing=timing, allow_approx=approx, inputs=tmp / "x.npy", labels=labels,
+                            weight_bits=bits if timing else 8)
         fg, prod, dt, _ = load_source(run)
         spikes, ref_pred = reference(fg, prod, dt, x_te, ["lif1.lif", "lif2"])
         float_agree = [float(np.mean(s == (p > 0))) for s, p in zip(spikes, (hid, out))]
         int_pred = emulator.run(load_nir(run / "model.nir"), np.rint(x_te).astype(np.int64)).output_counts().argmax(1)
-        print(f"--reset-timing {timing or 'default'}: exact={info['exact']}, approximations "
+        print(f"--reset-timing {timing or 'default'} (--weight-bits {info['weight_bits']['option']}): "
+              f"exact={info['exact']}, approximations "
               f"{[a['issue'][:40] for a in info['approximations']]}")
         print(f"  float reference vs snnTorch: spike agreement hidden {float_agree[0]:.4%}, output "
               f"{float_agree[1]:.4%}; prediction agreement {np.mean(ref_pred == prod_pred):.2%}")
@@ -236,6 +242,8 @@ def main() -> None:
     ap.add_argument("--finetune", type=int, default=0, help="fine-tune the exact import on Loihi integers (epochs)")
     ap.add_argument("--ft-lr", type=float, nargs="+", default=[2e-3], help="fine-tuning learning rate(s)")
     ap.add_argument("--ft-seed", type=int, default=0)
+    ap.add_argument("--weight-bits", type=int, choices=(8, 16), default=8, help="the exact import's weight bits")
+    ap.add_argument("--keep", choices=("best", "last"), default="best", help="fine-tuning: which epoch to keep")
     args = ap.parse_args()
     torch.manual_seed(0)
     x_tr, y_tr = make_data(700, 0)
@@ -251,7 +259,7 @@ def main() -> None:
     np.save(tmp / "x.npy", x_te.transpose(1, 0, 2))
     np.save(tmp / "y.npy", y_te)
     data = {"train": (x_tr, y_tr), "test": (x_te, y_te, prod_pred)}
-    run = compare_imports(tmp, data, hid, out, args.lava)
+    run = compare_imports(tmp, data, hid, out, args.lava, args.weight_bits)
     if args.finetune:
         finetune(run, tmp, data, args)
 

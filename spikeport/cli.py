@@ -186,6 +186,10 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
                                                        "current release)"),
             allow_approx: bool = typer.Option(False, "--allow-approx", help="map what Loihi cannot express "
                                               "exactly anyway, listing each change in import.json"),
+            weight_bits: int = typer.Option(8, "--weight-bits", help="8 | 16: 16 gives dense layers (feed-forward, "
+                                            "recurrent, bias line) 16-bit weights, each two Loihi synapses from the "
+                                            "same input (high and low byte): exact on Loihi, twice the synapses "
+                                            "and synaptic operations; conv layers stay 8-bit"),
             inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] (calibration and parity)"),
             labels: Optional[Path] = typer.Option(None, help="labels .npy [N] integers"),
             time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1,
@@ -210,6 +214,9 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
     if graph.suffix == ".net":
         from spikeport.importer.netx_import import import_netx
 
+        if weight_bits != 8:
+            raise SpikeportError("--weight-bits applies to NIR graphs; a netx file's integers are taken as they are")
+
         with Bars(quiet) as bars:
             bars.callback(f"importing {graph}")
             res = import_netx(graph, out_dir, time_steps=time_steps, inputs=inputs, labels=labels)
@@ -220,14 +227,14 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
         raise SpikeportError("--dt is required for a NIR graph (seconds per step; NIR stores none)")
     with Bars(quiet) as bars:
         res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, reset_timing=reset_timing,
-                           allow_approx=allow_approx,
+                           allow_approx=allow_approx, weight_bits=weight_bits,
                            inputs=inputs, labels=labels, time_steps=time_steps, progress=bars.update)
     rows = [("producer", res["producer"]), ("dt", f"{res['dt']:g} s"), ("network", res["network"]),
             ("reset", f"{res['reset']}, timing {res['reset_timing']['applied']}"),
             ("approximations", str(len(res["approximations"])) + ("" if res["exact"] else " (see import.json)"))]
     for layer in res["layers"]:
         rows.append((f"{layer['layer']} weight error / clipped", f"{layer['weight_rel_error']:.2%} / "
-                     f"{layer['clipped_fraction']:.2%}"))
+                     f"{layer['clipped_fraction']:.2%}" + (" (16-bit)" if layer.get("weight_bits") == 16 else "")))
     if "agreement" in res:
         rows.append(("float reference vs integer predictions", f"{res['agreement']['prediction_agreement']:.2%}"))
     _summary(rows + [("run folder", str(out_dir))], "imported")

@@ -55,6 +55,15 @@ INT32_SPAN = 1 << 32
 DENSE_WEIGHT_FACTOR = 2
 DENSE_WEIGHT_EXP = -1
 
+# Wide (16-bit) weights: one weight W is two synapses from the same input into the same neuron, its high
+# byte hi = W >> 8 (signed, int8 range) at weight exponent 8 and its low byte lo = W & 255 (unsigned) at
+# weight exponent 0, so the two summed inputs add to exactly W @ s. Lava's Dense keeps an all-non-negative
+# matrix to 8 unsigned bits, so lo needs no encoding; hi goes as 2*hi at exponent 7 (DENSE_WEIGHT_*),
+# the largest exponent Loihi has. A wide connection therefore has weight_exp 0.
+WIDE_HI_EXP = 8
+WIDE_MIN = WEIGHT_MIN << WIDE_HI_EXP  # -32512
+WIDE_MAX = (WEIGHT_MAX << WIDE_HI_EXP) + (1 << WIDE_HI_EXP) - 1  # 32767
+
 
 @dataclass(frozen=True)
 class LIFParams:
@@ -169,6 +178,15 @@ def dense_weights_for_lava(q: np.ndarray) -> tuple[np.ndarray, int]:
     if q.size and (q.min() < WEIGHT_MIN or q.max() > WEIGHT_MAX):
         raise ValueError(f"weights must lie in [{WEIGHT_MIN}, {WEIGHT_MAX}] (symmetric int8)")
     return (q.astype(np.int32) * DENSE_WEIGHT_FACTOR), DENSE_WEIGHT_EXP
+
+
+def split_wide(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Wide weights W in [WIDE_MIN, WIDE_MAX] -> (hi, lo) int64 with W = (hi << 8) + lo, hi in the
+    symmetric int8 range, lo in 0..255 (see ``WIDE_HI_EXP``)."""
+    w = np.asarray(w).astype(np.int64)
+    if w.size and (w.min() < WIDE_MIN or w.max() > WIDE_MAX):
+        raise ValueError(f"wide weights must lie in [{WIDE_MIN}, {WIDE_MAX}]")
+    return w >> WIDE_HI_EXP, w & ((1 << WIDE_HI_EXP) - 1)
 
 
 def lava_effective_weights(w: np.ndarray, weight_exp: int = 0) -> tuple[np.ndarray, int]:

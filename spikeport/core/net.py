@@ -18,6 +18,11 @@ A population may also have a **bias line**: a dense ``[size, 1]`` connection fro
 on every step of every sample, so its summed input ``shift(q, weight_exp)`` is a constant current into
 u (an exact constant synaptic current, e.g. a peer's Linear bias into a current-based synapse; the
 LIF's ``bias_mant`` is added to v instead). Lava runs it as a Dense fed by an always-on source.
+
+A dense connection may be **wide**: 16-bit weights in [``loihi.WIDE_MIN``, ``loihi.WIDE_MAX``] at
+``weight_exp`` 0, each deployed as two Loihi synapses from the same input (high byte at exponent 8, low
+byte at 0; :func:`spikeport.core.loihi.split_wide`). Its summed input is exactly ``W @ x``; it costs two
+synapses and two synaptic operations per weight.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ class Connection:
     ``in_shape``: one input sample, (C, H, W) for conv / pool / pooled dense, () for a flat dense input.
     ``pool``: a sum pool applied to the input before the weights (kind ``pool``: the whole map).
     ``sparse`` asks for Lava ``Sparse`` (pruned layers: masked-out weights are zero and not stored).
+    ``wide``: 16-bit dense weights, two synapses each (module docstring); weight_exp must be 0.
     """
 
     name: str
@@ -55,10 +61,14 @@ class Connection:
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
+    wide: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"connection {self.name}: kind {self.kind!r} is not one of {KINDS}")
+        if self.wide and (self.kind != "dense" or int(self.weight_exp) != 0):
+            raise ValueError(f"connection {self.name}: wide weights are dense with weight_exp 0, got "
+                             f"{self.kind} with weight_exp {self.weight_exp}")
         self.stride, self.padding, self.dilation = pair(self.stride), pair(self.padding), pair(self.dilation)
         self.in_shape = tuple(int(s) for s in self.in_shape) or (int(self.weight.shape[1]),)
         if self.kind != "dense" and len(self.in_shape) != 3:
@@ -85,6 +95,11 @@ class Connection:
         c, h, w = self.pooled_shape
         return (int(self.weight.shape[0]),
                 *linear.out_hw(h, w, self.weight.shape[2:], self.stride, self.padding, self.dilation))
+
+    @property
+    def synapses_per_weight(self) -> int:
+        """Loihi synapses (and synaptic operations per delivered spike) per weight: 2 when wide."""
+        return 2 if self.wide else 1
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -153,10 +168,11 @@ class Connection:
     def check_loihi(self) -> None:
         """Raise ValueError when the weights Lava would receive do not fit Loihi's 8 bits."""
         w = self.lava_conv()["weight"] if self.lava_process == "conv" else self.to_matrix().data
-        if w.size and (w.min() < loihi.WEIGHT_MIN or w.max() > loihi.WEIGHT_MAX):
+        lo, hi = (loihi.WIDE_MIN, loihi.WIDE_MAX) if self.wide else (loihi.WEIGHT_MIN, loihi.WEIGHT_MAX)
+        if w.size and (w.min() < lo or w.max() > hi):
             why = " after folding the pool (overlapping pool windows add weights)" if self.pool is not None else ""
-            raise ValueError(f"weights reach {int(np.abs(w).max())}{why}; Loihi has 8 bits "
-                             f"[{loihi.WEIGHT_MIN}, {loihi.WEIGHT_MAX}]")
+            bits = "16 bits as two synapses" if self.wide else "8 bits"
+            raise ValueError(f"weights reach {int(np.abs(w).max())}{why}; Loihi has {bits} [{lo}, {hi}]")
 
 
 @dataclass
@@ -220,7 +236,7 @@ def _conn_head(c: Connection) -> dict:
                                         "padding": list(c.pool.padding)}
     return {"name": c.name, "weight_exp": int(c.weight_exp), "sparse": bool(c.sparse), "kind": c.kind,
             "in_shape": list(c.in_shape), "pool": pool, "stride": list(c.stride), "padding": list(c.padding),
-            "dilation": list(c.dilation), "groups": int(c.groups)}
+            "dilation": list(c.dilation), "groups": int(c.groups), "wide": bool(c.wide)}
 
 
 def save_arrays(net: LoihiNet) -> dict[str, np.ndarray]:
@@ -254,7 +270,8 @@ def load_arrays(arrays) -> LoihiNet:
             pool = None if c["pool"] is None else Pool2d(**{k: tuple(v) for k, v in c["pool"].items()})
             conns.append(Connection(c["name"], np.asarray(arrays[f"p{i}_w{j}"]), c["weight_exp"], c["sparse"],
                                     kind=c["kind"], in_shape=tuple(c["in_shape"]), pool=pool, stride=c["stride"],
-                                    padding=c["padding"], dilation=c["dilation"], groups=c["groups"]))
+                                    padding=c["padding"], dilation=c["dilation"], groups=c["groups"],
+                                    wide=bool(c.get("wide", False))))
         lif = loihi.LIFParams(du=p["du"], dv=p["dv"], vth=p["vth"], bias_mant=np.asarray(arrays[f"p{i}_bias"]),
                               bias_exp=p["bias_exp"], floor_v=p["floor_v"])
         rec = conns[1] if p["recurrent"] else None

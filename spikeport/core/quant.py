@@ -47,6 +47,18 @@ def weight_scale(weight: np.ndarray) -> float:
     return m / loihi.WEIGHT_MAX if m > 0 else 1.0
 
 
+def weight_range(wide: bool = False) -> tuple[int, int]:
+    """The symmetric integer range a quantizer rounds weights into: int8's, or a wide (16-bit, two-synapse)
+    weight's [-32512, 32512] (``core.net``)."""
+    return (loihi.WIDE_MIN, -loihi.WIDE_MIN) if wide else (loihi.WEIGHT_MIN, loihi.WEIGHT_MAX)
+
+
+def quantize_wide(weight: np.ndarray, scale: float) -> np.ndarray:
+    """round(w / scale) clipped to the wide range, as int16."""
+    lo, hi = weight_range(True)
+    return np.clip(np.rint(np.asarray(weight, dtype=np.float64) / scale), lo, hi).astype(np.int16)
+
+
 def quantize_weight(weight: np.ndarray, scale: float) -> np.ndarray:
     """round(w / scale) clipped to the symmetric int8 range, as int8."""
     q = np.clip(np.rint(np.asarray(weight, dtype=np.float64) / scale), loihi.WEIGHT_MIN, loihi.WEIGHT_MAX)
@@ -152,6 +164,7 @@ class LayerQuant:
     state_scale: float
     lif: loihi.LIFParams
     mask: np.ndarray | None = None
+    wide: bool = False  # 16-bit weights, two synapses each (core.net), weight_exp 0
 
     def masked_weight(self) -> np.ndarray:
         """int8 [out, in] with the synapses outside ``mask`` set to zero (what the network computes with)."""

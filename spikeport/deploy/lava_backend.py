@@ -20,6 +20,8 @@ lives in a supervised child process.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from spikeport.core import loihi
@@ -31,13 +33,31 @@ def window_offset(layer_index: int, time_steps: int) -> int:
     return (layer_index + 2) % time_steps
 
 
-def _connection_process(conn: Connection, graded: bool, window: tuple[int, int] | None = None):
+def _connection_processes(conn: Connection, graded: bool, window: tuple[int, int] | None = None) -> list:
+    """The Lava processes whose summed outputs are ``conn``'s summed input: one, or two for a wide
+    connection (high byte at exponent 8, unsigned low byte at 0, from the same input; ``core.loihi``)."""
+    if not conn.wide:
+        return [_connection_process(conn, graded, window)]
+    conn.check_loihi()
+    hi, lo = loihi.split_wide(conn.weight)
+    parts = ((hi, loihi.WIDE_HI_EXP, False, "hi"), (lo, 0, True, "lo"))
+    return [_connection_process(dataclasses.replace(conn, name=f"{conn.name}.{tag}", weight=w, weight_exp=e,
+                                                    wide=False), graded, window, unsigned=u)
+            for w, e, u, tag in parts]
+
+
+def _connection_process(conn: Connection, graded: bool, window: tuple[int, int] | None = None,
+                        unsigned: bool = False):
     """The Lava process that computes ``conn`` exactly (``conn.lava_process``): Dense, Sparse (pruned
     layers, or a conv Lava's Conv cannot express) or Conv. ``window`` (interval, offset) makes a
-    recurrent connection that forgets its buffered spikes when a sample window begins."""
+    recurrent connection that forgets its buffered spikes when a sample window begins. ``unsigned``: the
+    low byte of a wide connection (0..255, passed as it is: Lava keeps a non-negative matrix to 8 bits)."""
     from scipy import sparse
 
-    if conn.lava_process != "conv":  # Dense / Sparse would clip wider weights silently (Conv does not)
+    if unsigned:
+        if conn.weight.size and (conn.weight.min() < 0 or conn.weight.max() > (1 << loihi.WEIGHT_BITS) - 1):
+            raise ValueError(f"{conn.name}: a low byte must lie in [0, 255]")
+    elif conn.lava_process != "conv":  # Dense / Sparse would clip wider weights silently (Conv does not)
         conn.check_loihi()
     bits = 8 if graded else 0  # graded spikes carry integer payloads (direct-encoded inputs)
     kind = conn.lava_process
@@ -51,12 +71,13 @@ def _connection_process(conn: Connection, graded: bool, window: tuple[int, int] 
                     padding=args["padding"], dilation=args["dilation"], groups=args["groups"],
                     num_message_bits=bits, name=conn.name)
     # int8 q is passed as 2*q with one more right shift: exact under Lava's weight truncation (core.loihi)
-    exp = int(conn.weight_exp + loihi.DENSE_WEIGHT_EXP)
+    factor, exp = (1, int(conn.weight_exp)) if unsigned else \
+        (loihi.DENSE_WEIGHT_FACTOR, int(conn.weight_exp + loihi.DENSE_WEIGHT_EXP))
     if kind == "dense":
         w = np.asarray(conn.weight) if conn.pool is None else conn.to_matrix().toarray()
-        w2 = w.astype(np.int32) * loihi.DENSE_WEIGHT_FACTOR
+        w2 = w.astype(np.int32) * factor
     else:
-        w2 = sparse.csr_matrix(conn.to_matrix() * loihi.DENSE_WEIGHT_FACTOR, dtype=np.int32)
+        w2 = sparse.csr_matrix(conn.to_matrix() * factor, dtype=np.int32)
     if window is not None:
         from spikeport.deploy.lava_procs.process import WindowedDense, WindowedSparse
 
@@ -110,18 +131,19 @@ def build_network(net: LoihiNet, x: np.ndarray, record_dir: str = "", record: st
     prev_out, recorded, lifs = source.s_out, [], []
     for idx, pop in enumerate(net.populations):
         path = f"{record_dir}/p{idx}.npy" if record_dir and (record == "all" or idx == n_layers - 1) else ""
-        conn = _connection_process(pop.input, graded=(idx == 0 and net.graded_input))
         lif = _lif_process(pop, idx, T, path, steps)
-        _into(prev_out, pop.input).connect(conn.s_in)
-        _out_of(conn.a_out, pop.input).connect(lif.a_in)
+        for conn in _connection_processes(pop.input, graded=(idx == 0 and net.graded_input)):
+            _into(prev_out, pop.input).connect(conn.s_in)
+            _out_of(conn.a_out, pop.input).connect(lif.a_in)
         if pop.recurrent is not None:
-            rec = _connection_process(pop.recurrent, graded=False, window=(int(T), window_offset(idx, T)))
-            lif.s_out.connect(rec.s_in)
-            rec.a_out.connect(lif.a_in)
+            for rec in _connection_processes(pop.recurrent, graded=False, window=(int(T), window_offset(idx, T))):
+                lif.s_out.connect(rec.s_in)
+                rec.a_out.connect(lif.a_in)
         if pop.bias_line is not None:  # a source that spikes on every step: present in every window
-            line = _connection_process(pop.bias_line, graded=False)
-            FrameSource(frames=np.ones((steps, 1), np.int32)).s_out.connect(line.s_in)
-            line.a_out.connect(lif.a_in)
+            always = FrameSource(frames=np.ones((steps, 1), np.int32))
+            for line in _connection_processes(pop.bias_line, graded=False):
+                always.s_out.connect(line.s_in)
+                line.a_out.connect(lif.a_in)
         if path:
             recorded.append((idx, pop.size, path))
         lifs.append(lif)

@@ -140,6 +140,9 @@ def netx_blocks(net: LoihiNet, path: str | Path = "model.net") -> list[dict]:
     spatial = len(net.input_shape) == 3
     for idx, pop in enumerate(net.populations):
         graded = idx == 0 and net.graded_input
+        if any(c is not None and c.wide for c in (pop.input, pop.recurrent, pop.bias_line)):
+            raise _fail(path, pop, "its 16-bit weights (two Loihi synapses each, import --weight-bits 16) have no "
+                                   "netx block: netx gives a weight one 8-bit synapse")
         if pop.bias_line is not None:
             raise _fail(path, pop, "its bias line (a constant current into u from an always-on input) has no "
                                    "netx block: netx's only bias is added to v")

@@ -28,6 +28,11 @@ the import quantizes the line with; QAT runs them (straight through), the intege
 line's summed input ``q << e`` every step as the emulator does, and the export writes the same
 :class:`~spikeport.nirfmt.line.BiasLine` on the weighted node (:func:`layer_quants`).
 
+A dense layer the import made wide (``--weight-bits 16``: 16-bit feed-forward, recurrent and line weights,
+two Loihi synapses each, weight_exp 0) stays wide: its state scale is
+:func:`spikeport.importer.quantize.wide_state_scale` of the current float parameters with the import's
+``clip`` and ``state_coarser``, QAT rounds to the 16-bit grid and the integer forward and export use it.
+
 Checkpoint: ``model.safetensors`` (tensors only) + ``config.json`` (``format`` =
 ``spikeport-imported-finetune``: input shape, every layer's LayerArch, the weights' SHA-256).
 """
@@ -88,6 +93,8 @@ class LayerArch(StrictModel):
     line: Literal["none", "channel", "neuron"] = "none"
     clip: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     weight_exp: Optional[Annotated[int, Field(ge=-16, le=16)]] = None
+    weight_bits: Literal[8, 16] = 8
+    state_coarser: Annotated[int, Field(ge=0, le=16)] = 0
     recurrent: bool
     input_unit: Annotated[float, Field(gt=0.0, lt=1e12)]
     max_input: Dim
@@ -126,10 +133,14 @@ def arch_of(plan, input_unit: float, max_input: int, imported: dict | None = Non
 
 
 def _calibrated(row: dict | None) -> dict:
-    """``clip`` and ``weight_exp`` of an import.json layer row (none when the row lacks them)."""
+    """``clip`` and ``weight_exp`` (and, for a wide layer, ``weight_bits`` and ``state_coarser``) of an
+    import.json layer row (none when the row lacks them)."""
     if not row or not isinstance(row.get("clip"), (int, float)) or type(row.get("weight_exp")) is not int:
         return {}
-    return {"clip": float(row["clip"]), "weight_exp": int(row["weight_exp"])}
+    out = {"clip": float(row["clip"]), "weight_exp": int(row["weight_exp"])}
+    if row.get("weight_bits") == 16 and type(row.get("state_coarser")) is int:
+        out.update(weight_bits=16, state_coarser=int(row["state_coarser"]))
+    return out
 
 
 class PlanMixin:
@@ -165,7 +176,11 @@ class PlanMixin:
     def bias_line(self, lq: quant.LayerQuant) -> BiasLine | None:
         """The line's Loihi integers on ``lq``'s state scale, as the import quantizes a line."""
         c = self.line_current()
-        return None if c is None else import_quant.bias_line(c.detach().cpu().double().numpy(), lq.state_scale)
+        if c is None:
+            return None
+        c = c.detach().cpu().double().numpy()
+        return import_quant.wide_line(c, lq.state_scale) if lq.wide else import_quant.bias_line(c, lq.state_scale)
+
 
     def forward(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
         """LIFDense's (or RecurrentMixin's) forward with the line's current added to every step's input;
@@ -226,6 +241,8 @@ class PlanMixin:
         (no current wrap); threshold and bias on the state scale."""
         wn = w.detach().cpu().double().numpy()
         flat = wn.reshape(wn.shape[0], -1)
+        if self.arch.weight_bits == 16:
+            return self._quantize_wide(flat, bias)
         ws = self.arch.clip * quant.weight_scale(flat)
         q = quant.quantize_weight(flat, ws)
         s0, du = ws * self.input_unit, quant.du_from_decay(self.spec.beta_syn)
@@ -243,10 +260,36 @@ class PlanMixin:
                               vth=quant.threshold_int(self.spec.theta, s), bias_mant=mant, bias_exp=bexp)
         return quant.LayerQuant(weight=q.reshape(wn.shape), weight_scale=ws, weight_exp=exp, state_scale=s, lif=lif)
 
+    def _quantize_wide(self, flat: np.ndarray, bias) -> quant.LayerQuant:
+        """16-bit weights at weight_exp 0 on ``import_quant.wide_state_scale`` (the module docstring)."""
+        a = self.arch
+        rec = self.weight_rec.detach().cpu().double().numpy() if a.recurrent else None
+        line = self.line_current()
+        line = None if line is None else line.detach().cpu().double().numpy()
+        s = import_quant.wide_state_scale(flat, rec, line, self.spec.theta, self.input_unit, a.clip, a.state_coarser)
+        bn = np.zeros(a.n_out) if bias is None else bias.detach().cpu().double().numpy()
+        mant, bexp = quant.bias_int(bn, s)
+        lif = loihi.LIFParams(du=quant.du_from_decay(self.spec.beta_syn), dv=quant.dv_from_decay(self.spec.beta_mem),
+                              vth=quant.threshold_int(self.spec.theta, s), bias_mant=mant, bias_exp=bexp)
+        ws = s / self.input_unit
+        return quant.LayerQuant(weight=quant.quantize_wide(flat, ws), weight_scale=ws, weight_exp=0, state_scale=s,
+                                lif=lif, wide=True)
+
+
+class PlanRecurrentMixin:
+    """A recurrent PlanMixin layer's recurrent integers: RecurrentMixin's, or 16-bit at exponent 0 when wide."""
+
+    def quant_recurrent(self, lq: quant.LayerQuant | None = None) -> tuple[np.ndarray, int, float]:
+        lq = lq or self.quant()
+        if not lq.wide:
+            return super().quant_recurrent(lq)
+        return quant.quantize_wide(self.weight_rec.detach().cpu().double().numpy(), lq.state_scale), 0, lq.state_scale
+
 
 def build(archs: list[LayerArch], input_shape: tuple[int, ...], surrogate_slope: float = 10.0) -> SpikingNet:
     """The training network of ``archs`` (parameters zero until loaded or set by :func:`init_from`)."""
-    plain, rec = with_mixins(LIFDense, PlanMixin), with_mixins(LIFDense, PlanMixin, RecurrentMixin)
+    plain, rec = with_mixins(LIFDense, PlanMixin), with_mixins(LIFDense, PlanMixin, PlanRecurrentMixin,
+                                                                   RecurrentMixin)
     layers = []
     for a in archs:
         spec = LayerSpec(a.n_in, a.n_out, beta_syn=a.beta_syn, beta_mem=a.beta_mem, theta=a.theta,
@@ -279,7 +322,7 @@ def layer_quants(model: SpikingNet) -> list[import_quant.QLayer]:
         if layer.arch.recurrent:
             q_rec, exp_rec, ws_rec = layer.quant_recurrent(lq)
             rec = quant.LayerQuant(weight=q_rec, weight_scale=ws_rec, weight_exp=exp_rec, state_scale=lq.state_scale,
-                                   lif=lq.lif)
+                                   lif=lq.lif, wide=lq.wide)
         out.append(import_quant.QLayer(lq, rec, layer.bias_line(lq)))
     return out
 

@@ -13,6 +13,12 @@ The recurrent matrix shares the state scale: its exponent is the smallest that d
 does a layer's bias line (a constant current into u, :attr:`LayerPlan.current`): an int8 weight per
 neuron on an input that spikes every step, ``q << e`` with the smallest ``e >= 0`` that does not clip
 (a right shift of one line's input would only floor it).
+
+With ``wide`` (``spikeport import --weight-bits 16``), a dense layer's feed-forward, recurrent and bias-line
+weights are 16-bit (:mod:`spikeport.core.net`: two Loihi synapses per weight, weight_exp 0): the state scale
+is the largest of what the clipped feed-forward weights, the recurrent weights and the line need to fit
+[-32512, 32512] and what keeps vth <= 2**16; calibration then chooses the clip level as above. Conv and pool
+layers stay 8-bit (Lava's Conv has no exponent to put a high byte at).
 """
 from __future__ import annotations
 
@@ -93,6 +99,57 @@ def _vth(theta: float, s: float, threshold: str) -> int:
     return int(vth)
 
 
+WIDE_SYM = -loihi.WIDE_MIN  # 32512: the symmetric range of a wide weight
+WIDE_COARSER = (0, 1, 2, 3, 4, 5)  # wide candidates: the finest state scale and up to 32x coarser
+
+
+def _peak(a) -> float:
+    return float(np.max(np.abs(a))) if a is not None and np.size(a) else 0.0
+
+
+def wide_state_scale(weight, recurrent, current, theta: float, unit: float, clip: float, coarser: int) -> float:
+    """State scale (float value of one summed-input unit) of a wide layer: the finest on which the clipped
+    feed-forward weights (``clip * max|w|``, in input units ``unit``), the recurrent weights and the line
+    current fit 16 bits and vth stays <= 2**16, times ``2**coarser``."""
+    s = max(clip * _peak(weight) * unit, _peak(recurrent), _peak(current)) / WIDE_SYM
+    return (max(s, theta / VTH_HIGH) if s > 0 else theta / VTH_HIGH) * 2.0**coarser
+
+
+def wide_line(current: np.ndarray, s: float) -> BiasLine:
+    """A wide bias line: 16-bit integers at weight_exp 0 on state scale ``s``."""
+    return BiasLine(quant.quantize_wide(current, s).astype(np.int64), 0, s, wide=True)
+
+
+def _wide_candidate(plan: LayerPlan, unit: float, clip: float, coarser: int, threshold: str) -> QLayer:
+    """A dense layer with 16-bit feed-forward, recurrent and line weights at weight_exp 0 (module docstring),
+    its state scale ``2**coarser`` times the finest that fits (headroom for the 24-bit current)."""
+    s = wide_state_scale(plan.conn.weight, plan.recurrent, plan.current, plan.theta, unit, clip, coarser)
+    ws = s / unit
+    mant, bexp = quant.bias_int(plan.bias, s)
+    lif = loihi.LIFParams(du=quant.du_from_decay(plan.beta_syn), dv=quant.dv_from_decay(plan.beta_mem),
+                          vth=_vth(plan.theta, s, threshold), bias_mant=mant, bias_exp=bexp)
+    lq = LayerQuant(weight=quant.quantize_wide(plan.conn.weight, ws), weight_scale=ws, weight_exp=0, state_scale=s,
+                    lif=lif, wide=True)
+    rec = None if plan.recurrent is None else LayerQuant(weight=quant.quantize_wide(plan.recurrent, s), weight_scale=s,
+                                                         weight_exp=0, state_scale=s, lif=lif, wide=True)
+    return QLayer(lq, rec, None if plan.current is None else wide_line(plan.current, s))
+
+
+def _wide_headroom(plan: LayerPlan, unit: float, clip: float, graded: bool) -> int:
+    """Without calibration inputs: the least ``coarser`` (of WIDE_COARSER) whose worst-case current (every
+    input at its largest, every recurrent neuron spiking, the line) cannot wrap Loihi's 24-bit u."""
+    for coarser in WIDE_COARSER:
+        ql = _wide_candidate(plan, unit, clip, coarser, ">")
+        rows = [np.asarray(ql.lq.weight, np.int64).reshape(plan.size, -1) * (255 if graded else 1)]
+        rows += [np.asarray(q.weight, np.int64).reshape(plan.size, -1) for q in (ql.rec,) if q is not None]
+        rows += [] if ql.line is None else [np.asarray(ql.line.weight, np.int64).reshape(plan.size, 1)]
+        a = np.concatenate(rows, axis=1)
+        peak = int(np.maximum(np.clip(a, 0, None).sum(1), np.clip(-a, 0, None).sum(1)).max())
+        if quant._current_bound(peak, 1, ql.lq.lif.du, 0) < loihi.STATE_MAX:
+            return coarser
+    return WIDE_COARSER[-1]
+
+
 def _candidate(plan: LayerPlan, unit: float, clip: float, exp: int, threshold: str):
     w = plan.conn.weight
     wmax = float(np.max(np.abs(w))) if w is not None and w.size else 0.0
@@ -127,9 +184,7 @@ def bias_line(current: np.ndarray, s: float) -> BiasLine:
 
 def line_connection(line: BiasLine | None, name: str = "line") -> Connection | None:
     """The deploy-side bias line (dense [out, 1]) of a quantized layer."""
-    if line is None:
-        return None
-    return Connection(name, np.asarray(line.weight).astype(np.int8).reshape(-1, 1), int(line.weight_exp))
+    return None if line is None else line.connection(name)
 
 
 def connection(plan: LayerPlan, lq: LayerQuant, name: str = "w") -> Connection:
@@ -142,34 +197,39 @@ def connection(plan: LayerPlan, lq: LayerQuant, name: str = "w") -> Connection:
         return Connection(name, lq.weight, lq.weight_exp, kind="conv", in_shape=c.in_shape, pool=pool,
                           stride=c.stride, padding=c.padding, dilation=c.dilation, groups=c.groups)
     return Connection(name, lq.weight, lq.weight_exp, in_shape=c.in_shape if pool is not None else (),
-                      pool=pool)
+                      pool=pool, wide=lq.wide)
 
 
 def run_layer(plan: LayerPlan, ql: QLayer, x_int: np.ndarray, graded: bool) -> np.ndarray:
     """Exact integer run of one layer on x_int [T, B, in]; spikes [T, B, out] bool."""
     T, lq, rec = x_int.shape[0], ql.lq, ql.rec
     pop = Population("layer", plan.size, lq.lif, connection(plan, lq),
-                     None if rec is None else Connection("rec", rec.weight, rec.weight_exp),
+                     None if rec is None else Connection("rec", rec.weight, rec.weight_exp, wide=rec.wide),
                      bias_line=line_connection(ql.line))
     net = LoihiNet(tuple(plan.conn.in_shape), [pop], T, graded)
     return emulator.run(net, x_int.reshape(T, x_int.shape[1], -1)).spikes[0]
+
+
+def _range(lq: LayerQuant) -> tuple[int, int]:
+    return (-WIDE_SYM, WIDE_SYM) if lq.wide else (loihi.WEIGHT_MIN, loihi.WEIGHT_MAX)
 
 
 def _errors(plan: LayerPlan, ql: QLayer) -> dict:
     def one(w: np.ndarray, q: LayerQuant) -> tuple[float, float]:
         wq = q.weight.astype(np.float64) * q.weight_scale
         norm = float(np.linalg.norm(w)) or 1.0
-        clipped = float(np.mean(np.abs(w) > (loihi.WEIGHT_MAX + 0.5) * q.weight_scale)) if w.size else 0.0
+        clipped = float(np.mean(np.abs(w) > (_range(q)[1] + 0.5) * q.weight_scale)) if w.size else 0.0
         return float(np.linalg.norm(w - wq)) / norm, clipped
 
     lq, rec = ql.lq, ql.rec
     out = {"weight_rel_error": 0.0, "clipped_fraction": 0.0}
     if plan.conn.weight is not None:
         out["weight_rel_error"], out["clipped_fraction"] = one(plan.conn.weight, lq)
-        out["clipped"] = quant.weight_fit(plan.name, plan.conn.weight, lq.weight_scale)  # count, worst; None: none
+        out["clipped"] = quant.weight_fit(plan.name, plan.conn.weight, lq.weight_scale, *_range(lq))  # None: none
     if rec is not None:
         out["recurrent_rel_error"], out["recurrent_clipped_fraction"] = one(plan.recurrent, rec)
-        out["recurrent_clipped"] = quant.weight_fit(plan.name + " recurrent", plan.recurrent, rec.weight_scale)
+        out["recurrent_clipped"] = quant.weight_fit(plan.name + " recurrent", plan.recurrent, rec.weight_scale,
+                                                    *_range(rec))
     if ql.line is not None:
         err = np.linalg.norm(plan.current - ql.line.float_bias()) / (np.linalg.norm(plan.current) or 1.0)
         out["bias_line"] = {"weight_exp": int(ql.line.weight_exp), "rel_error": float(err)}
@@ -179,11 +239,13 @@ def _errors(plan: LayerPlan, ql: QLayer) -> dict:
 
 
 def quantize_layer(plan: LayerPlan, unit: float, graded: bool, threshold: str = ">",
-                   calib_in: np.ndarray | None = None, calib_target: np.ndarray | None = None):
+                   calib_in: np.ndarray | None = None, calib_target: np.ndarray | None = None, wide: bool = False):
     """The best :class:`QLayer` (its ``report`` filled) for one layer (see module docstring).
-    ``calib_in`` [T, B, in] integers; ``calib_target`` [T, B, out] bool float-reference spikes."""
+    ``calib_in`` [T, B, in] integers; ``calib_target`` [T, B, out] bool float-reference spikes; ``wide``:
+    16-bit weights where the layer is dense."""
     best = None
     w = plan.conn.weight
+    wide = wide and plan.conn.kind == "dense" and w is not None
     for clip in (CLIPS if w is not None else (1.0,)):
         wmax = float(np.max(np.abs(w))) if w is not None and w.size else 0.0
         ws = clip * wmax / loihi.WEIGHT_MAX if wmax > 0 else 1.0
@@ -194,9 +256,11 @@ def quantize_layer(plan: LayerPlan, unit: float, graded: bool, threshold: str = 
             exps = [0]  # a pool has no weights and no exponent
         elif plan.conn.kind == "conv" and 1 <= plan.theta / (ws * unit) <= loihi.VTH_MAX:
             exps = [0] + [e for e in exps if e != 0]  # Lava's Conv runs only weight_exp = 0; ties keep it
-        for exp in exps:
+        for exp in ((WIDE_COARSER if calib_in is not None else [_wide_headroom(plan, unit, clip, graded)])
+                    if wide else exps):
             try:
-                ql = _candidate(plan, unit, clip, exp, threshold)
+                ql = _wide_candidate(plan, unit, clip, exp, threshold) if wide else \
+                    _candidate(plan, unit, clip, exp, threshold)
             except ValueError:
                 continue
             errs = _errors(plan, ql)
@@ -207,7 +271,8 @@ def quantize_layer(plan: LayerPlan, unit: float, graded: bool, threshold: str = 
             else:
                 score = errs["weight_rel_error"]
             if best is None or score < best[0] - 1e-12:
-                ql.report = {"clip": clip, "weight_exp": exp, **errs}
+                ql.report = {"clip": clip, "weight_exp": 0 if wide else exp, "weight_bits": 16 if wide else 8,
+                             **({"state_coarser": exp} if wide else {}), **errs}
                 best = (score, ql)
     if best is None:
         raise SpikeportError(f"layer '{plan.name}': no weight scale expresses threshold {plan.theta:g} on Loihi")

@@ -45,6 +45,10 @@ class OpLayer:
         graded_input: True when ``input_events`` carries graded values (counted as effective MACs).
         recurrent: optional ``[n_out, n_out]`` weights driven by this layer's own spikes of the
             previous step (``output_spikes[t - 1]``; nothing arrives at ``t = 0``).
+        synapses_per_weight, recurrent_synapses_per_weight: Loihi synapses per nonzero weight of
+            ``matrix`` / ``recurrent`` (2 for 16-bit weights, each a high and a low byte synapse, both
+            stored and read): the synaptic operations (and synapses) they cost; dense MACs of the ANN
+            equivalent count the weight once.
     """
 
     name: str
@@ -53,6 +57,8 @@ class OpLayer:
     output_spikes: np.ndarray
     graded_input: bool = False
     recurrent: sp.csr_matrix | None = None
+    synapses_per_weight: int = 1
+    recurrent_synapses_per_weight: int = 1
 
 
 def count_ops(layers: list[OpLayer]) -> dict:
@@ -129,7 +135,7 @@ def _count_layer(layer: OpLayer) -> dict:
     spiked = s != 0
 
     # Events per step: count of firing (b, i) pairs times the column nnz (fan-out) of input i.
-    fanout = np.diff(weights.tocsc().indptr).astype(np.int64)
+    fanout = np.diff(weights.tocsc().indptr).astype(np.int64) * int(layer.synapses_per_weight)
     ff_ops_t = events.sum(axis=1, dtype=np.int64) @ fanout                       # [T]
     reached = _reached(events.reshape(-1, n_in), weights)                    # [T*B, n_out]
     rec_ops_t = np.zeros(steps, dtype=np.int64)
@@ -142,7 +148,8 @@ def _count_layer(layer: OpLayer) -> dict:
         rec_nnz, dense = rec.nnz, dense + n_out * n_out
         prev = np.zeros_like(spiked)
         prev[1:] = spiked[:-1]
-        rec_ops_t = prev.sum(axis=1, dtype=np.int64) @ np.diff(rec.tocsc().indptr).astype(np.int64)
+        rec_ops_t = prev.sum(axis=1, dtype=np.int64) @ np.diff(rec.tocsc().indptr).astype(np.int64) \
+            * int(layer.recurrent_synapses_per_weight)
         reached |= _reached(prev.reshape(-1, n_out), rec)
     active = reached.reshape(steps, samples, n_out) | spiked
     active_t = active.sum(axis=(1, 2), dtype=np.int64)                       # [T]

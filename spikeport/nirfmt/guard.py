@@ -266,3 +266,14 @@ def shape_field(value: Any, where: str, max_elements: int = MAX_INPUTS) -> tuple
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def weight_bits(value: Any, err, key: str) -> int:
+    """A node's ``weight_bits`` / ``line_weight_bits`` metadata: absent -> 8; else 8 or 16 (``spec.WIDE_BITS``).
+    ``err(why)`` makes the error."""
+    if value is None:
+        return 8
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in "iu" or int(arr.reshape(())) not in (8, spec.WIDE_BITS):
+        raise err(f"metadata '{key}' must be 8 or {spec.WIDE_BITS}, got {_show(value)}")
+    return int(arr.reshape(()))

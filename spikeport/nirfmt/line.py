@@ -26,13 +26,23 @@ class BiasLine:
     weight: np.ndarray
     weight_exp: int
     state_scale: float
+    wide: bool = False  # 16-bit weights at weight_exp 0, two synapses each (core.net)
 
     def float_bias(self) -> np.ndarray:
         return np.asarray(self.weight, np.float64) * 2.0 ** self.weight_exp * self.state_scale
 
     def meta(self) -> dict:
-        return {spec.LINE_WEIGHT: np.asarray(self.weight).astype(np.int8), spec.LINE_EXP: int(self.weight_exp),
-                spec.LINE_SCALE: float(self.state_scale)}
+        out = {spec.LINE_WEIGHT: np.asarray(self.weight).astype(np.int16 if self.wide else np.int8),
+               spec.LINE_EXP: int(self.weight_exp), spec.LINE_SCALE: float(self.state_scale)}
+        if self.wide:
+            out[spec.LINE_BITS] = spec.WIDE_BITS
+        return out
+
+    def connection(self, name: str, repeat: int = 1) -> Connection:
+        """The deploy-side line (dense [out * repeat, 1]; ``repeat``: neurons per conv channel)."""
+        full = np.repeat(np.asarray(self.weight, np.int64), repeat)
+        return Connection(name=name, weight=full.astype(np.int16 if self.wide else np.int8).reshape(-1, 1),
+                          weight_exp=int(self.weight_exp), wide=self.wide)
 
 
 def float_bias(node) -> np.ndarray:
@@ -54,15 +64,18 @@ def read_line(node, lo: dict, conn: Connection, err, where: str) -> Connection |
     per = conn.out_shape[0] if conn.kind == "conv" else conn.shape[0]
     if q.ndim != 1 or q.size != per or not np.issubdtype(q.dtype, np.integer):
         raise err(f"metadata '{spec.LINE_WEIGHT}' must be {per} integers")
-    if q.min() < loihi.WEIGHT_MIN or q.max() > loihi.WEIGHT_MAX:
-        raise err(f"metadata '{spec.LINE_WEIGHT}' leaves Loihi's 8 bits")
+    wide = nir_guard.weight_bits(lo.get(spec.LINE_BITS), err, spec.LINE_BITS) == spec.WIDE_BITS
+    lo_q, hi_q = (loihi.WIDE_MIN, loihi.WIDE_MAX) if wide else (loihi.WEIGHT_MIN, loihi.WEIGHT_MAX)
+    if q.min() < lo_q or q.max() > hi_q:
+        raise err(f"metadata '{spec.LINE_WEIGHT}' leaves Loihi's {'16' if wide else '8'} bits [{lo_q}, {hi_q}]")
     exp = np.asarray(lo.get(spec.LINE_EXP))
-    if exp.size != 1 or not np.issubdtype(exp.dtype, np.integer) or not 0 <= int(exp) <= spec.LINE_EXP_MAX:
-        raise err(f"metadata '{spec.LINE_EXP}' must be an integer in [0, {spec.LINE_EXP_MAX}]")
+    exp_max = 0 if wide else spec.LINE_EXP_MAX
+    if exp.size != 1 or not np.issubdtype(exp.dtype, np.integer) or not 0 <= int(exp) <= exp_max:
+        raise err(f"metadata '{spec.LINE_EXP}' must be an integer in [0, {exp_max}]")
     if fb.size != per or spec.LINE_SCALE not in lo:
         raise err(f"a bias line needs {per} float bias values and metadata '{spec.LINE_SCALE}'")
     exp = int(exp.reshape(()))
     nir_guard.check_dequantized(fb.reshape(-1), q.astype(np.int64) << exp, {"weight_scale": lo[spec.LINE_SCALE]},
                                 f"{where} (bias line)")
-    full = np.repeat(q, conn.shape[0] // per) if conn.kind == "conv" else q
-    return Connection(name=f"{conn.name}.line", weight=full.astype(np.int8).reshape(-1, 1), weight_exp=exp)
+    repeat = conn.shape[0] // per if conn.kind == "conv" else 1
+    return BiasLine(q, exp, 1.0, wide).connection(f"{conn.name}.line", repeat)

@@ -59,16 +59,22 @@ def _int(lo: dict, key: str, ctx: _Ctx, name: str) -> int:
     return int(arr.reshape(()))
 
 
-def _weights(node, ctx: _Ctx, name: str, ndim: int) -> tuple[np.ndarray, int]:
-    """The int8 weights and weight exponent in metadata['loihi'], checked against the float weight."""
+def _weights(node, ctx: _Ctx, name: str, ndim: int) -> tuple[np.ndarray, int, bool]:
+    """The int8 (or, with ``weight_bits`` 16, wide int16) weights, the weight exponent and whether they
+    are wide, from metadata['loihi'], checked against the float weight."""
     lo = _meta(node, ctx, name)
     w = np.asarray(lo.get("weight"))
     if w.ndim != ndim or not np.issubdtype(w.dtype, np.integer):
         raise ctx.err(name, f"metadata 'weight' must be a {ndim}-D integer array")
-    if w.size and (w.min() < loihi.WEIGHT_MIN or w.max() > loihi.WEIGHT_MAX):
-        bad = int(np.sum((w < loihi.WEIGHT_MIN) | (w > loihi.WEIGHT_MAX)))
-        raise ctx.err(name, f"{bad} weights do not fit Loihi's 8 bits (worst {int(np.abs(w).max())}, "
-                      f"range [{loihi.WEIGHT_MIN}, {loihi.WEIGHT_MAX}])")
+    wide = nir_guard.weight_bits(lo.get(spec.WEIGHT_BITS), lambda why: ctx.err(name, why),
+                                 spec.WEIGHT_BITS) == spec.WIDE_BITS
+    if wide and ndim != 2:
+        raise ctx.err(name, f"metadata '{spec.WEIGHT_BITS}' {spec.WIDE_BITS} is for dense weights only")
+    w_min, w_max = (loihi.WIDE_MIN, loihi.WIDE_MAX) if wide else (loihi.WEIGHT_MIN, loihi.WEIGHT_MAX)
+    if w.size and (w.min() < w_min or w.max() > w_max):
+        bad = int(np.sum((w < w_min) | (w > w_max)))
+        raise ctx.err(name, f"{bad} weights do not fit Loihi's {16 if wide else 8} bits (worst "
+                      f"{int(np.abs(w).max())}, range [{w_min}, {w_max}])")
     fw = np.asarray(node.weight)
     if fw.shape != w.shape:
         raise ctx.err(name, f"float weight shape {fw.shape} differs from integer weight shape {w.shape}")
@@ -76,13 +82,13 @@ def _weights(node, ctx: _Ctx, name: str, ndim: int) -> tuple[np.ndarray, int]:
         raise ctx.err(name, "float weight contains NaN or infinite values")
     nir_guard.check_dequantized(fw, w, lo, f"{ctx.path}: node '{name}'")
     exp = _int(lo, "weight_exp", ctx, name)
-    if not -24 <= exp <= 24:
-        raise ctx.err(name, f"weight_exp {exp} is outside [-24, 24]")
-    return w, exp
+    if not -24 <= exp <= 24 or (wide and exp != 0):
+        raise ctx.err(name, f"weight_exp {exp} is outside {'[0, 0] (wide weights)' if wide else '[-24, 24]'}")
+    return w, exp, wide
 
 
 def _dense(node, ctx: _Ctx, name: str, in_shape: tuple[int, ...], pool: Pool2d | None) -> Connection:
-    w, exp = _weights(node, ctx, name, 2)
+    w, exp, wide = _weights(node, ctx, name, 2)
     mask = _meta(node, ctx, name).get("mask")
     sparse = mask is not None
     if sparse:
@@ -90,12 +96,12 @@ def _dense(node, ctx: _Ctx, name: str, in_shape: tuple[int, ...], pool: Pool2d |
         if mask.shape != w.shape:
             raise ctx.err(name, f"mask shape {mask.shape} differs from weight shape {w.shape}")
         w = np.where(mask, w, 0)
-    return Connection(name=name, weight=w.astype(np.int8), weight_exp=exp, sparse=sparse, in_shape=in_shape,
-                      pool=pool)
+    return Connection(name=name, weight=w.astype(np.int16 if wide else np.int8), weight_exp=exp, sparse=sparse,
+                      in_shape=in_shape, pool=pool, wide=wide)
 
 
 def _conv(node, ctx: _Ctx, name: str, in_shape: tuple[int, ...], pool: Pool2d | None) -> Connection:
-    w, exp = _weights(node, ctx, name, 4)
+    w, exp, _ = _weights(node, ctx, name, 4)
     c = (in_shape[0], *pool_out(in_shape, pool)[1:]) if pool else in_shape
     groups = int(np.asarray(node.groups))
     if groups < 1 or w.shape[1] * groups != c[0] or w.shape[0] % groups:

@@ -15,7 +15,8 @@ A layer without leak (beta_mem = 1) is written with tau_mem = K*dt, K a power of
 The float values written are the *quantized* ones (int8 weights times scale, rounded leaks,
 threshold and bias), so the float graph and the integer metadata describe the same network.
 Metadata per node (key ``loihi``): Affine / Conv2d -> ``weight`` (int8 [out, in] or [C_out, C_in,
-kh, kw]), ``weight_exp``, ``weight_scale``, ``input_unit`` and, for a pruned layer, ``mask`` (bool:
+kh, kw]; an Affine of 16-bit weights, two Loihi synapses each, holds int16 and ``weight_bits`` = 16),
+``weight_exp``, ``weight_scale``, ``input_unit`` and, for a pruned layer, ``mask`` (bool:
 the synapses that exist; the float weight is zero outside) and, for a population with a bias line
 (a constant current into u, :class:`BiasLine`), ``line_weight``, ``line_weight_exp``, ``line_scale``
 (the node's float bias is that current; without a line it is zero); CubaLIF -> ``du``, ``dv``, ``vth``,
@@ -45,8 +46,10 @@ POPULATION_FIELDS = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_rese
 
 
 def _weight_meta(lq: LayerQuant, input_unit: float) -> dict:
-    meta = {"weight": lq.weight.astype(np.int8), "weight_exp": int(lq.weight_exp),
+    meta = {"weight": lq.weight.astype(np.int16 if lq.wide else np.int8), "weight_exp": int(lq.weight_exp),
             "weight_scale": float(lq.weight_scale), "input_unit": float(input_unit)}
+    if lq.wide:
+        meta[spec.WEIGHT_BITS] = spec.WIDE_BITS
     if lq.mask is not None:
         meta["mask"] = np.asarray(lq.mask, dtype=bool)
     return {spec.NODE_META: meta}
@@ -106,10 +109,13 @@ def affine_node(lq: LayerQuant, input_unit: float, line: BiasLine | None = None)
     return nir.Affine(weight=w, bias=bias, metadata=meta)
 
 
-def recurrent_node(q: np.ndarray, weight_exp: int, weight_scale: float) -> nir.Affine:
-    """The population's recurrent weights [N, N] (int8 on the population's state scale)."""
-    meta = {spec.NODE_META: {"weight": q.astype(np.int8), "weight_exp": int(weight_exp),
+def recurrent_node(q: np.ndarray, weight_exp: int, weight_scale: float, wide: bool = False) -> nir.Affine:
+    """The population's recurrent weights [N, N] (int8, or int16 when ``wide``, on the population's state
+    scale)."""
+    meta = {spec.NODE_META: {"weight": q.astype(np.int16 if wide else np.int8), "weight_exp": int(weight_exp),
                       "weight_scale": float(weight_scale), "input_unit": 1.0}}
+    if wide:
+        meta[spec.NODE_META][spec.WEIGHT_BITS] = spec.WIDE_BITS
     return nir.Affine(weight=q.astype(np.float64) * weight_scale, bias=np.zeros(len(q)), metadata=meta)
 
 

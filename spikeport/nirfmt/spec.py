@@ -38,6 +38,9 @@ RESET_KEYS = ("reset", "reset_mode", "reset_mechanism")
 # a population's bias line (an always-on input: a constant current into u), in its weighted node's metadata
 LINE_WEIGHT, LINE_EXP, LINE_SCALE = "line_weight", "line_weight_exp", "line_scale"
 LINE_EXP_MAX = 24  # where producers write a reset rule, if at all
+# a dense weight matrix (or a bias line) of 16-bit weights, two Loihi synapses each (core.net "wide"):
+# metadata weight_bits = 16 (line_weight_bits for a line), int16 weights, weight_exp 0; absent: 8 bits
+WEIGHT_BITS, LINE_BITS, WIDE_BITS = "weight_bits", "line_weight_bits", 16
 CONVENTIONS = {
     "update_order": "current (u) first, then voltage (v) with the new current",
     "threshold": "spike when v > v_threshold (strict)",

@@ -18,8 +18,10 @@ STEPS = ("reading inputs", "running the emulator", "counting operations", "prici
 
 
 def _synapses(conn) -> int:
-    """Nonzero synapses of a connection (conv and pool kernels unrolled to their full matrix)."""
-    return int(conn.to_matrix().nnz) if hasattr(conn, "to_matrix") else int(np.count_nonzero(conn.weight))
+    """Nonzero synapses of a connection (conv and pool kernels unrolled to their full matrix; a 16-bit
+    weight is two synapses)."""
+    n = int(conn.to_matrix().nnz) if hasattr(conn, "to_matrix") else int(np.count_nonzero(conn.weight))
+    return n * int(getattr(conn, "synapses_per_weight", 1))
 
 
 def _op_layers(net: LoihiNet, x_int: np.ndarray, spikes: list[np.ndarray]):
@@ -38,7 +40,10 @@ def _op_layers(net: LoihiNet, x_int: np.ndarray, spikes: list[np.ndarray]):
         if pop.recurrent is not None:
             rec = pop.recurrent.to_matrix() if hasattr(pop.recurrent, "to_matrix") else sparse.csr_matrix(pop.recurrent.weight)
         layers.append(OpLayer(name=pop.name, matrix=mat, input_events=events, output_spikes=out,
-                              graded_input=(idx == 0 and net.graded_input), recurrent=rec))
+                              graded_input=(idx == 0 and net.graded_input), recurrent=rec,
+                              synapses_per_weight=pop.input.synapses_per_weight,
+                              recurrent_synapses_per_weight=1 if pop.recurrent is None
+                              else pop.recurrent.synapses_per_weight))
         prev = out.astype(np.int64)
     return layers
 

@@ -143,9 +143,10 @@ class SpatialMixin:
         return loihi.shift_exp(acc, lq.weight_exp)
 
 
-def fake_quant(w: torch.Tensor, scale: float) -> torch.Tensor:
-    """int8 rounding of w / scale, times scale, forward; identity backward (straight through)."""
-    return w + (torch.clamp(torch.round(w / scale), loihi.WEIGHT_MIN, loihi.WEIGHT_MAX) * scale - w).detach()
+def fake_quant(w: torch.Tensor, scale: float, wide: bool = False) -> torch.Tensor:
+    """int8 (``wide``: 16-bit, ``core.quant.weight_range``) rounding of w / scale, times scale, forward;
+    identity backward (straight through)."""
+    return w + (torch.clamp(torch.round(w / scale), *quant.weight_range(wide)) * scale - w).detach()
 
 
 class RecurrentMixin:
@@ -169,8 +170,8 @@ class RecurrentMixin:
         beta_syn, beta_mem, theta = self.spec.beta_syn, self.spec.beta_mem, self.spec.theta
         if qat:
             lq = self.quantize(w, bias)
-            w = fake_quant(w, lq.weight_scale)
-            w_rec = fake_quant(w_rec, self.quant_recurrent(lq)[2])
+            w = fake_quant(w, lq.weight_scale, lq.wide)
+            w_rec = fake_quant(w_rec, self.quant_recurrent(lq)[2], lq.wide)
             beta_syn, beta_mem = quant.decay_from_du(lq.lif.du), quant.decay_from_dv(lq.lif.dv)
             theta = lq.float_threshold()
             if bias is not None:

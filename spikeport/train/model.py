@@ -152,7 +152,7 @@ class LIFDense(nn.Module):
         if qat:
             lq = self.quantize(w, bias)
             scale = lq.weight_scale
-            w = w + (torch.clamp(torch.round(w / scale), loihi.WEIGHT_MIN, loihi.WEIGHT_MAX) * scale - w).detach()
+            w = w + (torch.clamp(torch.round(w / scale), *quant.weight_range(lq.wide)) * scale - w).detach()
             beta_syn, beta_mem = quant.decay_from_du(lq.lif.du), quant.decay_from_dv(lq.lif.dv)
             theta = lq.float_threshold()
             if bias is not None:
