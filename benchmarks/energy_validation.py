@@ -55,10 +55,17 @@ NXSDK = {
                 "cell": "In [11]"},
     "lsnn": {"label": "sMNIST LSNN (80 in, 140 LIF + 100 adaptive, 10 out)", "dynamic_mw": 24.778585421177354,
              "core_dynamic_mw": 1.5834605924254124, "tick_us": 16.649476190477372, "ticks": 840,
-             "sizes": (80, 240, 10), "recurrent": (0,), "device": "Loihi 1 (one chip, board ncl-ghrd-01)",
+             "sizes": (80, 240, 10), "recurrent": (0,), "density": (0.222, 0.352), "rec_density": 0.183,
+             "aux": 100, "device": "Loihi 1 (one chip, board ncl-ghrd-01)",
              "commit": "15e429b439ab2f4599200c643ed5f4e035dce45b",
              "path": "nxsdk_modules_ncl/lsnn/seqmnist/sMNIST_Loihi_performance_measurements.ipynb", "cell": "In [8]"},
 }
+# "density", "rec_density": the LSNN's connection fractions (input->recurrent, recurrent->output; recurrent->
+# recurrent) after Deep Rewiring, from Intel's tutorial (same repository, commit acca729f98be0efe52eaceba492270fb66daf0d3,
+# nxsdk_modules_ncl/lsnn/tutorials/smnist_tutorial.ipynb, markdown cell "The trainend weight matrices" after In [4]).
+# "aux": the adaptive neurons, the LAST ones of the recurrent layer, each with a second (auxiliary) compartment fed by
+# one synapse from its main compartment (nxsdk_modules_ncl/lsnn/src/lsnn.py @ acca729f, _createAdaptiveNeuronGroup).
+MASK_SEED = 19
 NXSDK_SWEEP = (0.01, 0.02, 0.05, 0.1, 0.2)
 
 
@@ -70,18 +77,36 @@ def pattern(steps: int, n: int, rate: float, offset: int = 0) -> np.ndarray:
     return ((i + t + offset) % m == 0).astype(np.int8)[:, None, :]
 
 
-def layered_counts(sizes: tuple, steps: int, rate: float, recurrent: tuple = ()) -> dict:
-    """count_ops of a chain of dense layers ``sizes[0] -> sizes[1] -> ...`` with every input channel and
-    neuron at ``rate`` (see :func:`pattern`); weights all nonzero (the counts do not depend on their values).
-    Layer ``k`` (0-based, the connection into ``sizes[k + 1]``) has all-to-all recurrent weights when
-    ``k in recurrent``."""
-    rng = np.random.default_rng(0)
+def mask(shape: tuple, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """``shape`` bool: exactly ``round(fraction * size)`` True entries, placed uniformly at random by ``rng``."""
+    size = int(np.prod(shape))
+    out = np.zeros(size, dtype=bool)
+    out[rng.choice(size, int(round(fraction * size)), replace=False)] = True
+    return out.reshape(shape)
+
+
+def layered_counts(sizes: tuple, steps: int, rate: float, recurrent: tuple = (), density: tuple | None = None,
+                   rec_density: float = 1.0, aux: int = 0) -> dict:
+    """count_ops of a chain of layers ``sizes[0] -> sizes[1] -> ...`` with every input channel and
+    neuron at ``rate`` (see :func:`pattern`); weights nonzero (the counts do not depend on their values).
+    Layer ``k`` (0-based, the connection into ``sizes[k + 1]``) has recurrent weights when ``k in recurrent``.
+    ``density[k]`` (default all 1.0, dense) and ``rec_density``: fraction of nonzero weights of layer ``k``
+    and of the recurrent matrices, as random masks (:func:`mask`, seed ``MASK_SEED``). ``aux > 0`` adds one
+    second compartment per each of the LAST ``aux`` neurons of the first recurrent layer: one synapse from the
+    neuron, never spiking (an LSNN adaptive neuron's threshold compartment), so ``aux * steps`` more updates."""
+    rng, masks = np.random.default_rng(0), np.random.default_rng(MASK_SEED)
+    density = density or (1.0,) * (len(sizes) - 1)
     layers, prev = [], pattern(steps, sizes[0], rate)
     for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         w = rng.integers(1, 128, size=(n_out, n_in)) * rng.choice([-1, 1], size=(n_out, n_in))
+        w = w * mask((n_out, n_in), density[k], masks) if density[k] < 1 else w
         rec = rng.integers(1, 128, size=(n_out, n_out)) if k in recurrent else None
+        rec = rec * mask((n_out, n_out), rec_density, masks) if rec is not None and rec_density < 1 else rec
         out = pattern(steps, n_out, rate, offset=k + 1)
         layers.append(OpLayer(f"fc{k + 1}", w, prev, out, recurrent=rec))
+        if aux and k == recurrent[0]:
+            one_to_one = np.eye(aux, n_out, k=n_out - aux, dtype=np.int64)  # neuron n_out - aux + j -> aux j
+            layers.append(OpLayer("aux", one_to_one, out, np.zeros((steps, 1, aux), dtype=np.int8)))
         prev = out
     return count_ops(layers)
 
@@ -161,7 +186,8 @@ def nxsdk_estimate(key: str, rate: float = RATE) -> dict:
     """Per-op estimates (J per sample) of an NxSDK-measured network at ``rate``, and the Blouw-calibrated
     host term (W) x the MEASURED time per sample (ticks x time per tick), the term this check validates."""
     m, profiles = NXSDK[key], load_profiles()
-    counts = layered_counts(m["sizes"], m["ticks"], rate, m["recurrent"])
+    counts = layered_counts(m["sizes"], m["ticks"], rate, m["recurrent"], m.get("density"),
+                            m.get("rec_density", 1.0), m.get("aux", 0))
     e = estimate_energy(counts, profiles, ["loihi", "loihi-kerasspiking"])
     seconds = m["ticks"] * m["tick_us"] * 1e-6
     host = profiles["loihi"].overhead.terms["host_power"].value_j * seconds
@@ -187,7 +213,8 @@ def nxsdk_rows(rate: float = RATE) -> list[dict]:
             rows.append(_row(f"{m['label']}, same cell: neurocores' dynamic power only", m["device"],
                              nxsdk_measured_j(key, "core_dynamic_mw"), "loihi", est["loihi"],
                              "per-op only vs the part per-op prices (x86 excluded)",
-                             "the adaptive neurons' second compartment; per-tick barrier sync"))
+                             "per-tick barrier sync; which synapses the trained masks keep (random masks at "
+                             "the published fractions here)"))
     return rows
 
 
@@ -227,7 +254,8 @@ def markdown(rows: list[dict], sweep: list[dict], nx_rows: list[dict], nx_sweep:
         lines.append(f"| {s['rate']:g} | {s['synops']:,.0f} | {_j(s['per_op_j'])} | {s['ratio_dynamic']:.3g} | "
                      f"{s['ratio_remainder']:.3g} |")
     lines += ["", f"Intel NxSDK energy-probe readings (Loihi 1), networks rebuilt from the notebooks' layer tables "
-              f"and constructor calls, ticks per sample as printed, every input channel and neuron at {RATE} spikes per tick "
+              f"and constructor calls (the LSNN with the connection densities of Intel's tutorial and its adaptive "
+              f"neurons' threshold compartments), ticks per sample as printed, every input channel and neuron at {RATE} spikes per tick "
               "(assumption, the same as above). Energies per sample.", "", *_rows_table(nx_rows),
               "", "Per-op (loihi) estimate of the NxSDK-measured networks against the assumed firing rate "
               "(no source publishes one):", "",

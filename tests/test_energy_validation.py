@@ -115,6 +115,47 @@ def test_braille_row_by_hand(script):
     assert keras["profile"] == "loihi-kerasspiking"
 
 
+def test_lsnn_sparse_row_by_hand(script):
+    """Intel's sMNIST LSNN (80 -> 240 recurrent -> 10, 840 ticks) with the tutorial's connection densities and the
+    adaptive neurons' threshold compartments, every channel at rate 0.1 (period 10: each fires 84 times).
+
+    Weights kept: round(0.222 * 19,200) = 4,262 in; round(0.183 * 57,600) = 10,541 recurrent; round(0.352 * 2,400)
+    = 845 out. SynOps: in 84 * 4,262 = 358,008; recurrent 84 * 10,541 = 885,444 less F, the fan-out of the 24
+    neurons firing at the last tick (i % 10 == 0: (i + 839 + 1) % 10 == 0), read from the mask; out 84 * 845 =
+    70,980; threshold compartments: one per spike of neurons 140..239, 100 * 84 = 8,400. Neuron updates:
+    (240 + 10 + 100) * 840 = 294,000; inactive are the aux compartments on the 840 - 84 ticks their neuron is
+    silent (100 * 756 = 75,600) and the recurrent neuron-ticks reached by no kept weight and not spiking (computed
+    below from the masks); the 10 outputs are all active. Spikes 240 * 84 + 10 * 84 = 21,000.
+    Energy: SynOps * 23.6 pJ + active * 81 pJ + inactive * 52 pJ + spikes * 1.7 pJ; measured 346.5424 uJ
+    (neurocores 22.14558 uJ). With the masks of seed 19: F = 1,096, inactive recurrent 119, so SynOps 1,321,736
+    * 23.6 pJ = 31.1929696 uJ, active 218,281 * 81 pJ = 17.680761 uJ, inactive 75,719 * 52 pJ = 3.937388 uJ,
+    spikes 0.0357 uJ: 52.8468186 uJ, ratio 0.152497 (total) and 2.38634 (neurocores), neither within 2x.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(script.MASK_SEED)
+    m_in, m_rec = script.mask((240, 80), 0.222, rng), script.mask((240, 240), 0.183, rng)
+    assert (m_in.sum(), m_rec.sum(), script.mask((10, 240), 0.352, rng).sum()) == (4262, 10541, 845)
+    fan_out_last = int(m_rec[:, ::10].sum())
+    t = np.arange(840)[:, None]
+    fired_in, fired_prev = (np.arange(80) + t) % 10 == 0, (np.arange(240) + t) % 10 == 0  # prev: (j + t-1 + 1)
+    fired_prev[0] = False
+    spiking = (np.arange(240) + t + 1) % 10 == 0
+    reached = (fired_in.astype(int) @ m_in.T > 0) | (fired_prev.astype(int) @ m_rec.T > 0) | spiking
+    inactive_rec = int((~reached).sum())
+    assert (fan_out_last, inactive_rec) == (1096, 119)
+
+    synops = 358_008 + 885_444 - fan_out_last + 70_980 + 8_400
+    inactive = 75_600 + inactive_rec
+    per_op = synops * 23.6e-12 + (294_000 - inactive) * 81e-12 + inactive * 52e-12 + 21_000 * 1.7e-12
+    assert per_op == pytest.approx(52.8468186e-6, rel=1e-9)
+    per_op_row, hosted, keras, core = [r for r in script.nxsdk_rows() if r["measurement"].startswith("sMNIST")]
+    assert per_op_row["estimate_j"] == pytest.approx(per_op, rel=1e-9)
+    assert per_op_row["ratio"] == pytest.approx(0.152497, rel=1e-5) and not per_op_row["within_2x"]
+    assert core["ratio"] == pytest.approx(2.38634, rel=1e-5) and not core["within_2x"]
+    assert script.nxsdk_estimate("lsnn")["synops"] == synops == 1_321_736
+
+
 def test_ntidigits_measurement_is_the_printed_one(script):
     """10.892893181009958 mW x 17.6250417494265 us x 3000 ticks = 575.96309 uJ, as the notebook prints."""
     assert script.nxsdk_measured_j("ntidigits") == pytest.approx(575.9630912620312e-6, rel=1e-12)
