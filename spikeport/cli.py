@@ -190,6 +190,10 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
                                             "recurrent, bias line) 16-bit weights, each two Loihi synapses from the "
                                             "same input (high and low byte): exact on Loihi, twice the synapses "
                                             "and synaptic operations; conv layers stay 8-bit"),
+            readout: str = typer.Option("spike_count", help="spike_count | current_sum: a class is the output "
+                                        "neuron with the most spikes, or with the largest summed synaptic current "
+                                        "(Loihi's u: what several spikes per step, e.g. Sinabs's IAF, stand for; "
+                                        "a Loihi neuron fires once per step)"),
             inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] (calibration and parity)"),
             labels: Optional[Path] = typer.Option(None, help="labels .npy [N] integers"),
             time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1,
@@ -214,8 +218,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
     if graph.suffix == ".net":
         from spikeport.importer.netx_import import import_netx
 
-        if weight_bits != 8:
-            raise SpikeportError("--weight-bits applies to NIR graphs; a netx file's integers are taken as they are")
+        if weight_bits != 8 or readout != "spike_count":
+            raise SpikeportError("--weight-bits and --readout apply to NIR graphs; a netx file is taken as it is")
 
         with Bars(quiet) as bars:
             bars.callback(f"importing {graph}")
@@ -227,10 +231,11 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
         raise SpikeportError("--dt is required for a NIR graph (seconds per step; NIR stores none)")
     with Bars(quiet) as bars:
         res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, reset_timing=reset_timing,
-                           allow_approx=allow_approx, weight_bits=weight_bits,
+                           allow_approx=allow_approx, weight_bits=weight_bits, readout=readout,
                            inputs=inputs, labels=labels, time_steps=time_steps, progress=bars.update)
     rows = [("producer", res["producer"]), ("dt", f"{res['dt']:g} s"), ("network", res["network"]),
             ("reset", f"{res['reset']}, timing {res['reset_timing']['applied']}"),
+            ("readout", res["readout"]),
             ("approximations", str(len(res["approximations"])) + ("" if res["exact"] else " (see import.json)"))]
     for layer in res["layers"]:
         rows.append((f"{layer['layer']} weight error / clipped", f"{layer['weight_rel_error']:.2%} / "

@@ -11,12 +11,19 @@ Readouts (graph metadata ``spikeport.readout``):
   computed in float64 and rounded to ``DIST_DECIMALS`` decimals so that classes at the same
   distance in exact arithmetic tie regardless of summation order (for alpha = 1/2, the default,
   every term is exact in float64 anyway).
+* ``current_sum`` - class = argmax_c sum_t sum_{n in group c} u[t, b, n], u the output population's Loihi
+  synaptic current (integers, what a probe of u reads); ties go to the lowest index. Where several spikes
+  per step carry a producer's decision (Sinabs's IAF: about its summed input over the threshold), this is
+  the Loihi quantity closest to it: a Loihi neuron fires at most once per step, its input current does not
+  saturate. :func:`output_current` recomputes u exactly from what reaches the output population (its
+  input, its own previous spikes, its bias line), so every backend's spikes give the same prediction.
 """
 from __future__ import annotations
 
 import numpy as np
 
 DIST_DECIMALS = 9
+READOUTS = ("spike_count", "spike_sequence", "current_sum")
 
 
 def _text(val) -> str:
@@ -50,17 +57,60 @@ def sequence_distances(output_spikes: np.ndarray, targets: np.ndarray, alpha: fl
     return dist
 
 
-def predict(output_spikes: np.ndarray, meta: dict) -> np.ndarray:
-    """output_spikes [T, B, N] bool -> predicted class [B] int, by ``meta["readout"]`` (default spike_count)."""
+def needs_current(meta: dict) -> bool:
+    """True when the readout reads the output population's current (``current_sum``), not only its spikes."""
+    return _text(meta.get("readout", "spike_count")) == "current_sum"
+
+
+def output_current(net, x: np.ndarray, spikes: list[np.ndarray]) -> np.ndarray:
+    """u [T, B, N] int64 of ``net``'s output population (a :class:`spikeport.core.net.LoihiNet`), exactly as
+    Loihi computes it, from the integer input x [T, B, ...] (used when the net has one population) and the
+    spikes [T, B, N_l] of every population (the one before the output feeds it; the output's own spikes of
+    the previous step feed its recurrent connection)."""
+    from spikeport.core import loihi
+
+    pop = net.populations[-1]
+    feed = np.asarray(x if len(net.populations) == 1 else spikes[-2])
+    T, B = feed.shape[:2]
+    a = pop.input.apply(feed.reshape(T * B, -1).astype(np.int64)).reshape(T, B, -1) + pop.line_current()
+    if pop.recurrent is not None:
+        own = np.asarray(spikes[-1]).astype(np.int64)
+        a[1:] += pop.recurrent.apply(own[:-1].reshape((T - 1) * B, -1)).reshape(T - 1, B, -1)
+    u, out = np.zeros((B, pop.size), np.int64), np.empty((T, B, pop.size), np.int64)
+    for t in range(T):
+        u = loihi.wrap24(loihi.wrap_int32(loihi.decay(u, pop.lif.du, loihi.DU_OFFSET)
+                                          + loihi.wrap_int32(a[t] << loihi.ACT_SHIFT)))
+        out[t] = u
+    return out
+
+
+def predict_net(net, x: np.ndarray, spikes: list[np.ndarray]) -> np.ndarray:
+    """Predicted class [B] of a run of ``net`` on x [T, B, ...] with ``spikes`` (every population's, or at
+    least the last two for ``current_sum``), by the graph's readout."""
+    current = output_current(net, x, spikes) if needs_current(net.meta) else None
+    return predict(spikes[-1], net.meta, current)
+
+
+def _grouped(values: np.ndarray, meta: dict) -> np.ndarray:
+    """[B, N] per-neuron sums -> [B, classes] per class (``readout_population`` consecutive neurons each)."""
+    pop = np.asarray(meta.get("readout_population", 1))
+    if pop.shape != () or pop.dtype.kind not in "iu" or not 1 <= int(pop) <= values.shape[1] \
+            or values.shape[1] % int(pop):
+        raise ValueError(f"readout_population must be a whole divisor of the {values.shape[1]} outputs, "
+                         f"got {_text(pop)[:40]}")
+    return values.reshape(values.shape[0], -1, int(pop)).sum(axis=2)
+
+
+def predict(output_spikes: np.ndarray, meta: dict, current: np.ndarray | None = None) -> np.ndarray:
+    """output_spikes [T, B, N] bool -> predicted class [B] int, by ``meta["readout"]`` (default spike_count);
+    ``current_sum`` also needs ``current`` [T, B, N] (:func:`output_current`; zeros for a dry run)."""
     readout = _text(meta.get("readout", "spike_count"))
+    if readout == "current_sum":
+        if current is None or np.shape(current) != np.shape(output_spikes):
+            raise ValueError("readout current_sum needs the output population's current u [T, B, N]")
+        return _grouped(np.asarray(current, np.int64).sum(axis=0), meta).argmax(axis=1)
     if readout == "spike_count":
-        counts = np.asarray(output_spikes).sum(axis=0)
-        pop = np.asarray(meta.get("readout_population", 1))
-        if pop.shape != () or pop.dtype.kind not in "iu" or not 1 <= int(pop) <= counts.shape[1] \
-                or counts.shape[1] % int(pop):
-            raise ValueError(f"readout_population must be a whole divisor of the {counts.shape[1]} outputs, "
-                             f"got {_text(pop)[:40]}")
-        return counts.reshape(counts.shape[0], -1, int(pop)).sum(axis=2).argmax(axis=1)
+        return _grouped(np.asarray(output_spikes).sum(axis=0), meta).argmax(axis=1)
     if readout == "spike_sequence":
         for key in ("readout_targets", "readout_filter"):
             if key not in meta:

@@ -27,7 +27,9 @@ settled one; the best training-part epoch then tends to be an earlier, noisier o
 the held-out samples. ``import.json`` gains ``finetune``: the settings, and before / after (the run's
 ``model.nir`` as it was, and the fine-tuned one) prediction agreement with the producer, integer and
 producer accuracy on the held-out samples; the fine-tuned module's integer forward is checked equal
-to the emulator on ``model.nir``, spike for spike, before anything is written.
+to the emulator on ``model.nir``, spike for spike, before anything is written. Predictions follow the
+run's readout (``spikeport import --readout``): with ``current_sum`` they are read from the output
+population's summed current of the network the module's integers make; the loss stays on spike counts.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spikeport.core.readout import predict
+from spikeport.core.readout import needs_current, predict, predict_net
 from spikeport.deploy import emulator
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
@@ -76,14 +78,16 @@ def _split(run_dir: Path, net, holdout: float, seed: int):
     return pick(trn), (pick(te) if n_test else pick(trn))
 
 
-def _predictions(model, x_int: np.ndarray, batch: int = 256) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Integer forward of the module: (predictions [B], spikes per layer [T, B, N] bool)."""
+def _predictions(model, x_int: np.ndarray, readout: Callable | None = None,
+                 batch: int = 256) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Integer forward of the module: (predictions [B], spikes per layer [T, B, N] bool). ``readout(model,
+    x_int, spikes)`` -> predictions (default: output spike counts)."""
     outs = []
     with torch.no_grad():
         for lo in range(0, x_int.shape[1], batch):
             outs.append([s.numpy() for s in model.forward_int(torch.from_numpy(x_int[:, lo:lo + batch]))])
     spikes = [np.concatenate([o[i] for o in outs], axis=1) for i in range(len(outs[0]))]
-    return predict(spikes[-1], {}), spikes
+    return (predict(spikes[-1], {}) if readout is None else readout(model, x_int, spikes)), spikes
 
 
 def _figures(pred: np.ndarray, teacher: np.ndarray, y, teacher_pred_acc: bool = True) -> dict:
@@ -116,7 +120,7 @@ def _optimizer(model, lr: float) -> torch.optim.Optimizer:
 
 def train_module(model, xf_tr: torch.Tensor, x_int_tr: np.ndarray, target: str, y_tr, teacher: tuple, *,
                  epochs: int, lr: float, batch_size: int, seed: int, tick, schedule: str = "constant",
-                 keep: str = "best") -> list[dict]:
+                 keep: str = "best", readout: Callable | None = None) -> list[dict]:
     """QAT + surrogate BPTT on the training samples (xf [T, N, ...] float = x_int * unit); the learning
     rate per ``schedule``, the parameters per ``keep`` (module docstring). Returns the history, one row
     per epoch (0: the start), then ``{"kept_epoch": E}``."""
@@ -146,7 +150,7 @@ def train_module(model, xf_tr: torch.Tensor, x_int_tr: np.ndarray, target: str, 
                 losses.append(loss.item())
                 tick((epoch - 1) * steps + b + 1, epochs * steps)
         model.eval()
-        pred, _ = _predictions(model, x_int_tr)
+        pred, _ = _predictions(model, x_int_tr, readout)
         score = float(np.mean(pred == goal))
         history.append({"epoch": epoch, "train_score": score, **({"loss": float(np.mean(losses))} if epoch else {})})
         if (epoch == epochs) if keep == "last" else (best is None or score > best[0]):
@@ -206,20 +210,28 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
     _, t_pred_te = reference(fg, prod, dt, x_te, names)
     tick("producer's float reference (samples)", x_tr.shape[1] + x_te.shape[1], x_tr.shape[1] + x_te.shape[1])
     xi_tr, xi_te = to_int(x_tr), to_int(x_te)
-    before = _figures(emulator.run(net0, xi_te).output_counts().argmax(axis=1), t_pred_te, y_te)
+    before = _figures(predict_net(net0, xi_te, emulator.run(net0, xi_te).spikes), t_pred_te, y_te)
+    meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names,
+            "readout": str(meta_value(net0, "readout", "spike_count"))}
+
+    def net_of(m):
+        graph = build_graph(low.layers, finetune_net.layer_quants(m), input_shape=fg.input_shape,
+                            spec=InputSpec(unit, graded), time_steps=net0.time_steps, dt=dt, meta=meta)
+        return graph, to_loihi_net(graph, out / runfolder.MODEL_NIR)
+
+    def readout(m, xi, spikes):  # the run's readout on the module's integers
+        return predict_net(net_of(m)[1] if needs_current(net0.meta) else net0, xi, spikes)
     model, start = _start(run_dir, archs, fg.input_shape, low.layers)
     xf_tr = torch.from_numpy((xi_tr * unit).astype(np.float32))
     t0 = time.time()
     history = train_module(model, xf_tr, xi_tr, target, y_tr, ([torch.from_numpy(s.astype(np.float32)) for s in t_spk],
                            t_pred_tr), epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                           schedule=schedule, keep=keep, tick=lambda d, t: tick("fine-tuning (batches)", d, t))
+                           schedule=schedule, keep=keep, tick=lambda d, t: tick("fine-tuning (batches)", d, t),
+                           readout=readout)
     seconds = time.time() - t0
     quants = finetune_net.layer_quants(model)
-    graph = build_graph(low.layers, quants, input_shape=fg.input_shape, spec=InputSpec(unit, graded),
-                        time_steps=net0.time_steps, dt=dt, meta={"source_producer": prod.name,
-                                                                  "source_graph": runio.SOURCE, "source_layers": names})
-    net = to_loihi_net(graph, out / runfolder.MODEL_NIR)
-    pred, spikes = _predictions(model, xi_te)
+    graph, net = net_of(model)
+    pred, spikes = _predictions(model, xi_te, readout)
     emu = emulator.run(net, xi_te).spikes
     mismatches = int(sum((a != b).sum() for a, b in zip(spikes, emu)))
     if mismatches:  # the module and the graph it wrote disagree: a bug, never written

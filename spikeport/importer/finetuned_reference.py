@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeport.core.readout import predict
+from spikeport.core.readout import predict_net
 from spikeport.errors import SpikeportError
 from spikeport.files import runfolder
 from spikeport.importer import finetune_net, runio
@@ -50,7 +50,7 @@ class FinetunedReference(ImportedReference):
         with torch.no_grad():
             ref = [s.numpy() for s in self.model.forward_int(flat)]
         _, prod_pred, readout = reference(self.fg, self.prod, self.dt, self.x[:, samples], self.names, readout=True)
-        pred = predict(ref[-1], self.net.meta)
+        pred = predict_net(self.net, flat, ref)
         self.agree[0] += int(np.sum(pred == prod_pred))
         self.agree[1] += len(pred)
         return RefChunk(ref, pred, prod_pred, {"reference": ref[-1].sum(axis=0),

@@ -17,6 +17,7 @@ from typing import Callable
 import nir
 import numpy as np
 
+from spikeport.core.readout import predict_net
 from spikeport.deploy import emulator
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
@@ -69,6 +70,9 @@ def build_graph(plans: list[lower.LayerPlan], layers: list[quantize.QLayer], *,
     return nodes.graph(layer_nodes, input_shape, (n_out,), sp, type_check=False)
 
 
+IMPORT_READOUTS = ("spike_count", "current_sum")  # core.readout's readouts an import can choose
+
+
 def _check_dt(dt, prod: conventions.Producer, metadata: dict, notes: list[str]) -> float:
     try:
         dt = float(dt)
@@ -89,14 +93,19 @@ def _check_dt(dt, prod: conventions.Producer, metadata: dict, notes: list[str]) 
 def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str = "auto", reset: str | None = None,
                  reset_timing: str | None = None, allow_approx: bool = False, inputs: str | Path | None = None,
                  labels: str | Path | None = None, time_steps: int | None = None, weight_bits: int = 8,
+                 readout: str = "spike_count",
                  progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Import ``path`` into the run folder ``out``; returns (and writes) import.json's content.
     ``reset`` / ``reset_timing`` (``--reset zero|subtract``, ``--reset-timing same-step|next-step``; None:
     the producer's current release) say what NIR does not store. ``weight_bits`` 16 (``--weight-bits``):
     dense layers get 16-bit weights, two Loihi synapses each (``importer.quantize``). ``progress(stage, done,
-    total)`` follows the calibration, the layers quantized and the check."""
+    total)`` follows the calibration, the layers quantized and the check. ``readout`` (``--readout``): how
+    the deployed network's outputs become classes (``core.readout``: spike_count, or current_sum, the output
+    population's summed synaptic current)."""
     if weight_bits not in (8, 16):
         raise SpikeportError(f"--weight-bits must be 8 or 16, got {weight_bits}")
+    if readout not in IMPORT_READOUTS:
+        raise SpikeportError(f"--readout must be one of {', '.join(IMPORT_READOUTS)}, got {readout!r}")
     path, out = Path(path), Path(out)
     tick = progress or (lambda _stage, _done, _total: None)
     raw = read_any(path)
@@ -120,7 +129,7 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
                                    f"quantized to integers of {spec.unit:.6g} (worst error {spec.max_error:.3g})"})
     names = [p.name for p in low.layers]
     layers = quantize_all(fg, prod, dt, low.layers, spec, x, int(T), tick, wide=weight_bits == 16)
-    meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names}
+    meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names, "readout": readout}
     graph = build_graph(low.layers, layers, input_shape=fg.input_shape, spec=spec, time_steps=int(T), dt=dt, meta=meta)
     net = to_loihi_net(graph, out / runfolder.MODEL_NIR)  # the graph deploys as written (validated here)
     result = {"format": 1, "source": str(path), "producer": prod.name, "dt": dt, "time_steps": int(T),
@@ -128,6 +137,7 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
               "conventions": prod.describe(), "notes": low.conventions + notes,
               "approximations": low.approximations, "exact": not low.approximations,
               "input": {"unit": spec.unit, "graded": spec.graded, "max_error": spec.max_error},
+              "readout": readout,
               "weight_bits": {"option": weight_bits, "synapses_per_weight": [2 if q.lq.wide else 1 for q in layers]},
               "network": net.describe(), "layers": [_layer_report(i, p, q) for i, (p, q) in enumerate(zip(low.layers, layers))]}
     if check is not None:
@@ -226,7 +236,7 @@ def agreement(fg, prod, dt: float, net, x: np.ndarray, y, spec: quantize.InputSp
     """Float reference vs the integer network (emulator) on all inputs."""
     ref, ref_pred = reference(fg, prod, dt, x, names)
     run = emulator.run(net, spec.to_int(x))
-    pred = run.output_counts().argmax(axis=1)
+    pred = predict_net(net, spec.to_int(x), run.spikes)
     out = {"samples": int(x.shape[1]), "prediction_agreement": float(np.mean(pred == ref_pred)),
            "spike_agreement": [float(np.mean(a == b)) for a, b in zip(ref, run.spikes)]}
     if y is not None:

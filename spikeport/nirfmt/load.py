@@ -387,7 +387,8 @@ def _dry_readout(net: LoihiNet) -> None:
     a filter outside (0, 1)) fails here, naming the file, rather than after the run."""
     from spikeport.core.readout import predict
 
-    predict(np.zeros((net.time_steps, 1, net.n_outputs), dtype=bool), net.meta)
+    silent = np.zeros((net.time_steps, 1, net.n_outputs), dtype=bool)
+    predict(silent, net.meta, silent.astype(np.int64))
 
 
 def meta_value(net: LoihiNet, key: str, default: Any = None) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from spikeport.core.readout import predict
+from spikeport.core.readout import needs_current, predict_net
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.measure import parity as parity_mod
@@ -33,8 +33,9 @@ def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, back
     if b == "netx" and not netx_file.is_file():
         raise SpikeportError(f"{netx_file}: file not found (the netx backend runs `spikeport export RUN --netx`'s file)")
     run = BackendRun(*streaming.run_chunks(lambda xs: run_backend(
-        net, xs, b, record="output", timeout_s=timeout_s, netx_file=netx_file), x_int, chunk, progress))
-    pred = predict(run.spikes[-1], net.meta)
+        net, xs, b, record="all" if needs_current(net.meta) else "output", timeout_s=timeout_s,
+        netx_file=netx_file), x_int, chunk, progress))
+    pred = predict_net(net, x_int, run.spikes)  # current_sum: u recomputed from the output's input spikes
     result = {"backend": backend, "graph": str(nir_path), "network": net.describe(), "samples": int(len(pred)),
               "accuracy": None if y is None else parity_mod.accuracy(pred, y),
               "samples_per_s": round(run.samples_per_s, 2), "seconds": round(run.seconds, 3)}

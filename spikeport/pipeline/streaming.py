@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from spikeport.core.readout import predict
+from spikeport.core.readout import predict_net
 from spikeport.measure import parity as parity_mod
 
 Spikes = list  # one array per population, each [T, B, N] bool
@@ -98,7 +98,7 @@ def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[st
         for side, out in {**ref.outputs, **{b: sides[b][-1].sum(axis=0) for b in backends}}.items():
             outputs.setdefault(side, []).append(np.asarray(out))
         for b in backends:
-            preds[b].append(predict(sides[b][-1], net.meta))
+            preds[b].append(predict_net(net, xs, sides[b]))
         if lo == 0:
             kept[None] = (0, _slice(sides, 0))
         for (a, b), tally in zip(pairs, tallies.values()):

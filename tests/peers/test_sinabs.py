@@ -98,12 +98,13 @@ def test_trained_sinabs_cnn_on_lava_and_emulator(tmp_path):
 @pytest.mark.slow
 def test_trained_sinabs_cnn_finetuned_on_loihi_integers(tmp_path):
     """The Sinabs CNN trained on digits, imported with the train split (--allow-approx: Loihi fires once per
-    step and resets to zero), fine-tuned on all of it by distilling Sinabs's outputs (``train --from``: 25
-    epochs, lr 4e-3 annealed by cosine, the last epoch kept), then run on the test split, which fine-tuning
-    never saw: Lava == emulator == the fine-tuned module's integer forward; Loihi accuracy before (post-
-    training quantization) and after, against Sinabs's own accuracy, for fine-tuning seeds 0-2. The issue's
-    target is within 1 point; over seeds 0-4 the gap is 0.3-2.2 points, mean 1.1 (docs/nir_peers.md): the test
-    holds the mean gap of seeds 0-2 to 1.5 points and prints whether it is within 1."""
+    step and resets to zero) and ``--readout current_sum`` (a class is the output neuron with the largest
+    summed synaptic current: what Sinabs's several spikes per step stand for), fine-tuned on all of it by
+    distilling Sinabs's outputs (``train --from``: 25 epochs, lr 4e-3 annealed by cosine, the last epoch
+    kept), then run on the test split, which fine-tuning never saw: Lava == emulator == the fine-tuned
+    module's integer forward; Loihi accuracy before (post-training quantization) and after, against
+    Sinabs's own accuracy, for fine-tuning seeds 0-2. The issue's target, within 1 point, is asserted on the
+    mean of seeds 0-2 (seeds 0-4 measured: docs/nir_peers.md)."""
     from spikeport import pipeline
     from spikeport.data import load_dataset
 
@@ -120,13 +121,13 @@ def test_trained_sinabs_cnn_finetuned_on_loihi_integers(tmp_path):
     np.save(tmp_path / "yte.npy", d["y"])
     run = tmp_path / "run"
     proc = cli("import", str(graph), "--producer", "sinabs", "--dt", "1", "--out", str(run), "--allow-approx", "-q",
-               "--inputs", str(tmp_path / "xtr.npy"), "--labels", str(tmp_path / "ytr.npy"))
+               "--inputs", str(tmp_path / "xtr.npy"), "--labels", str(tmp_path / "ytr.npy"), "--readout", "current_sum")
     assert proc.returncode == 0, proc.stderr
     test_split = {"inputs": tmp_path / "xte.npy", "labels": tmp_path / "yte.npy"}
     ptq = pipeline.parity(run, backend="emulator", min_agreement=0.0, **test_split)
     assert ptq["reference_accuracy"] == pytest.approx(float(d["accuracy"]))  # the float reference is Sinabs
     gaps = []
-    for seed in range(3):  # one seed moves the figure by up to 2.5 points (one test sample is 0.28)
+    for seed in range(3):  # one test sample is 0.28 points
         out = tmp_path / ("ft" if seed == 0 else f"ft{seed}")
         proc = cli("train", "--from", str(run), "--out", str(out), "--epochs", "25", "--target", "producer",
                    "--lr", "4e-3", "--lr-schedule", "cosine", "--keep", "last", "--holdout", "0",
@@ -144,6 +145,6 @@ def test_trained_sinabs_cnn_finetuned_on_loihi_integers(tmp_path):
     mean_gap = float(np.mean(gaps))
     print(f"mean gap over fine-tuning seeds 0-2: {100 * mean_gap:.2f} points "
           f"({'within' if mean_gap <= 0.01 else 'NOT within'} the 1-point target)")
-    assert mean_gap <= 0.015
+    assert mean_gap <= 0.01
     settings = json.loads((tmp_path / "ft" / "import.json").read_text())["finetune"]
     assert (settings["lr_schedule"], settings["keep"], settings["train_samples"]) == ("cosine", "last", len(ds.y_train))
