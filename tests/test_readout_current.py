@@ -21,6 +21,7 @@ from spikeport.errors import SpikeportError
 from spikeport.importer.finetune import finetune_run
 from spikeport.importer.run import import_graph
 from spikeport.nirfmt.load import load_nir
+from spikeport.report.markdown import summary_rows
 from tests.conftest import cli
 from tests.test_finetune import sinabs_style_cnn
 
@@ -83,7 +84,8 @@ def test_import_current_sum_on_lava_and_emulator(tmp_path):
     assert nir.read(str(run / "model.nir")).metadata["spikeport"]["readout"] == "current_sum"
     net = load_nir(run / "model.nir")
     res = pipeline.parity(run, backend="lava,emulator", samples=12, min_agreement=0.0)
-    assert res["spike_mismatches"] == 0
+    assert res["spike_mismatches"] == 0 and res["deployment"] == {"readout": "current_sum", "weight_bits": 8}
+    assert ("imported deployment", "--readout current_sum, --weight-bits 8") in summary_rows({"parity": res})
     x_int = np.rint(np.swapaxes(x[:12], 0, 1)).astype(np.int64).reshape(8, 12, -1)
     emu = emulator.run(net, x_int, record_states=True)
     want = emu.states[-1][0].sum(axis=0).argmax(axis=1)

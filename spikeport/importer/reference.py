@@ -53,8 +53,11 @@ class ImportedReference(Reference):
 
     def report(self) -> dict:
         timing = conventions.timing_words(self.prod)
+        bits = self.info.get("weight_bits")
         return {"imported": True, "approximations": self.info.get("approximations", []),
                 "conventions": {"producer": self.prod.name, "reset": self.prod.reset, "reset_timing": timing},
+                "deployment": {"readout": str(self.info.get("readout", "spike_count")),
+                               "weight_bits": int(bits["option"]) if isinstance(bits, dict) else 8},
                 "conventions_hint": f"the float reference applies {self.prod.name}'s conventions with --reset "
                                     f"{self.prod.reset} --reset-timing {timing}; a graph trained otherwise needs "
                                     "re-importing with --reset / --reset-timing"}

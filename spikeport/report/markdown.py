@@ -100,6 +100,10 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
             c = p["conventions"]
             rows.append(("imported conventions", f"{c['producer']}, --reset {c['reset']}, "
                          f"--reset-timing {c['reset_timing']}"))
+        if p.get("deployment"):
+            d = p["deployment"]
+            rows.append(("imported deployment", f"--readout {d['readout']}, --weight-bits {d['weight_bits']}"
+                         + (" (two Loihi synapses per weight)" if d["weight_bits"] == 16 else "")))
         rows += finetune_rows(p)
         rows += [("graph note", note) for note in p.get("graph_notes", [])]
     if e:
