@@ -19,7 +19,7 @@ from spikeport.deploy.supervise import run_lava
 from spikeport.errors import SpikeportError
 from spikeport.importer.finetune import finetune_run
 from spikeport.importer.run import import_graph
-from spikeport.measure import OpLayer, count_ops
+from spikeport.measure import OpLayer, count_ops, map_to_loihi, map_to_loihi2
 from spikeport.nirfmt.load import load_nir, to_loihi_net
 from spikeport.nirfmt.spec import NODE_META, WEIGHT_BITS
 from tests.test_finetune import check_finetuned_parity
@@ -151,3 +151,24 @@ def test_wide_weights_cost_two_synaptic_operations():
                 for k in (1, 2))
     assert (one["synops"], two["synops"]) == (24.0, 48.0)
     assert one["dense_macs"] == two["dense_macs"]
+
+
+def test_wide_weights_take_twice_the_synaptic_memory(braille):
+    """One layer of 38 neurons x 12 inputs, 8-bit synapses: the dense block is 38 * 12 * 8 bits = 456 bytes,
+    twice that with two synapses per weight; Loihi 2 counts twice the synapses. ``spikeport energy`` on the
+    16-bit import maps it so (every layer two synapses per weight)."""
+    layer = {"name": "l", "n_neurons": 38, "fan_in": 12, "n_synapses": 456, "weight_bits": 8}
+    one, two = (map_to_loihi([{**layer, "synapses_per_weight": k}])["layers"][0] for k in (1, 2))
+    assert (one["synaptic_memory_bytes"], two["synaptic_memory_bytes"]) == (456, 912)
+    l2 = [map_to_loihi2([{**layer, "synapses_per_weight": k}])["layers"][0]["cores_by_constraint"]["synapses"]
+          for k in (1, 2)]
+    assert l2 == [1, 1]
+    with pytest.raises(SpikeportError, match="synapses_per_weight must be 1 or 2"):
+        map_to_loihi([{**layer, "synapses_per_weight": 3}])
+    from spikeport.pipeline.energy_stage import energy
+
+    tmp, _, _ = braille
+    e = energy(tmp / "run16", inputs=tmp / "x.npy", samples=8)
+    e8 = energy(tmp / "run8", inputs=tmp / "x.npy", samples=8)
+    mem = [sum(layer["synaptic_memory_bytes"] for layer in r["loihi_mapping"]["layers"]) for r in (e8, e)]
+    assert mem[1] == 2 * mem[0]

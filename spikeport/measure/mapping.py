@@ -46,7 +46,8 @@ def map_to_loihi(layers: list[dict]) -> dict:
             i.e. input axons), "fan_out" (output axons per neuron = destination cores its spikes
             reach), "n_synapses" (nonzero weights), "weight_bits" (1..8)}``. ``fan_out`` may be
             omitted or None: it is then the next layer's core count (a dense projection reaches
-            every core of the next layer), and 1 for the last layer (spikes to the host).
+            every core of the next layer), and 1 for the last layer (spikes to the host). Optional
+            ``"synapses_per_weight"``: 2 for 16-bit weights (two 8-bit synapses each), else 1.
 
     Returns:
         ``{"layers": [{"name", "cores", "binding", "cores_by_constraint": {...},
@@ -92,8 +93,9 @@ def map_to_loihi(layers: list[dict]) -> dict:
 
 def _map_layer(layer: dict, fan_out: int) -> dict:
     n, fan_in, nnz, bits = (int(layer[k]) for k in ("n_neurons", "fan_in", "n_synapses", "weight_bits"))
-    dense_bits = n * fan_in * bits
-    sparse_bits = nnz * (bits + SPARSE_INDEX_BITS)
+    per = int(layer.get("synapses_per_weight", 1))  # a 16-bit weight: two 8-bit synapses
+    dense_bits = n * fan_in * bits * per
+    sparse_bits = nnz * per * (bits + SPARSE_INDEX_BITS)
     fmt, mem_bits = ("dense", dense_bits) if dense_bits <= sparse_bits else ("sparse", sparse_bits)
     by = {
         "neurons": math.ceil(n / NEURONS_PER_CORE),
@@ -128,6 +130,9 @@ def _validate(i: int, layer: dict, who: str = "map_to_loihi") -> None:
     if not 1 <= layer["weight_bits"] <= 8:
         raise SpikeportError(f"{who}: layer {name!r}: weight_bits must be 1..8 on Loihi, "
                              f"got {layer['weight_bits']}")
+    if layer.get("synapses_per_weight", 1) not in (1, 2):
+        raise SpikeportError(f"{who}: layer {name!r}: synapses_per_weight must be 1 or 2 (a 16-bit weight), "
+                             f"got {layer['synapses_per_weight']!r}")
     if layer["n_synapses"] > layer["n_neurons"] * layer["fan_in"]:
         raise SpikeportError(f"{who}: layer {name!r}: n_synapses {layer['n_synapses']} "
                              f"exceeds n_neurons x fan_in")

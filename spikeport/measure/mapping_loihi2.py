@@ -86,6 +86,7 @@ def map_to_loihi2(layers: list[dict]) -> dict:
 
 def _map_layer(layer: dict) -> dict:
     n, fan_in, nnz = (int(layer[k]) for k in ("n_neurons", "fan_in", "n_synapses"))
+    nnz *= int(layer.get("synapses_per_weight", 1))  # a 16-bit weight: two synapses
     by = {"neurons": math.ceil(n / NEURONS_PER_CORE),
           "synapses": math.ceil(nnz / SYNAPSES_PER_CORE),
           "fan_in": math.ceil(fan_in / FAN_IN_PER_CORE)}

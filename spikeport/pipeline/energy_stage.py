@@ -18,10 +18,8 @@ STEPS = ("reading inputs", "running the emulator", "counting operations", "prici
 
 
 def _synapses(conn) -> int:
-    """Nonzero synapses of a connection (conv and pool kernels unrolled to their full matrix; a 16-bit
-    weight is two synapses)."""
-    n = int(conn.to_matrix().nnz) if hasattr(conn, "to_matrix") else int(np.count_nonzero(conn.weight))
-    return n * int(getattr(conn, "synapses_per_weight", 1))
+    """Nonzero weights of a connection (conv and pool kernels unrolled to their full matrix)."""
+    return int(conn.to_matrix().nnz) if hasattr(conn, "to_matrix") else int(np.count_nonzero(conn.weight))
 
 
 def _op_layers(net: LoihiNet, x_int: np.ndarray, spikes: list[np.ndarray]):
@@ -106,10 +104,13 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
     step(3, len(STEPS))
     table = load_profiles(profiles_file)
     est = estimate_energy(counts, table, profiles)
-    resources = [{"name": p.name, "n_neurons": p.size, "fan_in": p.input.shape[1] + (p.bias_line is not None),
+    resources = [{"name": p.name, "n_neurons": p.size,  # fan_in: inputs, own neurons (recurrent), the line
+                  "fan_in": p.input.shape[1] + (p.size if p.recurrent else 0) + (p.bias_line is not None),
                   "n_synapses": _synapses(p.input) + (_synapses(p.recurrent) if p.recurrent else 0)
                   + (_synapses(p.bias_line) if p.bias_line else 0),
-                  "weight_bits": 8} for p in net.populations]
+                  "weight_bits": 8, "synapses_per_weight": max(c.synapses_per_weight for c in
+                                                               (p.input, p.recurrent, p.bias_line) if c is not None)}
+                 for p in net.populations]
     mapping = map_to_loihi(resources)
     t = counts["totals"]
     result = {"graph": str(nir_path), "network": net.describe(), "samples": counts["samples"],
