@@ -131,30 +131,37 @@ def train(
 
 
 @app.command()
-def export(run_dir: Path = typer.Argument(..., help="run folder written by `spikeport train`"),
+def export(run_dir: Path = typer.Argument(..., help="run folder written by `spikeport train` (or by `spikeport "
+                                           "import`: --onnx / --netx from its model.nir)"),
            out_path: Optional[Path] = typer.Option(None, "--out", help="output .nir (default RUN/model.nir)"),
            onnx: bool = typer.Option(False, "--onnx", help="also write RUN/model.onnx (integer Loihi model, "
                                      "time unrolled)"),
            netx: bool = typer.Option(False, "--netx", help="also write model.net (lava-dl netx HDF5, Loihi 2) "
                                      "beside the .nir"),
            quiet: bool = _quiet()):
-    """Export a checkpoint to NIR (float parameters + Loihi integers in node metadata), ONNX and netx."""
+    """Export a checkpoint to NIR (float parameters + Loihi integers in node metadata), ONNX and netx. An
+    imported run (`spikeport import`) already holds its model.nir: --onnx / --netx are written from it."""
     from spikeport.export.nir_export import export_run
 
     notes = []
+    imported = runfolder.is_imported(run_dir)
+    if imported and out_path is not None:
+        raise SpikeportError(f"{run_dir}: an imported run's graph is its model.nir (written by `spikeport import`); "
+                             "--out does not apply")
     with Bars(quiet) as bars:
         bars.callback(f"exporting {run_dir}")
-        paths = [export_run(run_dir, out_path)]
+        paths = [run_dir / runfolder.MODEL_NIR] if imported else [export_run(run_dir, out_path)]
         if netx:
             from spikeport.export.netx_export import export_netx, written_accuracy
 
             paths.append(export_netx(paths[0]))
-            notes.append(written_accuracy(run_dir))  # the accuracy of what model.net holds
+            if not imported:
+                notes.append(written_accuracy(run_dir))  # the accuracy of what model.net holds
         if onnx:
             from spikeport.export.onnx_export import export_onnx
 
             paths.append(export_onnx(run_dir))
-    for path in paths:
+    for path in paths[1:] if imported else paths:
         out.print(f"wrote {path}")
     for note in notes:
         out.print(note)
