@@ -172,3 +172,18 @@ def test_wide_weights_take_twice_the_synaptic_memory(braille):
     e8 = energy(tmp / "run8", inputs=tmp / "x.npy", samples=8)
     mem = [sum(layer["synaptic_memory_bytes"] for layer in r["loihi_mapping"]["layers"]) for r in (e8, e)]
     assert mem[1] == 2 * mem[0]
+
+
+def test_wide_weights_after_a_sum_pool_on_lava():
+    """A dense wide map after a tiling sum pool (2 channels, 6x6 -> 3x3): Lava's two Dense processes take the
+    pool folded into the high and low bytes; spike for spike equal to the emulator."""
+    from spikeport.core.linear import Pool2d
+
+    rng = np.random.default_rng(1)
+    w = rng.integers(-3000, 3000, (5, 18)).astype(np.int16)
+    pop = Population("p", 5, loihi.LIFParams(du=2000, dv=300, vth=3000),
+                     Connection("w", w, 0, in_shape=(2, 6, 6), pool=Pool2d((2, 2), (2, 2), (0, 0)), wide=True))
+    net = LoihiNet((2, 6, 6), [pop], 6, False)
+    x = (rng.random((6, 5, 72)) < 0.4).astype(np.int64)
+    emu = emulator.run(net, x).spikes[0]
+    assert emu.any() and int((emu != run_lava(net, x)[0]).sum()) == 0

@@ -38,11 +38,11 @@ def _connection_processes(conn: Connection, graded: bool, window: tuple[int, int
     connection (high byte at exponent 8, unsigned low byte at 0, from the same input; ``core.loihi``)."""
     if not conn.wide:
         return [_connection_process(conn, graded, window)]
-    conn.check_loihi()
-    hi, lo = loihi.split_wide(conn.weight)
+    conn.check_loihi()  # the whole map, a sum pool folded in, within 16 bits
+    hi, lo = loihi.split_wide(conn.weight if conn.pool is None else conn.to_matrix().toarray())
     parts = ((hi, loihi.WIDE_HI_EXP, False, "hi"), (lo, 0, True, "lo"))
     return [_connection_process(dataclasses.replace(conn, name=f"{conn.name}.{tag}", weight=w, weight_exp=e,
-                                                    wide=False), graded, window, unsigned=u)
+                                                    wide=False, pool=None, in_shape=()), graded, window, unsigned=u)
             for w, e, u, tag in parts]
 
 
