@@ -197,6 +197,9 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
                                             "recurrent, bias line) 16-bit weights, each two Loihi synapses from the "
                                             "same input (high and low byte): exact on Loihi, twice the synapses "
                                             "and synaptic operations; conv layers stay 8-bit"),
+            netx: bool = typer.Option(False, "--netx", help="quantize as lava-dl's netx (Loihi 2) expresses, so "
+                                      "`spikeport export RUN --netx` writes it: weight_exp 0, bias_exp 6, 8-bit; a "
+                                      "bias into a current-based synapse becomes a voltage bias (--allow-approx)"),
             readout: str = typer.Option("spike_count", help="spike_count | current_sum: a class is the output "
                                         "neuron with the most spikes, or with the largest summed synaptic current "
                                         "(Loihi's u: what several spikes per step, e.g. Sinabs's IAF, stand for; "
@@ -225,8 +228,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
     if graph.suffix == ".net":
         from spikeport.importer.netx_import import import_netx
 
-        if weight_bits != 8 or readout != "spike_count":
-            raise SpikeportError("--weight-bits and --readout apply to NIR graphs; a netx file is taken as it is")
+        if weight_bits != 8 or readout != "spike_count" or netx:
+            raise SpikeportError("--weight-bits, --readout and --netx apply to NIR graphs; a netx file is taken as it is")
 
         with Bars(quiet) as bars:
             bars.callback(f"importing {graph}")
@@ -238,7 +241,7 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
         raise SpikeportError("--dt is required for a NIR graph (seconds per step; NIR stores none)")
     with Bars(quiet) as bars:
         res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, reset_timing=reset_timing,
-                           allow_approx=allow_approx, weight_bits=weight_bits, readout=readout,
+                           allow_approx=allow_approx, weight_bits=weight_bits, readout=readout, netx=netx,
                            inputs=inputs, labels=labels, time_steps=time_steps, progress=bars.update)
     rows = [("producer", res["producer"]), ("dt", f"{res['dt']:g} s"), ("network", res["network"]),
             ("reset", f"{res['reset']}, timing {res['reset_timing']['applied']}"),

@@ -191,6 +191,9 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
     if not (isinstance(epochs, int) and 1 <= epochs <= 10_000) or not 0.0 <= holdout < 1.0 or not 0 < lr < 1:
         raise SpikeportError("--finetune EPOCHS must be 1..10000, --holdout in [0, 1), --lr in (0, 1)")
     fg, prod, dt, info = load_source(run_dir)
+    if info.get("target") == "netx":
+        raise SpikeportError(f"{run_dir}: imported with --netx; fine-tuning trains the Loihi integers of an import "
+                             "without it (import again without --netx to fine-tune)")
     net0 = load_nir(run_dir / runfolder.MODEL_NIR)
     (x_tr, y_tr), (x_te, y_te) = _split(run_dir, net0, holdout, seed)
     if target == "auto":

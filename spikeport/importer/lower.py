@@ -171,8 +171,10 @@ def _walk_to_neuron(ctx: _Ctx, start: str, fwd_succ: dict) -> tuple[list[str], s
         names.append(cur)
 
 
-def lower(fg: FlatGraph, prod: Producer, dt: float, allow_approx: bool = False) -> Lowering:
-    """The chain of Loihi layers ``fg`` stands for under ``prod`` (see module docstring)."""
+def lower(fg: FlatGraph, prod: Producer, dt: float, allow_approx: bool = False, lines: bool = True) -> Lowering:
+    """The chain of Loihi layers ``fg`` stands for under ``prod`` (see module docstring). ``lines=False``
+    (an import for lava-dl's netx, whose only bias is added to v): every constant input current is the
+    voltage-bias approximation, which needs ``allow_approx``."""
     ctx = _Ctx(fg, allow_approx)
     srcs = fg.sources
     fwd_succ: dict[str, list[str]] = {n: [] for n in fg.nodes}
@@ -223,14 +225,16 @@ def lower(fg: FlatGraph, prod: Producer, dt: float, allow_approx: bool = False) 
         if np.any(b_in != 0):
             if beta_syn == 0.0:  # u forgets every step: a constant current is a constant voltage bias
                 bias = bias + gain * b_in
-            elif _line_fits(conn, gain * b_in):
+            elif lines and _line_fits(conn, gain * b_in):
                 current = gain * b_in
                 ctx.notes.append(f"{b_node}: its bias, a constant current into the synapse of '{neuron}', is an "
                                  "always-on input line on Loihi (exact up to weight quantization)")
             else:
-                ctx.approximate(b_node, "a constant input current (bias) into a current-based synapse that no "
-                                "always-on input line carries here (behind a weightless pool, or differing "
-                                "within a conv channel)", "applied to the membrane as gain*b/(1 - beta_syn) from step 0")
+                where = ("that lava-dl's netx cannot carry (--netx: its only bias is added to v)" if not lines else
+                         "that no always-on input line carries here (behind a weightless pool, or differing within a "
+                         "conv channel)")
+                ctx.approximate(b_node, f"a constant input current (bias) into a current-based synapse {where}",
+                                "applied to the membrane as gain*b/(1 - beta_syn) from step 0")
                 bias = bias + gain * b_in / (1.0 - beta_syn)
         theta_ref = float(np.max(theta))
         c = theta_ref / theta

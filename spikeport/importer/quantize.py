@@ -135,6 +135,29 @@ def _wide_candidate(plan: LayerPlan, unit: float, clip: float, coarser: int, thr
     return QLayer(lq, rec, None if plan.current is None else wide_line(plan.current, s))
 
 
+NETX_VTH_CAPS = (13, 14, 15, 16)  # netx candidates: vth at most 2**k (calibration chooses; without it 2**13)
+
+
+def _netx_candidate(plan: LayerPlan, unit: float, clip: float, cap: int, threshold: str) -> QLayer:
+    """What lava-dl's netx expresses (``core.quant.NETX_*``): weight_exp 0 (the weight step coarsened where the
+    threshold would leave vth <= 2**cap), bias_exp 6, the recurrent weights on the same state scale; no line."""
+    if plan.current is not None:
+        raise ValueError(f"layer '{plan.name}': a bias line has no netx block")
+    wmax = _peak(plan.conn.weight)
+    s = (clip * wmax / loihi.WEIGHT_MAX if wmax > 0 else 1.0) * unit
+    s = quant._netx_bias_fit(plan.bias, max(s, plan.theta / 2.0**cap))
+    mant, bexp = quant.bias_int(plan.bias, s, quant.NETX_BIAS_EXP)
+    lif = loihi.LIFParams(du=quant.du_from_decay(plan.beta_syn), dv=quant.dv_from_decay(plan.beta_mem),
+                          vth=_vth(plan.theta, s, threshold), bias_mant=mant, bias_exp=bexp)
+    w = plan.conn.weight
+    q = np.zeros((0, 0), np.int8) if w is None else quant.quantize_weight(w, s / unit)
+    rec = None
+    if plan.recurrent is not None:
+        q_rec, _, ws_rec = quant.quantize_feedback(plan.recurrent, s, netx=True)
+        rec = LayerQuant(weight=q_rec, weight_scale=ws_rec, weight_exp=0, state_scale=s, lif=lif)
+    return QLayer(LayerQuant(weight=q, weight_scale=s / unit, weight_exp=0, state_scale=s, lif=lif), rec)
+
+
 def _wide_headroom(plan: LayerPlan, unit: float, clip: float, graded: bool) -> int:
     """Without calibration inputs: the least ``coarser`` (of WIDE_COARSER) whose worst-case current (every
     input at its largest, every recurrent neuron spiking, the line) cannot wrap Loihi's 24-bit u."""
@@ -239,10 +262,11 @@ def _errors(plan: LayerPlan, ql: QLayer) -> dict:
 
 
 def quantize_layer(plan: LayerPlan, unit: float, graded: bool, threshold: str = ">",
-                   calib_in: np.ndarray | None = None, calib_target: np.ndarray | None = None, wide: bool = False):
+                   calib_in: np.ndarray | None = None, calib_target: np.ndarray | None = None, wide: bool = False,
+                   netx: bool = False):
     """The best :class:`QLayer` (its ``report`` filled) for one layer (see module docstring).
     ``calib_in`` [T, B, in] integers; ``calib_target`` [T, B, out] bool float-reference spikes; ``wide``:
-    16-bit weights where the layer is dense."""
+    16-bit weights where the layer is dense; ``netx``: only what lava-dl's netx expresses (``_netx_candidate``)."""
     best = None
     w = plan.conn.weight
     wide = wide and plan.conn.kind == "dense" and w is not None
@@ -256,10 +280,13 @@ def quantize_layer(plan: LayerPlan, unit: float, graded: bool, threshold: str = 
             exps = [0]  # a pool has no weights and no exponent
         elif plan.conn.kind == "conv" and 1 <= plan.theta / (ws * unit) <= loihi.VTH_MAX:
             exps = [0] + [e for e in exps if e != 0]  # Lava's Conv runs only weight_exp = 0; ties keep it
+        if netx:
+            exps = list(NETX_VTH_CAPS) if calib_in is not None else [NETX_VTH_CAPS[0]]
         for exp in ((WIDE_COARSER if calib_in is not None else [_wide_headroom(plan, unit, clip, graded)])
                     if wide else exps):
             try:
                 ql = _wide_candidate(plan, unit, clip, exp, threshold) if wide else \
+                    _netx_candidate(plan, unit, clip, exp, threshold) if netx else \
                     _candidate(plan, unit, clip, exp, threshold)
             except ValueError:
                 continue
@@ -271,7 +298,7 @@ def quantize_layer(plan: LayerPlan, unit: float, graded: bool, threshold: str = 
             else:
                 score = errs["weight_rel_error"]
             if best is None or score < best[0] - 1e-12:
-                ql.report = {"clip": clip, "weight_exp": 0 if wide else exp, "weight_bits": 16 if wide else 8,
+                ql.report = {"clip": clip, "weight_exp": 0 if wide or netx else exp, "weight_bits": 16 if wide else 8,
                              **({"state_coarser": exp} if wide else {}), **errs}
                 best = (score, ql)
     if best is None:

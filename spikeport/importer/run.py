@@ -93,7 +93,7 @@ def _check_dt(dt, prod: conventions.Producer, metadata: dict, notes: list[str]) 
 def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str = "auto", reset: str | None = None,
                  reset_timing: str | None = None, allow_approx: bool = False, inputs: str | Path | None = None,
                  labels: str | Path | None = None, time_steps: int | None = None, weight_bits: int = 8,
-                 readout: str = "spike_count",
+                 readout: str = "spike_count", netx: bool = False,
                  progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Import ``path`` into the run folder ``out``; returns (and writes) import.json's content.
     ``reset`` / ``reset_timing`` (``--reset zero|subtract``, ``--reset-timing same-step|next-step``; None:
@@ -101,9 +101,13 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
     dense layers get 16-bit weights, two Loihi synapses each (``importer.quantize``). ``progress(stage, done,
     total)`` follows the calibration, the layers quantized and the check. ``readout`` (``--readout``): how
     the deployed network's outputs become classes (``core.readout``: spike_count, or current_sum, the output
-    population's summed synaptic current)."""
+    population's summed synaptic current). ``netx`` (``--netx``): integers lava-dl's netx expresses, so
+    ``spikeport export RUN --netx`` can write the run (weight_exp 0, bias_exp 6, no bias lines: a bias current
+    becomes the voltage-bias approximation, which needs ``allow_approx``)."""
     if weight_bits not in (8, 16):
         raise SpikeportError(f"--weight-bits must be 8 or 16, got {weight_bits}")
+    if netx and weight_bits != 8:
+        raise SpikeportError("--netx and --weight-bits 16 exclude each other: netx gives a weight one 8-bit synapse")
     if readout not in IMPORT_READOUTS:
         raise SpikeportError(f"--readout must be one of {', '.join(IMPORT_READOUTS)}, got {readout!r}")
     path, out = Path(path), Path(out)
@@ -113,7 +117,7 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
     notes: list[str] = []
     dt = _check_dt(dt, prod, dict(getattr(raw, "metadata", None) or {}), notes)
     fg = flat_graph(raw, str(path), prod.flatten_batch, input_batch=prod.input_batch)
-    low = lower.lower(fg, prod, dt, allow_approx)
+    low = lower.lower(fg, prod, dt, allow_approx, lines=not netx)
     x = y = None
     if inputs is not None:
         x, y = runio.load_inputs(inputs, labels, fg.input_shape)
@@ -128,7 +132,7 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
         low.approximations.append({"node": fg.input, "issue": "float inputs", "change":
                                    f"quantized to integers of {spec.unit:.6g} (worst error {spec.max_error:.3g})"})
     names = [p.name for p in low.layers]
-    layers = quantize_all(fg, prod, dt, low.layers, spec, x, int(T), tick, wide=weight_bits == 16)
+    layers = quantize_all(fg, prod, dt, low.layers, spec, x, int(T), tick, wide=weight_bits == 16, netx=netx)
     meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names, "readout": readout}
     graph = build_graph(low.layers, layers, input_shape=fg.input_shape, spec=spec, time_steps=int(T), dt=dt, meta=meta)
     net = to_loihi_net(graph, out / runfolder.MODEL_NIR)  # the graph deploys as written (validated here)
@@ -137,7 +141,7 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
               "conventions": prod.describe(), "notes": low.conventions + notes,
               "approximations": low.approximations, "exact": not low.approximations,
               "input": {"unit": spec.unit, "graded": spec.graded, "max_error": spec.max_error},
-              "readout": readout,
+              "readout": readout, "target": "netx" if netx else "lava",
               "weight_bits": {"option": weight_bits, "synapses_per_weight": [2 if q.lq.wide else 1 for q in layers]},
               "network": net.describe(), "layers": [_layer_report(i, p, q) for i, (p, q) in enumerate(zip(low.layers, layers))]}
     if check is not None:
@@ -151,7 +155,7 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
 
 
 def quantize_all(fg, prod, dt: float, plans: list[lower.LayerPlan], spec: quantize.InputSpec, x: np.ndarray | None,
-                 T: int, tick, wide: bool = False) -> list[quantize.QLayer]:
+                 T: int, tick, wide: bool = False, netx: bool = False) -> list[quantize.QLayer]:
     """Every layer quantized in turn; with inputs ``x`` [T, B, ...] each candidate is scored against the
     float reference's spikes on up to CALIBRATION_SAMPLES samples (the layer fed the reference's inputs)."""
     names, ref = [p.name for p in plans], None
@@ -165,7 +169,8 @@ def quantize_all(fg, prod, dt: float, plans: list[lower.LayerPlan], spec: quanti
     for i, plan in enumerate(plans):
         target = None if ref is None else ref.outputs[plan.name].reshape(T, -1, plan.size) > 0
         layers.append(quantize.quantize_layer(plan, spec.unit if i == 0 else 1.0, spec.graded and i == 0,
-                                              prod.threshold, None if ref is None else layer_in, target, wide))
+                                              prod.threshold, None if ref is None else layer_in, target, wide,
+                                              netx))
         if ref is not None:
             layer_in = target.astype(np.int64)
         tick("quantizing (layers)", i + 1, len(plans))
