@@ -229,7 +229,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
         from spikeport.importer.netx_import import import_netx
 
         if weight_bits != 8 or readout != "spike_count" or netx:
-            raise SpikeportError("--weight-bits, --readout and --netx apply to NIR graphs; a netx file is taken as it is")
+            raise SpikeportError("--weight-bits, --readout and --netx apply to NIR graphs; a netx file is taken as "
+                                 "it is")
 
         with Bars(quiet) as bars:
             bars.callback(f"importing {graph}")
