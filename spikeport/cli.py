@@ -15,6 +15,7 @@ import typer
 
 from spikeport.errors import ParityFailure, SpikeportError
 from spikeport.files import runfolder
+from spikeport.report import markdown as md
 from spikeport.report.console import Bars, exit_on_errors, out
 from spikeport.report.console import columns_table as _table
 from spikeport.report.console import summary as _summary
@@ -104,15 +105,7 @@ def train(
     given = {"data": data, "epochs": epochs, "method": method,
              "arch": arch, "time_steps": time_steps, "encoder": encoder, "batch_size": batch_size, "lr": lr,
              "seed": seed, "limit": limit, "data_dir": data_dir, "population": population, "compile": compile}
-    for key, val in given.items():
-        if val is not None:
-            setattr(cfg, key, val)
-    if hidden is not None:
-        try:
-            cfg.hidden = [int(h) for h in hidden.split(",") if h.strip()]
-        except ValueError:
-            raise SpikeportError(f"--hidden must be comma-separated integers, got {hidden!r}") from None
-    cfg.validate("options")
+    cfg.override(given, hidden)
     from spikeport.train.allocator import keep_freed_memory
 
     keep_freed_memory()  # CPU steps reuse freed pages instead of faulting fresh ones (SPIKEPORT_MALLOC=default: off)
@@ -122,12 +115,7 @@ def train(
                             device=device, use_distributed=distributed, resume=resume)
     if not metrics:  # a non-zero rank of a distributed run: rank 0 reports
         return
-    _summary([("float accuracy", f"{metrics['float_accuracy']:.2%}"),
-              ("quantized (Loihi) accuracy", f"{metrics['quantized_accuracy']:.2%}"),
-              ("train time", f"{metrics['train_seconds']:.1f} s"),
-              ("training path", metrics["train_path"] + ("" if metrics["first_step_seconds"] is None
-                                                          else f" (first step {metrics['first_step_seconds']} s)")),
-              ("run folder", str(out_dir))], "trained")
+    _summary(md.train_rows(metrics) + [("run folder", str(out_dir))], "trained")
 
 
 @app.command()
@@ -235,8 +223,7 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
         with Bars(quiet) as bars:
             bars.callback(f"importing {graph}")
             res = import_netx(graph, out_dir, time_steps=time_steps, inputs=inputs, labels=labels)
-        _summary([("producer", res["producer"]), ("network", res["network"]), ("time steps", str(res["time_steps"])),
-                  ("exact", "yes: the netx file's integers as they are"), ("run folder", str(out_dir))], "imported")
+        _summary(md.netx_import_rows(res) + [("run folder", str(out_dir))], "imported")
         return
     if dt is None:
         raise SpikeportError("--dt is required for a NIR graph (seconds per step; NIR stores none)")
@@ -244,16 +231,7 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
         res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, reset_timing=reset_timing,
                            allow_approx=allow_approx, weight_bits=weight_bits, readout=readout, netx=netx,
                            inputs=inputs, labels=labels, time_steps=time_steps, progress=bars.update)
-    rows = [("producer", res["producer"]), ("dt", f"{res['dt']:g} s"), ("network", res["network"]),
-            ("reset", f"{res['reset']}, timing {res['reset_timing']['applied']}"),
-            ("readout", res["readout"]),
-            ("approximations", str(len(res["approximations"])) + ("" if res["exact"] else " (see import.json)"))]
-    for layer in res["layers"]:
-        rows.append((f"{layer['layer']} weight error / clipped", f"{layer['weight_rel_error']:.2%} / "
-                     f"{layer['clipped_fraction']:.2%}" + (" (16-bit)" if layer.get("weight_bits") == 16 else "")))
-    if "agreement" in res:
-        rows.append(("float reference vs integer predictions", f"{res['agreement']['prediction_agreement']:.2%}"))
-    _summary(rows + [("run folder", str(out_dir))], "imported")
+    _summary(md.import_rows(res) + [("run folder", str(out_dir))], "imported")
     if finetune:
         _finetune(out_dir, out_dir, quiet, epochs=finetune, target=target, holdout=holdout, schedule=lr_schedule,
                   keep=keep)
@@ -265,13 +243,7 @@ def _finetune(run_dir: Path, out_dir: Path, quiet: bool, **kw) -> None:
 
     with Bars(quiet) as bars:
         res = finetune_run(run_dir, out=out_dir, progress=bars.update, **kw)
-    rows = [("target", res["target"]), ("measured on", res["measured_on"]),
-            ("samples", f"{res['train_samples']} trained, {res['heldout_samples']} held out")]
-    for key, label in (("prediction_agreement", "agreement with the producer"),
-                       ("integer_accuracy", "integer accuracy"), ("producer_accuracy", "producer accuracy")):
-        if key in res["after"]:
-            rows.append((label, f"{res['before'][key]:.2%} -> {res['after'][key]:.2%}"))
-    _summary(rows + [("run folder", str(out_dir))], "fine-tuned")
+    _summary(md.finetune_result_rows(res) + [("run folder", str(out_dir))], "fine-tuned")
 
 
 @app.command()

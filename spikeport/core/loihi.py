@@ -150,6 +150,11 @@ def wrap24(x):
     return x - (x > STATE_MAX) * (2 * STATE_MAX) + (x <= -STATE_MAX) * (2 * STATE_MAX)
 
 
+def current_step(u, a_in, du: int):
+    """u of the next step from u and this step's summed input a_in (the first line of :func:`lif_step`)."""
+    return wrap24(wrap_int32(decay(u, du, DU_OFFSET) + wrap_int32(a_in << ACT_SHIFT)))
+
+
 def lif_step(u, v, a_in, params: LIFParams, bias=None):
     """One Loihi CUBA-LIF step. Shapes: u, v, a_in [..., N] integer; returns (s, u, v), s bool.
 
@@ -163,7 +168,7 @@ def lif_step(u, v, a_in, params: LIFParams, bias=None):
         import torch
 
         bias = torch.as_tensor(bias, dtype=torch.int64, device=u.device)
-    u = wrap24(wrap_int32(decay(u, params.du, DU_OFFSET) + wrap_int32(a_in << ACT_SHIFT)))
+    u = current_step(u, a_in, params.du)
     v_new = wrap_int32(decay(v, params.dv, DV_OFFSET) + u + bias)
     v_new = v_new.clip(0 if params.floor_v else -V_LIMIT, V_LIMIT)
     s = v_new > params.threshold

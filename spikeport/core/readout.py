@@ -78,8 +78,7 @@ def output_current(net, x: np.ndarray, spikes: list[np.ndarray]) -> np.ndarray:
         a[1:] += pop.recurrent.apply(own[:-1].reshape((T - 1) * B, -1)).reshape(T - 1, B, -1)
     u, out = np.zeros((B, pop.size), np.int64), np.empty((T, B, pop.size), np.int64)
     for t in range(T):
-        u = loihi.wrap24(loihi.wrap_int32(loihi.decay(u, pop.lif.du, loihi.DU_OFFSET)
-                                          + loihi.wrap_int32(a[t] << loihi.ACT_SHIFT)))
+        u = loihi.current_step(u, a[t], pop.lif.du)
         out[t] = u
     return out
 

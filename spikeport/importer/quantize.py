@@ -233,26 +233,24 @@ def run_layer(plan: LayerPlan, ql: QLayer, x_int: np.ndarray, graded: bool) -> n
     return emulator.run(net, x_int.reshape(T, x_int.shape[1], -1)).spikes[0]
 
 
-def _range(lq: LayerQuant) -> tuple[int, int]:
-    return (-WIDE_SYM, WIDE_SYM) if lq.wide else (loihi.WEIGHT_MIN, loihi.WEIGHT_MAX)
-
-
 def _errors(plan: LayerPlan, ql: QLayer) -> dict:
     def one(w: np.ndarray, q: LayerQuant) -> tuple[float, float]:
         wq = q.weight.astype(np.float64) * q.weight_scale
         norm = float(np.linalg.norm(w)) or 1.0
-        clipped = float(np.mean(np.abs(w) > (_range(q)[1] + 0.5) * q.weight_scale)) if w.size else 0.0
+        q_max = quant.weight_range(q.wide)[1]
+        clipped = float(np.mean(np.abs(w) > (q_max + 0.5) * q.weight_scale)) if w.size else 0.0
         return float(np.linalg.norm(w - wq)) / norm, clipped
 
     lq, rec = ql.lq, ql.rec
     out = {"weight_rel_error": 0.0, "clipped_fraction": 0.0}
     if plan.conn.weight is not None:
         out["weight_rel_error"], out["clipped_fraction"] = one(plan.conn.weight, lq)
-        out["clipped"] = quant.weight_fit(plan.name, plan.conn.weight, lq.weight_scale, *_range(lq))  # None: none
+        out["clipped"] = quant.weight_fit(plan.name, plan.conn.weight, lq.weight_scale,
+                                          *quant.weight_range(lq.wide))  # count, worst; None: none
     if rec is not None:
         out["recurrent_rel_error"], out["recurrent_clipped_fraction"] = one(plan.recurrent, rec)
         out["recurrent_clipped"] = quant.weight_fit(plan.name + " recurrent", plan.recurrent, rec.weight_scale,
-                                                    *_range(rec))
+                                                    *quant.weight_range(rec.wide))
     if ql.line is not None:
         err = np.linalg.norm(plan.current - ql.line.float_bias()) / (np.linalg.norm(plan.current) or 1.0)
         out["bias_line"] = {"weight_exp": int(ql.line.weight_exp), "rel_error": float(err)}

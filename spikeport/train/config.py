@@ -135,6 +135,19 @@ class TrainConfig(StrictModel):
         self.__dict__.update(checked.__dict__)
         return self
 
+    def override(self, given: dict[str, Any], hidden: str | None = None) -> "TrainConfig":
+        """Command-line options over this config: every ``given`` field that is not None, and ``hidden`` as
+        comma-separated layer sizes ("256,128"); then :meth:`validate` (source "options")."""
+        for key, val in given.items():
+            if val is not None:
+                setattr(self, key, val)
+        if hidden is not None:
+            try:
+                self.hidden = [int(h) for h in hidden.split(",") if h.strip()]
+            except ValueError:
+                raise SpikeportError(f"--hidden must be comma-separated integers, got {hidden!r}") from None
+        return self.validate("options")
+
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-ready (lists copied)."""
         return self.model_dump()
