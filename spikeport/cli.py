@@ -192,7 +192,11 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
                                         "neuron with the most spikes, or with the largest summed synaptic current "
                                         "(Loihi's u: what several spikes per step, e.g. Sinabs's IAF, stand for; "
                                         "a Loihi neuron fires once per step)"),
-            inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] (calibration and parity)"),
+            inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] (calibration and parity); a netx "
+                                                  "file also takes one integer frame per sample, [N, C, H, W] or flat "
+                                                  "[N, n] in torch's C-major order (netx's (W, H, C) transposed), "
+                                                  "repeated for --time-steps: an input block with a neuron takes it "
+                                                  "as its bias (CUBA) or on its input port (SDNN)"),
             labels: Optional[Path] = typer.Option(None, help="labels .npy [N] integers"),
             time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1,
                                                      help="steps per sample when no --inputs are given"),
@@ -206,6 +210,11 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
                                             "(learning rate annealed to 0 over the batches)"),
             keep: str = typer.Option("best", help="fine-tuning: best (the epoch best on the training samples) | "
                                      "last (the last epoch; suits --lr-schedule cosine)"),
+            spike_exp: int = typer.Option(6, "--spike-exp", min=0, max=7, help="netx file: netx's "
+                                          "Network(spike_exp=...) for sigma-delta blocks (default 6, netx's)"),
+            input_bits: Optional[int] = typer.Option(None, "--input-bits", min=0, max=24, help="netx file fed "
+                                                     "through a synapse: message bits of its input (netx's "
+                                                     "input_message_bits; default the file's, else 0: 0/1 spikes)"),
             quiet: bool = _quiet()):
     """Import a peer's NIR graph (snnTorch, Norse, Sinabs, Rockpool) into a run folder with Loihi integers,
     or a lava-dl netx file (its integers as they are; parity then holds every backend against netx itself)."""
@@ -222,7 +231,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
 
         with Bars(quiet) as bars:
             bars.callback(f"importing {graph}")
-            res = import_netx(graph, out_dir, time_steps=time_steps, inputs=inputs, labels=labels)
+            res = import_netx(graph, out_dir, time_steps=time_steps, inputs=inputs, labels=labels, spike_exp=spike_exp,
+                              input_bits=input_bits)
         _summary(md.netx_import_rows(res) + [("run folder", str(out_dir))], "imported")
         return
     if dt is None:

@@ -309,7 +309,7 @@ def test_bias_line_in_the_nir_format(tmp_path):
     a tampered float bias is refused, netx export refuses it, ONNX carries it, energy counts its events."""
     import onnxruntime as ort
 
-    from spikeport.core.net import load_arrays, save_arrays
+    from spikeport.core.netio import load_arrays, save_arrays
     from spikeport.export.netx_export import export_netx
     from spikeport.export.onnx_export import export_onnx
 

@@ -100,14 +100,14 @@ def _set(key, value):
 
 
 @pytest.mark.parametrize("change,match", [
-    (_set("type", np.array([b"pool"], "S10")), "block 1 \\('pool'\\).*not deployed"),
-    (_set("neuron/type", np.array([b"SDNN"], "S10")), "neuron type 'SDNN'"),
-    (_set("delay", np.zeros(16)), "synaptic delays"),
-    (_set("neuron/iDecay", 0), "iDecay 0"),
-    (_set("neuron/vThMant", (1 << 18) - 1), "vth"),
-    (lambda g: g.__delitem__("neuron"), "has no neuron"),
+    (_set("type", np.array([b"pool"], "S10")), "block 1 \\('pool'\\).*NotImplementedError"),
+    (_set("neuron/type", np.array([b"RF_PHASE"], "S10")), "neuron type 'RF_PHASE'"),
+    (_set("delay", -np.ones(16)), "non-negative"),
+    (_set("neuron/iDecay", 5000), "du=4999"),
+    (_set("neuron/vThMant", 1 << 26), "vth"),
     (_set("weight", np.full((16, 20), 300.0)), "weights up to 300 need a negative netx shift"),
-    (_set("weight", np.where(np.eye(16, 20) > 0, -3.0, 201.0)), "not an int8 value times a power of two"),
+    (lambda g: (g.__delitem__("weight"), g.create_dataset("weight/real", data=np.ones((16, 20))),
+                g.create_dataset("weight/imag", data=np.ones((16, 20)))), "complex"),
 ])
 def test_what_spikeport_cannot_express_is_refused_by_block(tmp_path, change, match):
     path = write_netx(netx_nets.flat_net(np.random.default_rng(0)), tmp_path / "model.net")

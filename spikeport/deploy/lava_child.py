@@ -1,7 +1,9 @@
 """Child-process entry point for :mod:`spikeport.deploy.supervise` (``python -m`` this module).
 
-Arguments: a work folder holding ``net.npz`` (or a netx ``model.net``) and ``x.npy``, and the record
-mode. Writes ``spikes.npz`` or ``error.txt``; touches ``heartbeat`` every second.
+Arguments: a work folder holding ``net.npz`` (or a netx ``model.net``), ``x.npy`` and optionally
+``options.json`` (netx: ``spike_exp``, ``message_bits``), and the record mode. Writes ``spikes.npz``
+(``s0``.. per population, ``values`` for a regression output) or ``error.txt``; touches ``heartbeat``
+every second.
 
 Two watchdog threads guard against Lava's hangs (a run that exits without ``stop()``, or whose
 process model raised, blocks forever):
@@ -83,19 +85,24 @@ def main(argv: list[str]) -> int:
         from spikeport.deploy.supervise import NETX_FILE
 
         if (work / NETX_FILE).exists():  # a netx file: lava-dl builds the network (deploy.netx_backend)
+            import json
+
             from spikeport.deploy import netx_backend
 
-            spikes = netx_backend.run_file(work / NETX_FILE, x)
+            opts = json.loads((work / "options.json").read_text()) if (work / "options.json").exists() else {}
+            spikes, values = netx_backend.run_file(work / NETX_FILE, x, message_bits=opts.get("message_bits"),
+                                                   spike_exp=opts.get("spike_exp"), with_values=True)
         else:
-            from spikeport.core.net import load_arrays
+            from spikeport.core.netio import load_arrays
             from spikeport.deploy import lava_backend
 
             with np.load(work / "net.npz", allow_pickle=False) as arrays:
                 net = load_arrays(arrays)
-            spikes = lava_backend.run_network(net, x, record=record)
+            spikes, values = lava_backend.run_network(net, x, record=record, with_values=True)
         stop.set()
         tmp = work / "spikes.tmp.npz"
-        np.savez(tmp, **{f"s{i}": s for i, s in enumerate(spikes)})
+        extra = {} if values is None else {"values": values}
+        np.savez(tmp, **{f"s{i}": s for i, s in enumerate(spikes)}, **extra)
         os.replace(tmp, work / "spikes.npz")
         return 0
     except BaseException as err:  # reported to the parent as one line

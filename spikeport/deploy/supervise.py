@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeport.core.net import LoihiNet, save_arrays
+from spikeport.core.net import LoihiNet
+from spikeport.core.netio import save_arrays
 from spikeport.errors import SpikeportError
 
 DEFAULT_TIMEOUT_S = 1800.0
@@ -41,23 +42,33 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_lava(net: LoihiNet, x: np.ndarray, *, record: str = "all", timeout_s: float = DEFAULT_TIMEOUT_S,
-             heartbeat_s: float = HEARTBEAT_TIMEOUT_S) -> list[np.ndarray]:
-    """Run ``x`` [T, B, input_size] on Lava fixed_pt in a child process (:data:`CHILD`); returns spikes
-    per recorded population, [T, B, N] bool."""
-    return _run_child(lambda tmpd: np.savez(tmpd / "net.npz", **save_arrays(net)), x, record, timeout_s, heartbeat_s)
+             heartbeat_s: float = HEARTBEAT_TIMEOUT_S, with_values: bool = False):
+    """Run ``x`` [T, B, input_size] on Lava fixed_pt in a child process (:data:`CHILD`); returns outputs per
+    recorded population, [T, B, N] (spikes bool, sigma-delta payloads int32), and with ``with_values``
+    (outputs, the regression output's values [T, B, N] int64 or None)."""
+    out = _run_child(lambda tmpd: np.savez(tmpd / "net.npz", **save_arrays(net)), x, record, timeout_s, heartbeat_s)
+    return out if with_values else out[0]
 
 
 def run_netx(path: str | os.PathLike, x: np.ndarray, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-             heartbeat_s: float = HEARTBEAT_TIMEOUT_S) -> list[np.ndarray]:
+             heartbeat_s: float = HEARTBEAT_TIMEOUT_S, spike_exp: int | None = None,
+             message_bits: int | None = None, with_values: bool = False):
     """Run ``x`` [T, B, ...] through a netx HDF5 file with lava-dl's loader on Lava fixed_pt, in the same
-    supervised child (``deploy.netx_backend``); returns spikes per block, [T, B, N] bool, aligned to the
-    sample windows."""
+    supervised child (``deploy.netx_backend``); returns outputs per block, [T, B, N], aligned to the
+    sample windows (and the regression values with ``with_values``, as :func:`run_lava`).
+    ``spike_exp``, ``message_bits``: netx's ``Network`` arguments (defaults: netx's and the file's)."""
+    import json
     import shutil
 
-    return _run_child(lambda tmpd: shutil.copyfile(path, tmpd / NETX_FILE), x, "all", timeout_s, heartbeat_s)
+    def put(tmpd: Path) -> None:
+        shutil.copyfile(path, tmpd / NETX_FILE)
+        (tmpd / "options.json").write_text(json.dumps({"spike_exp": spike_exp, "message_bits": message_bits}))
+
+    out = _run_child(put, x, "all", timeout_s, heartbeat_s)
+    return out if with_values else out[0]
 
 
-def _run_child(put_net, x: np.ndarray, record: str, timeout_s: float, heartbeat_s: float) -> list[np.ndarray]:
+def _run_child(put_net, x: np.ndarray, record: str, timeout_s: float, heartbeat_s: float):
     """Write the network (``put_net(folder)``) and x into a work folder, run the child (:data:`CHILD`) on it."""
     with tempfile.TemporaryDirectory(prefix="spikeport-lava-") as tmp:
         tmpd = Path(tmp)
@@ -77,7 +88,8 @@ def _run_child(put_net, x: np.ndarray, record: str, timeout_s: float, heartbeat_
                 _exit_reason(proc.returncode)
             raise SpikeportError(f"Lava run failed: {detail.splitlines()[0] if detail else 'no detail'}")
         with np.load(out_path, allow_pickle=False) as data:
-            return [data[f"s{i}"] for i in range(len(data.files))]
+            n = len([k for k in data.files if k.startswith("s")])
+            return [data[f"s{i}"] for i in range(n)], (data["values"] if "values" in data.files else None)
 
 
 def _exit_reason(code: int | None) -> str:

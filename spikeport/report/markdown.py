@@ -144,8 +144,17 @@ def import_rows(res: dict) -> list[tuple[str, str]]:
 
 def netx_import_rows(res: dict) -> list[tuple[str, str]]:
     """What `spikeport import FILE.net` prints."""
-    return [("producer", res["producer"]), ("network", res["network"]), ("time steps", str(res["time_steps"])),
-            ("exact", "yes: the netx file's integers as they are")]
+    kinds = " -> ".join(f"{r['kind']}{'(' + r['encoder'] + ')' if r.get('encoder') else ''}"
+                        for r in res.get("layers", []))
+    rows = [("producer", res["producer"]), ("network", res["network"]), ("blocks", kinds),
+            ("time steps", str(res["time_steps"])), ("exact", "yes: the netx file's integers as they are")]
+    if res.get("regression"):
+        rows.append(("output", "values per step (regression)"))
+    if res.get("model_nir_note"):
+        rows.append(("model.nir", f"not written: {res['model_nir_note']}"))
+    for note in res.get("ignored_by_netx", []):
+        rows.append(("note", note))
+    return rows
 
 
 def finetune_result_rows(res: dict) -> list[tuple[str, str]]:
