@@ -215,6 +215,9 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
             input_bits: Optional[int] = typer.Option(None, "--input-bits", min=0, max=24, help="netx file fed "
                                                      "through a synapse: message bits of its input (netx's "
                                                      "input_message_bits; default the file's, else 0: 0/1 spikes)"),
+            output: str = typer.Option("auto", "--output", help="netx file: what the last block gives: auto | "
+                                       "spikes | values (its voltage per step; auto: for a Sigma block or a LIF "
+                                       "whose threshold is out of reach or 131071, netx's integrator)"),
             quiet: bool = _quiet()):
     """Import a peer's NIR graph (snnTorch, Norse, Sinabs, Rockpool) into a run folder with Loihi integers,
     or a lava-dl netx file (its integers as they are; parity then holds every backend against netx itself)."""
@@ -232,7 +235,7 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
         with Bars(quiet) as bars:
             bars.callback(f"importing {graph}")
             res = import_netx(graph, out_dir, time_steps=time_steps, inputs=inputs, labels=labels, spike_exp=spike_exp,
-                              input_bits=input_bits)
+                              input_bits=input_bits, output=output)
         _summary(md.netx_import_rows(res) + [("run folder", str(out_dir))], "imported")
         return
     if dt is None:
@@ -257,7 +260,7 @@ def _finetune(run_dir: Path, out_dir: Path, quiet: bool, **kw) -> None:
 
 
 @app.command()
-def deploy(graph: Path = typer.Argument(..., help="a .nir file"),
+def deploy(graph: Path = typer.Argument(..., help="a .nir file, or a run folder imported from a netx file"),
            data: str = typer.Option("digits", help="dataset whose test split is run"),
            backend: str = typer.Option("lava", help="lava | emulator | netx (the model.net beside the graph)"),
            samples: Optional[int] = typer.Option(None, help="number of test samples (default: all)"),

@@ -310,6 +310,7 @@ class LoihiNet:
     time_steps: int
     graded_input: bool
     meta: dict[str, Any] = field(default_factory=dict)
+    output: str = "auto"  # "values": read the last LIF population's voltage per step; "auto": value_output
 
     @property
     def input_size(self) -> int:
@@ -327,7 +328,10 @@ class LoihiNet:
     @property
     def regression(self) -> bool:
         """The output is a value per step (a sigma or non-spiking last population), not spikes to count."""
-        return bool(self.populations) and self.populations[-1].value_output
+        if not self.populations:
+            return False
+        last = self.populations[-1]
+        return last.value_output or (self.output == "values" and last.lif is not None)
 
     def lag(self, index: int) -> int:
         """Steps from an input frame to population ``index``: one per connection (an encoder has none)."""

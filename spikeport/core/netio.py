@@ -35,7 +35,7 @@ def save_arrays(net: LoihiNet) -> dict[str, np.ndarray]:
 
     out: dict[str, np.ndarray] = {}
     head = {"input_shape": list(net.input_shape), "time_steps": int(net.time_steps),
-            "graded_input": bool(net.graded_input), "populations": []}
+            "graded_input": bool(net.graded_input), "output": net.output, "populations": []}
     for i, p in enumerate(net.populations):
         head["populations"].append({
             "name": p.name, "size": int(p.size), "shape": list(p.shape), **_neuron_head(p),
@@ -81,4 +81,5 @@ def load_arrays(arrays) -> LoihiNet:
         line = conns[-1] if p.get("bias_line") else None
         pops.append(Population(p["name"], p["size"], lif, conns[0], rec, shape=tuple(p["shape"]), bias_line=line,
                                sd=sd, encoder=p.get("encoder"), message_bits=int(p.get("message_bits", 0))))
-    return LoihiNet(tuple(head["input_shape"]), pops, head["time_steps"], head["graded_input"])
+    return LoihiNet(tuple(head["input_shape"]), pops, head["time_steps"], head["graded_input"],
+                    output=head.get("output", "auto"))

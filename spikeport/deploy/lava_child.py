@@ -91,7 +91,8 @@ def main(argv: list[str]) -> int:
 
             opts = json.loads((work / "options.json").read_text()) if (work / "options.json").exists() else {}
             spikes, values = netx_backend.run_file(work / NETX_FILE, x, message_bits=opts.get("message_bits"),
-                                                   spike_exp=opts.get("spike_exp"), with_values=True)
+                                                   spike_exp=opts.get("spike_exp"), with_values=True,
+                                                   output=opts.get("output"))
         else:
             from spikeport.core.netio import load_arrays
             from spikeport.deploy import lava_backend

@@ -150,13 +150,14 @@ def runnable_copy(path: str | Path, folder: str) -> Path:
 
 
 def run_file(path: str | Path, x: np.ndarray, message_bits: int | None = None, spike_exp: int | None = None,
-             with_values: bool = False):
+             with_values: bool = False, output: str | None = None):
     """Run samples x [T, B, ...] (integers) through the netx file on Lava fixed_pt. Returns outputs per
     block, [T, B, N] (spikes bool, sigma-delta payloads int32; N flat, C-major), aligned to spikeport's
     sample windows, and with ``with_values`` also the regression output's value per step [T, B, N] int64
     (None for a classifier). ``message_bits``: of the input (default: the file's ``input_message_bits``
-    attribute, else 0); ``spike_exp``: netx's ``Network(spike_exp=...)`` (default 6). A file whose
-    ``sparse_fc_layer`` attribute is true runs with Lava Sparse synapses."""
+    attribute, else 0); ``spike_exp``: netx's ``Network(spike_exp=...)`` (default 6); ``output``: the last
+    block's spikes or values (:func:`spikeport.nirfmt.netx_net.read`). A file whose ``sparse_fc_layer``
+    attribute is true runs with Lava Sparse synapses."""
     import tempfile
 
     import h5py
@@ -170,7 +171,8 @@ def run_file(path: str | Path, x: np.ndarray, message_bits: int | None = None, s
     spike_exp = rules.SPIKE_EXP if spike_exp is None else int(spike_exp)
     T, B = x.shape[:2]
     net, _ = read(path, T, graded=message_bits > 0 or None,
-                  input_shape=tuple(int(s) for s in x.shape[2:]) if x.ndim == 5 else None, spike_exp=spike_exp)
+                  input_shape=tuple(int(s) for s in x.shape[2:]) if x.ndim == 5 else None, spike_exp=spike_exp,
+                  output=output or "auto")
     value_of_last = net.regression and net.populations[-1].lif is not None
     with tempfile.TemporaryDirectory(prefix="spikeport-netx-rec-") as tmp:
         path = runnable_copy(path, tmp)

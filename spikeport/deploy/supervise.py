@@ -52,17 +52,19 @@ def run_lava(net: LoihiNet, x: np.ndarray, *, record: str = "all", timeout_s: fl
 
 def run_netx(path: str | os.PathLike, x: np.ndarray, *, timeout_s: float = DEFAULT_TIMEOUT_S,
              heartbeat_s: float = HEARTBEAT_TIMEOUT_S, spike_exp: int | None = None,
-             message_bits: int | None = None, with_values: bool = False):
+             message_bits: int | None = None, output: str | None = None, with_values: bool = False):
     """Run ``x`` [T, B, ...] through a netx HDF5 file with lava-dl's loader on Lava fixed_pt, in the same
     supervised child (``deploy.netx_backend``); returns outputs per block, [T, B, N], aligned to the
     sample windows (and the regression values with ``with_values``, as :func:`run_lava`).
-    ``spike_exp``, ``message_bits``: netx's ``Network`` arguments (defaults: netx's and the file's)."""
+    ``spike_exp``, ``message_bits``: netx's ``Network`` arguments (defaults: netx's and the file's);
+    ``output``: the last block's spikes or values (``nirfmt.netx_net.read``)."""
     import json
     import shutil
 
     def put(tmpd: Path) -> None:
         shutil.copyfile(path, tmpd / NETX_FILE)
-        (tmpd / "options.json").write_text(json.dumps({"spike_exp": spike_exp, "message_bits": message_bits}))
+        (tmpd / "options.json").write_text(json.dumps({"spike_exp": spike_exp, "message_bits": message_bits,
+                                                       "output": output}))
 
     out = _run_child(put, x, "all", timeout_s, heartbeat_s)
     return out if with_values else out[0]

@@ -40,7 +40,7 @@ def _nir_expressible(net: LoihiNet) -> str | None:
             return f"{p.name} is an input encoder driven without a synapse"
         if any(c.delay is not None or c.native or c.binary for c in p.connections):
             return f"{p.name} has delays or weights outside int8 (spikeport's NIR metadata holds neither)"
-        if not p.lif.spiking or p.lif.du < 0 or p.lif.dv > loihi.DECAY_MAX:
+        if not p.lif.spiking or p.lif.du < 0 or p.lif.dv > loihi.DECAY_MAX or net.regression:
             return f"{p.name} is a non-spiking integrator (spikeport's NIR format has no value readout)"
     return None
 
@@ -141,11 +141,12 @@ def net_graph(net: LoihiNet, meta: dict, dt: float = spec.DT) -> nir.NIRGraph:
 def import_netx(path: str | Path, out: str | Path, *, time_steps: int | None = None, graded: bool | None = None,
                 input_shape: tuple[int, ...] | None = None, inputs: str | Path | None = None,
                 labels: str | Path | None = None, spike_exp: int = rules.SPIKE_EXP,
-                input_bits: int | None = None) -> dict:
+                input_bits: int | None = None, output: str = "auto") -> dict:
     """netx file -> run folder ``out`` (module docstring; ``inputs.npy`` as given / ``labels.npy`` when
     given); returns ``netx_import.json``'s content. ``time_steps`` defaults to the inputs' T (steps);
     ``input_bits``: netx's ``input_message_bits`` for a network fed through a synapse (default: the file's
-    attribute, else 0: binary spikes); ``spike_exp``: netx's ``Network(spike_exp=...)``."""
+    attribute, else 0: binary spikes); ``spike_exp``: netx's ``Network(spike_exp=...)``; ``output``: the
+    last block's spikes or its values per step (:func:`spikeport.nirfmt.netx_net.read`)."""
     from spikeport.importer import runio
     from spikeport.nirfmt.load import to_loihi_net
 
@@ -156,7 +157,7 @@ def import_netx(path: str | Path, out: str | Path, *, time_steps: int | None = N
         graded = input_bits > 0
     if time_steps is None and inputs is None:
         raise SpikeportError("pass --inputs FILE.npy or --time-steps to say how many steps a sample runs")
-    probe, _ = netx_net.read(path, 1, graded=graded, input_shape=input_shape, spike_exp=spike_exp)
+    probe, _ = netx_net.read(path, 1, graded=graded, input_shape=input_shape, spike_exp=spike_exp, output=output)
     x = y = None
     kind = None
     if inputs is not None:
@@ -164,7 +165,8 @@ def import_netx(path: str | Path, out: str | Path, *, time_steps: int | None = N
         time_steps = x.shape[0]
     if not 1 <= int(time_steps) <= MAX_STEPS:
         raise SpikeportError(f"time_steps must be in [1, {MAX_STEPS}], got {time_steps}")
-    net, notes = netx_net.read(path, int(time_steps), graded=graded, input_shape=input_shape, spike_exp=spike_exp)
+    net, notes = netx_net.read(path, int(time_steps), graded=graded, input_shape=input_shape, spike_exp=spike_exp,
+                               output=output)
     why_not = _nir_expressible(net)
     out.mkdir(parents=True, exist_ok=True)
     if why_not is None:
@@ -185,7 +187,8 @@ def import_netx(path: str | Path, out: str | Path, *, time_steps: int | None = N
     info = {"format": 2, "source": str(path), "producer": "lava-dl netx", "time_steps": int(time_steps),
             "graded_input": bool(net.graded_input), "input_shape": list(net.input_shape), "spike_exp": int(spike_exp),
             "input_bits": None if input_bits is None else int(input_bits), "inputs": kind,
-            "encoder": net.encoder, "regression": bool(net.regression), "network": net.describe(), "exact": True,
+            "encoder": net.encoder, "regression": bool(net.regression), "output": net.output,
+            "network": net.describe(), "exact": True,
             "model_nir": None if why_not else runfolder.MODEL_NIR, "model_nir_note": why_not,
             "transform": notes["transform"], "ignored_by_netx": notes["ignored"],
             "conventions": {"lif": "du = iDecay - 1, dv = vDecay, vth = vThMant, bias_mant = bias, bias_exp = 6",

@@ -224,15 +224,24 @@ def _conv(block: dict, in_shape: tuple, path) -> Connection:
     return conn
 
 
+OUTPUTS = ("auto", "spikes", "values")
+
+
 def read(path: str | Path, time_steps: int, *, graded: bool | None = None,
-         input_shape: tuple[int, ...] | None = None, spike_exp: int = rules.SPIKE_EXP) -> tuple[LoihiNet, dict]:
+         input_shape: tuple[int, ...] | None = None, spike_exp: int = rules.SPIKE_EXP,
+         output: str = "auto") -> tuple[LoihiNet, dict]:
     """(the network netx builds from the file, notes) for ``time_steps`` steps per sample.
 
     ``graded``: the network input carries integers (default: the file's ``input_message_bits``
     attribute, else binary spikes; an encoder's frames always do). ``input_shape``: (C, H, W) or (n,),
     needed only when the file has no input block and starts with a conv (as netx needs it).
-    ``spike_exp``: netx's ``Network(spike_exp=...)`` for SDNN blocks. Notes: the input transform, fields
-    netx reads and ignores, per block."""
+    ``spike_exp``: netx's ``Network(spike_exp=...)`` for SDNN blocks. ``output``: what the last block
+    gives: "values" (a LIF's voltage per step), "spikes", or "auto": values for a Sigma block or a LIF
+    whose threshold v cannot pass or that is the largest 17-bit one (131071: netx files write it for an
+    integrator read by its voltage, e.g. PilotNet LIF's last block), else spikes. Notes: the input
+    transform, fields netx reads and ignores, per block."""
+    if output not in OUTPUTS:
+        raise SpikeportError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
     path = Path(path)
     blocks, attrs = read_blocks(path)
     if graded is None:
@@ -251,7 +260,14 @@ def read(path: str | Path, time_steps: int, *, graded: bool | None = None,
             raise _err(path, block, f"malformed ({type(err).__name__}: {' '.join(str(err).split())[:120]})") from None
     if not any(p.input is not None for p in pops):
         raise SpikeportError(f"{path}: no dense or conv block")
-    return LoihiNet(first_shape, pops, int(time_steps), graded_input=bool(graded)), notes
+    last = pops[-1]
+    if output == "auto":
+        output = "values" if last.lif is not None and last.lif.vth >= loihi.VTH_MAX else "auto"
+    elif output == "spikes" and last.value_output:
+        raise SpikeportError(f"{path}: the last block ({last.kind}, never spiking) gives values, not spikes")
+    if output == "values" and last.lif is None and not last.value_output:
+        raise SpikeportError(f"{path}: the last block is a {last.kind} population: its messages are its output")
+    return LoihiNet(first_shape, pops, int(time_steps), graded_input=bool(graded), output=output), notes
 
 
 def _block(path, block, pos, pops, shape, flat_next, first_shape, graded, bits_in, notes, spike_exp):
@@ -329,6 +345,7 @@ def run_info(run_dir: str | Path) -> dict:
         raise SpikeportError(f"{path}: must hold a JSON object")
     checks = {"time_steps": lambda v: isinstance(v, int) and 1 <= v <= MAX_STEPS,
               "spike_exp": lambda v: isinstance(v, int) and 0 <= v <= 7,
+              "output": lambda v: v in OUTPUTS,
               "graded_input": lambda v: isinstance(v, bool),
               "input_shape": lambda v: isinstance(v, list) and 1 <= len(v) <= 3 and all(isinstance(s, int) and s > 0 for s in v)}
     for key, ok in checks.items():
@@ -345,6 +362,6 @@ def read_run(run_dir: str | Path) -> LoihiNet:
     shape = tuple(info["input_shape"]) if "input_shape" in info else None
     net, _ = read(run_dir / runfolder.NETX_SOURCE, info["time_steps"], graded=info.get("graded_input"),
                   input_shape=shape if shape and len(shape) == 3 else None,
-                  spike_exp=info.get("spike_exp", rules.SPIKE_EXP))
+                  spike_exp=info.get("spike_exp", rules.SPIKE_EXP), output=info.get("output", "auto"))
     net.meta = {"source_producer": "lava-dl netx", "readout": "spike_count"}
     return net

@@ -77,7 +77,8 @@ class NetxReference(Reference):
         if not self.source.is_file():
             raise SpikeportError(f"{self.source}: file not found (the netx file this run was imported from)")
         info = run_info(self.run_dir)
-        self.options = {"spike_exp": info.get("spike_exp"), "message_bits": info.get("input_bits")}
+        self.options = {"spike_exp": info.get("spike_exp"), "message_bits": info.get("input_bits"),
+                        "output": info.get("output")}
         self.dataset = "imported from a lava-dl netx file"
         self.describe = f"netx-on-Lava run of {runfolder.NETX_SOURCE} (lava-dl's own loader, fixed_pt)"
         self.last = None  # (x_int chunk, BackendRun): the netx backend of this run is this reference

@@ -83,11 +83,17 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
                  ("samples", str(p["samples"])),
                  ("float accuracy", pct(p["float_accuracy"])),
                  ("reference accuracy", pct(p["reference_accuracy"]))]
+        values = p.get("output_values")  # a regression output: values per step, no classes
         for c in p["comparisons"]:
-            if "backend" in c:
+            if "backend" in c and values:
+                rows.append((f"{c['backend']}", f"{c['samples_per_s']:.1f} samples/s"))
+            elif "backend" in c:
                 rows.append((f"{c['backend']} accuracy", f"{pct(c['backend_accuracy'])}  "
                              f"({c['samples_per_s']:.1f} samples/s, prediction agreement with the reference "
                              f"{c['prediction_agreement']:.2%})"))
+        for pair, v in (values or {}).items():
+            rows.append((f"output values {pair}", f"{v['fraction_equal']:.2%} of {v['values']} equal, largest "
+                         f"|difference| {v['max_abs_difference']}"))
         for c in p["comparisons"]:
             if "spike_mismatches" in c:
                 gated = c["pair"] in p.get("spike_pairs", [c["pair"]])
@@ -188,7 +194,7 @@ def finetune_rows(parity: dict) -> list[tuple[str, str]]:
 
 def pct(value) -> str:
     """A fraction as a percentage; None (no labels, so no accuracy) says so."""
-    return "n/a (no labels: agreement only)" if value is None else f"{value:.2%}"
+    return "n/a (no labels, or a regression output)" if value is None else f"{value:.2%}"
 
 
 def parity_rows(parity: dict) -> Table:
