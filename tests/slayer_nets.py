@@ -1,8 +1,8 @@
 """netx files made by lava-dl itself: small slayer networks (random weights, called once so every block
 learns its shape), exported with slayer's own ``export_hdf5``. Each covers blocks and neurons netx builds:
 
-* :func:`cuba_encoder_cnn`: a CUBA ``Input`` encoder (driven by its bias: the image), strided and grouped
-  ``Conv``, ``Flatten``, ``Dense`` (a spiking classifier);
+* :func:`cuba_encoder_cnn`: a CUBA ``Input`` encoder (driven by its bias: the image), strided, grouped,
+  padded and dilated ``Conv``, ``Flatten``, ``Dense`` (a spiking classifier);
 * :func:`sdnn_pilotnet`: PilotNet's shape with sigma-delta neurons: ``sigma_delta.Input`` (Delta), strided
   ``Conv`` blocks, ``Flatten``, ``Dense``, ``Output`` (a Sigma regression output);
 * :func:`cuba_delays_recurrent`: ``Dense`` with graded spikes (``messageBits`` added to the file, as
@@ -35,9 +35,10 @@ def cuba_encoder_cnn(path, seed: int = 0) -> tuple[int, ...]:
     cuba = slayer.block.cuba
     blocks = [cuba.Input(dict(CUBA), weight=2.0, bias=0.5),
               cuba.Conv(dict(CUBA), 2, 4, 3, stride=2, padding=1, groups=2, weight_scale=4, weight_norm=False),
-              cuba.Conv(dict(CUBA), 4, 6, (3, 2), padding=(1, 0), weight_scale=4, weight_norm=False),
+              cuba.Conv(dict(CUBA), 4, 6, (3, 2), padding=(1, 0), dilation=(1, 2), weight_scale=4,
+                        weight_norm=False),
               cuba.Flatten(),
-              cuba.Dense(dict(CUBA), 6 * 5 * 5, 8, weight_scale=4, weight_norm=False)]
+              cuba.Dense(dict(CUBA), 6 * 5 * 4, 8, weight_scale=4, weight_norm=False)]
     shape = (2, 10, 12)
     torch.nn.Sequential(*blocks)(torch.rand(2, *shape, 4))
     _export(blocks, path)
