@@ -150,7 +150,8 @@ def test_runtime_failure_once_is_retried_in_a_fresh_child(popen_log, monkeypatch
 
     net, x = tiny_net()
     lava_faults.install(monkeypatch, "eof-once")
-    spikes = supervise.run_lava(net, x, timeout_s=60)
+    with pytest.warns(RuntimeWarning, match="EOFError: Ran out of input.*running it again in a fresh Lava process"):
+        spikes = supervise.run_lava(net, x, timeout_s=60)
     assert all(np.array_equal(a, b) for a, b in zip(spikes, emulator.run(net, x).spikes))
     assert_reaped(popen_log, 2)
     assert popen_log[0].returncode != 0 and popen_log[1].returncode == 0

@@ -15,7 +15,7 @@ How a run can end (a parity gate must never read a Lava failure as a result):
   ``SpikeportError`` "Lava run failed: ..." (the CLI's exit 2), not retried: it would fail the same way;
 - a Lava runtime failure (one of Lava's process models raised or died, the child died, a pipe broke:
   ``EOFError: Ran out of input`` and the like, ``lava_child.RUNTIME_FAILURES``): retried once in a
-  fresh child (:data:`RETRIES`); if that
+  fresh child (:data:`RETRIES`, with a ``RuntimeWarning``); if that
   fails too, :class:`~spikeport.errors.LavaRuntimeError` (exit 3) whose one line names the saved log of
   both children (their error, traceback and stderr);
 - the time limit reached: ``SpikeportError`` (exit 2: the user's limit; ``timeout_s`` bounds the whole
@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +95,10 @@ def _run_child(put_net, x: np.ndarray, record: str, timeout_s: float, heartbeat_
                     return [data[f"s{i}"] for i in range(len(data.files))]
             detail, retry = failure
             logs.append(_child_log(tmpd, attempt, detail))
-            if not retry:
+            if not retry or attempt == RETRIES:
                 break
+            warnings.warn(f"Lava runtime failure ({detail}): running it again in a fresh Lava process",
+                          RuntimeWarning, stacklevel=3)
         tries = "once" if len(logs) == 1 else f"in {len(logs)} fresh Lava processes"
         raise LavaRuntimeError(f"Lava runtime failure, no parity result: {detail} (failed {tries}); "
                                f"the Lava child's log: {_save_log(logs)}")
