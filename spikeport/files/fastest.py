@@ -1,0 +1,136 @@
+"""Choose the fastest of equivalent computations by timing them on this machine, once per shape.
+
+Where two code paths compute the same thing (the spike-input kernel and the dense GEMM in training,
+``train.spike_input``) which one is faster depends on the CPU, the thread count, the library
+versions and the shape, so constants set on one machine mislead on another. :class:`Chooser` runs
+each candidate a few times, interleaved (``WARMUP`` untimed calls each, then ``REPS`` timed rounds,
+the order rotating so none always runs first), and keeps the one with the lowest best time (the
+minimum over the rounds: what the code costs, not what another job on a shared machine happened to
+take from it at that moment); the first candidate (the reference, e.g. the dense product) is kept
+unless another is faster by more than ``MARGIN``, so a noisy tie never picks the less proven path.
+
+The choice is cached per machine and key: in memory for the process, and in
+``$XDG_CACHE_HOME/spikeport/fastest.json`` (``~/.cache/...``), so the next run on this machine takes
+the same path without timing again (a resumed training takes the path it took before). The machine
+part of the key names the CPU, its logical CPUs, torch's thread count and the versions of torch and
+numba: a change of any of them times again. An unreadable or corrupt cache file is ignored (timed
+again); writes are atomic (``fileio``). The timer is an argument, so tests decide which path wins.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from spikeport.files import fileio
+
+CACHE_FILE = "fastest.json"
+WARMUP = 2  # untimed calls of each candidate first (numba's JIT or cache load, allocator warm-up)
+REPS = 5  # timed rounds; each round runs every candidate once
+MARGIN = 0.05  # another candidate replaces the first only when its best time is at least 5 % lower
+
+
+def cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "spikeport" / CACHE_FILE
+
+
+def machine() -> str:
+    """What the timings depend on besides the shape: CPU model, logical CPUs, torch threads, versions."""
+    import importlib.metadata as md
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    torch = sys.modules.get("torch")  # its thread count where torch is in use; never imported here
+    threads = f"{torch.get_num_threads()} torch threads" if torch is not None else "no torch"
+    versions = []
+    for name in ("torch", "numba"):
+        try:
+            versions.append(f"{name} {md.version(name)}")
+        except md.PackageNotFoundError:
+            versions.append(f"{name} none")
+    return f"{cpu}, {os.cpu_count()} CPUs, {threads}, {', '.join(versions)}"
+
+
+class Chooser:
+    """``choose(key, candidates)`` -> the name of the fastest candidate for ``key`` on this machine.
+
+    ``path``: the cache file (None: memory only); ``timer``: seconds, monotonic (``time.perf_counter``);
+    ``machine``: the machine part of the key (default :func:`machine`, read once)."""
+
+    def __init__(self, path: Path | None = None, timer: Callable[[], float] = time.perf_counter,
+                 machine_id: str | None = None, warmup: int = WARMUP, reps: int = REPS):
+        self.path, self.timer, self.warmup, self.reps = path, timer, warmup, reps
+        self._machine = machine_id
+        self._memo: dict[str, str] = {}
+        self.timings: dict[str, dict[str, float]] = {}  # key -> candidate -> best seconds (measured here)
+
+    def choices(self) -> dict[str, str]:
+        """key -> candidate, for every key this chooser answered (from memory, the file or a timing)."""
+        return {full.split(" | ", 1)[1]: name for full, name in self._memo.items()}
+
+    def full_key(self, key: str) -> str:
+        if self._machine is None:
+            self._machine = machine()
+        return f"{self._machine} | {key}"
+
+    def choose(self, key: str, candidates: dict[str, Callable[[], object]]) -> str:
+        """The candidate to use for ``key``: remembered, else read from the cache file, else timed (and
+        stored). ``candidates``: name -> a call running the computation once; the first is the reference."""
+        full = self.full_key(key)
+        if full in self._memo and self._memo[full] in candidates:
+            return self._memo[full]
+        entry = self._read().get(full)
+        stored = entry.get("choice") if isinstance(entry, dict) else None
+        if stored in candidates:
+            self._memo[full] = stored
+            return stored
+        times = self.measure(candidates)
+        first = next(iter(candidates))
+        best = min(times, key=times.get)
+        if times[best] > (1.0 - MARGIN) * times[first]:
+            best = first
+        self._memo[full], self.timings[key] = best, times
+        self._write(full, {"choice": best, "best_ms": {k: round(v * 1e3, 4) for k, v in times.items()}})
+        return best
+
+    def measure(self, candidates: dict[str, Callable[[], object]]) -> dict[str, float]:
+        """Best seconds per call of every candidate (minimum over interleaved, rotating rounds)."""
+        names = list(candidates)
+        for name in names:
+            for _ in range(self.warmup):
+                candidates[name]()
+        times: dict[str, list[float]] = {n: [] for n in names}
+        for r in range(self.reps):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                t0 = self.timer()
+                candidates[name]()
+                times[name].append(self.timer() - t0)
+        return {n: min(t) for n, t in times.items()}
+
+    def _read(self) -> dict:
+        if self.path is None:
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write(self, full: str, entry: dict) -> None:
+        if self.path is None:
+            return
+        try:
+            fileio.write_json(self.path, {**self._read(), full: entry})
+        except OSError:  # a read-only cache folder: the choice still holds for this process
+            pass
