@@ -50,8 +50,8 @@ def test_choice_is_cached_per_machine_and_key(tmp_path):
     path = tmp_path / "cache" / "fastest.json"
     clock = FakeClock()
     assert Chooser(path, timer=clock, machine_id="m1").choose("k", _pair(clock, 9e-3, 3e-3)) == "sparse"
-    stored = json.loads(path.read_text())
-    assert stored["m1 | k"]["choice"] == "sparse" and stored["m1 | k"]["best_ms"] == {"dense": 9.0, "sparse": 3.0}
+    stored = json.loads(path.read_text())[Chooser(machine_id="m1").full_key("k")]  # "m1, N threads | k"
+    assert stored["choice"] == "sparse" and stored["best_ms"] == {"dense": 9.0, "sparse": 3.0}
     # another process on the same machine: read from the file, nothing timed, whatever the times would be now
     again = FakeClock()
     assert Chooser(path, timer=again, machine_id="m1").choose("k", _pair(again, 1e-3, 9e-3)) == "sparse"
@@ -66,16 +66,29 @@ def test_choice_is_cached_per_machine_and_key(tmp_path):
     assert Chooser(path, timer=other, machine_id="m2").choose("k", _pair(other, 1e-3, 9e-3)) == "dense"
     assert Chooser(path, timer=other, machine_id="m2").choose("k2", _pair(other, 1e-3, 9e-3)) == "dense"
     assert other.calls == {"dense": 14, "sparse": 14}
-    assert set(json.loads(path.read_text())) == {"m2 | k", "m2 | k2"}
+    assert set(json.loads(path.read_text())) == {Chooser(machine_id="m2").full_key(k) for k in ("k", "k2")}
 
 
-@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"m | k": "sparse"}', '{"m | k": {"choice": "gpu"}}'])
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"KEY": "sparse"}', '{"KEY": {"choice": "gpu"}}'])
 def test_a_corrupt_cache_is_timed_again_and_rewritten(tmp_path, content):
     path = tmp_path / "fastest.json"
-    path.write_text(content)
+    key = Chooser(machine_id="m").full_key("k")
+    path.write_text(content.replace("KEY", key))
     clock = FakeClock()
     assert Chooser(path, timer=clock, machine_id="m").choose("k", _pair(clock, 1e-3, 5e-3)) == "dense"
-    assert clock.calls["dense"] > 0 and json.loads(path.read_text())["m | k"]["choice"] == "dense"
+    assert clock.calls["dense"] > 0 and json.loads(path.read_text())[key]["choice"] == "dense"
+
+
+def test_one_thread_is_timed_in_cpu_time_several_in_wall_time(monkeypatch):
+    """A busy machine descheduling a single-threaded path does not inflate its CPU time; parallel paths are
+    compared by the wall time their threads save."""
+    import time
+
+    from spikeport.files import fastest
+
+    for n, timer in ((1, time.process_time), (2, time.perf_counter)):
+        monkeypatch.setattr(torch, "get_num_threads", lambda n=n: n)
+        assert fastest.default_timer() is timer and Chooser(machine_id="m").full_key("k") == f"m, {n} threads | k"
 
 
 class ScriptedChooser(Chooser):

@@ -6,14 +6,15 @@ versions and the shape, so constants set on one machine mislead on another. :cla
 each candidate a few times, interleaved (``WARMUP`` untimed calls each, then ``REPS`` timed rounds,
 the order rotating so none always runs first), and keeps the one with the lowest best time (the
 minimum over the rounds: what the code costs, not what another job on a shared machine happened to
-take from it at that moment); the first candidate (the reference, e.g. the dense product) is kept
+take from it at that moment; with one thread the time is the process's CPU time, which a busy
+machine does not inflate, with several it is wall time: :func:`default_timer`); the first candidate (the reference, e.g. the dense product) is kept
 unless another is faster by more than ``MARGIN``, so a noisy tie never picks the less proven path.
 
 The choice is cached per machine and key: in memory for the process, and in
 ``$XDG_CACHE_HOME/spikeport/fastest.json`` (``~/.cache/...``), so the next run on this machine takes
 the same path without timing again (a resumed training takes the path it took before). The machine
-part of the key names the CPU, its logical CPUs, torch's thread count and the versions of torch and
-numba: a change of any of them times again. An unreadable or corrupt cache file is ignored (timed
+part of the key names the CPU, its logical CPUs, the versions of torch and numba and torch's thread
+count: a change of any of them times again. An unreadable or corrupt cache file is ignored (timed
 again); writes are atomic (``fileio``). The timer is an argument, so tests decide which path wins.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ def cache_path() -> Path:
 
 
 def machine() -> str:
-    """What the timings depend on besides the shape: CPU model, logical CPUs, torch threads, versions."""
+    """What the timings depend on besides the shape and the thread count: CPU model, logical CPUs, versions."""
     import importlib.metadata as md
 
     cpu = platform.processor() or platform.machine()
@@ -51,24 +52,35 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    torch = sys.modules.get("torch")  # its thread count where torch is in use; never imported here
-    threads = f"{torch.get_num_threads()} torch threads" if torch is not None else "no torch"
     versions = []
     for name in ("torch", "numba"):
         try:
             versions.append(f"{name} {md.version(name)}")
         except md.PackageNotFoundError:
             versions.append(f"{name} none")
-    return f"{cpu}, {os.cpu_count()} CPUs, {threads}, {', '.join(versions)}"
+    return f"{cpu}, {os.cpu_count()} CPUs, {', '.join(versions)}"
+
+
+def threads() -> int:
+    """torch's thread count where torch is in use (never imported here), else 1."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else 1
+
+
+def default_timer() -> Callable[[], float]:
+    """Process CPU time with one thread (what the path costs on an idle core: another job taking the core
+    does not inflate it), wall time with several (what running on them in parallel saves)."""
+    return time.process_time if threads() == 1 else time.perf_counter
 
 
 class Chooser:
     """``choose(key, candidates)`` -> the name of the fastest candidate for ``key`` on this machine.
 
-    ``path``: the cache file (None: memory only); ``timer``: seconds, monotonic (``time.perf_counter``);
-    ``machine``: the machine part of the key (default :func:`machine`, read once)."""
+    ``path``: the cache file (None: memory only); ``timer``: seconds (default :func:`default_timer`);
+    ``machine_id``: the machine part of the key (default :func:`machine`, read once; the thread count
+    is added at every call)."""
 
-    def __init__(self, path: Path | None = None, timer: Callable[[], float] = time.perf_counter,
+    def __init__(self, path: Path | None = None, timer: Callable[[], float] | None = None,
                  machine_id: str | None = None, warmup: int = WARMUP, reps: int = REPS):
         self.path, self.timer, self.warmup, self.reps = path, timer, warmup, reps
         self._machine = machine_id
@@ -82,7 +94,7 @@ class Chooser:
     def full_key(self, key: str) -> str:
         if self._machine is None:
             self._machine = machine()
-        return f"{self._machine} | {key}"
+        return f"{self._machine}, {threads()} threads | {key}"
 
     def choose(self, key: str, candidates: dict[str, Callable[[], object]]) -> str:
         """The candidate to use for ``key``: remembered, else read from the cache file, else timed (and
@@ -106,16 +118,16 @@ class Chooser:
 
     def measure(self, candidates: dict[str, Callable[[], object]]) -> dict[str, float]:
         """Best seconds per call of every candidate (minimum over interleaved, rotating rounds)."""
-        names = list(candidates)
+        names, timer = list(candidates), self.timer or default_timer()
         for name in names:
             for _ in range(self.warmup):
                 candidates[name]()
         times: dict[str, list[float]] = {n: [] for n in names}
         for r in range(self.reps):
             for name in names[r % len(names):] + names[:r % len(names)]:
-                t0 = self.timer()
+                t0 = timer()
                 candidates[name]()
-                times[name].append(self.timer() - t0)
+                times[name].append(timer() - t0)
         return {n: min(t) for n, t in times.items()}
 
     def _read(self) -> dict:

@@ -9,8 +9,9 @@ K inputs) in a float dtype. With a(r) = {j : x[r, j] = 1} the active inputs of r
 
 With density d the forward and weight gradient do d*M*K*N adds each where the dense product does
 M*K*N multiply-adds; the dense GEMM is several times more efficient per operation (FMA, cache
-blocking), so the sparse form wins only below a crossover density, measured in
-``benchmarks/sparse_input.py`` (table in ``benchmarks/TRAIN_SPEED.md``, section "Spike-input kernel").
+blocking), so the sparse form wins only below a crossover density that depends on the machine
+(``benchmarks/sparse_input.py``, tables in ``benchmarks/TRAIN_SPEED.md``): which path runs is measured
+on the user's machine (below).
 
 Kernels (numba, ``prange``; float32 and float64):
 
