@@ -312,11 +312,15 @@ def spike_linear(x: torch.Tensor, w: torch.Tensor, max_density: float | None = N
     ones = int(torch.count_nonzero(x))
     if ones > max_density * x.shape[0] * x.shape[1]:  # too dense (or not binary either way): no index pass
         return None
+    ch = None if choose is False else chooser() if choose is True else choose
+    if ch is not None:
+        key, paths = _candidates(x, w, ones)
+        decided = ch.known(key, paths)
+        if decided == "dense":  # known: no index pass
+            return None
     found = active_index(x)
     if found is None:
         return None
-    if choose is not False:
-        key, paths = _candidates(x, w, ones)
-        if (chooser() if choose is True else choose).choose(key, paths) == "dense":
-            return None
+    if ch is not None and decided is None and ch.choose(key, paths) == "dense":
+        return None
     return SpikeLinear.apply(x, w, *found)
