@@ -4,7 +4,8 @@ prints through :mod:`spikeport.report.console`.
 
 Exit codes: 0 done; 1 a parity gate failed (measured, reported); 2 bad input (one line on stderr:
 what is wrong and where); 3 an internal error, a bug in spikeport (one line naming the saved
-traceback file); 130 interrupted."""
+traceback file), or Lava's runtime failing twice (one line naming the Lava children's saved log; no
+result); 130 interrupted."""
 from __future__ import annotations
 
 import time
@@ -13,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from spikeport.errors import ParityFailure, SpikeportError
+from spikeport.errors import LavaRuntimeError, ParityFailure, SpikeportError
 from spikeport.files import runfolder
 from spikeport.report import markdown as md
 from spikeport.report.console import Bars, exit_on_errors, out
@@ -21,7 +22,8 @@ from spikeport.report.console import columns_table as _table
 from spikeport.report.console import summary as _summary
 
 EXIT_CODES = ("Exit codes: 0 done, 1 parity gate failed, 2 bad input (one line saying what and where), "
-              "3 internal error (a bug: the line names the saved traceback), 130 interrupted.")
+              "3 internal error (a bug: the line names the saved traceback) or a Lava runtime failure (the line names "
+              "Lava's log), 130 interrupted.")
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train spiking networks, export them to NIR, run them bit-exact on Lava's Loihi "
                        "model or the batched emulator, and measure parity, operations and energy. " + EXIT_CODES)
@@ -399,7 +401,7 @@ def demo(out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="run fold
 
 def main() -> None:
     """Run the command; every way it can end is one exit code (see the module docstring)."""
-    exit_on_errors(app, ParityFailure, SpikeportError)
+    exit_on_errors(app, ParityFailure, SpikeportError, LavaRuntimeError)
 
 
 if __name__ == "__main__":

@@ -115,8 +115,10 @@ def save_traceback(err: BaseException) -> Path:
     return path
 
 
-def exit_on_errors(run: Callable[[], None], gate_failure: type, bad_input: type) -> None:
+def exit_on_errors(run: Callable[[], None], gate_failure: type, bad_input: type,
+                   runtime_failure: type | None = None) -> None:
     """``run()`` with spikeport's exit codes: ``gate_failure`` 1, ``bad_input`` 2 (one line each),
+    ``runtime_failure`` 3 (one line naming its saved log: a simulator failed, nothing was measured),
     Ctrl-C / SIGTERM 130, anything else 3: a bug, one line naming the saved traceback
     (``SPIKEPORT_DEBUG=1`` raises it instead)."""
     import signal
@@ -128,6 +130,8 @@ def exit_on_errors(run: Callable[[], None], gate_failure: type, bad_input: type)
         fail(f"spikeport: {err}", 1)
     except bad_input as err:
         fail(f"spikeport: error: {err}", 2)
+    except runtime_failure or () as err:
+        fail(f"spikeport: error: {err}", 3)
     except KeyboardInterrupt:
         fail("spikeport: interrupted", 130)
     except Exception as err:  # a bug: one line for the user, the traceback in a file
