@@ -115,6 +115,11 @@ def save_traceback(err: BaseException) -> Path:
     return path
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning on the command line is one line, like an error: what happened, not where in the code."""
+    print(f"spikeport: warning: {message}", file=file or sys.stderr)
+
+
 def exit_on_errors(run: Callable[[], None], gate_failure: type, bad_input: type,
                    runtime_failure: type | None = None) -> None:
     """``run()`` with spikeport's exit codes: ``gate_failure`` 1, ``bad_input`` 2 (one line each),
@@ -122,8 +127,10 @@ def exit_on_errors(run: Callable[[], None], gate_failure: type, bad_input: type,
     Ctrl-C / SIGTERM 130, anything else 3: a bug, one line naming the saved traceback
     (``SPIKEPORT_DEBUG=1`` raises it instead)."""
     import signal
+    import warnings
 
     signal.signal(signal.SIGTERM, _terminate)
+    warnings.showwarning = _one_line_warning
     try:
         run()
     except gate_failure as err:

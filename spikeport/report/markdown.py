@@ -80,8 +80,10 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
     if p:
         rows += [("network", f"{p['network']} (T={p['time_steps']}, {p['dataset']})"),
                  ("reference", str(p.get("reference", "quantized torch forward"))),
-                 ("samples", str(p["samples"])),
-                 ("float accuracy", pct(p["float_accuracy"])),
+                 ("samples", str(p["samples"]))]
+        if p.get("labels", "given") != "given":
+            rows.append(("labels", str(p["labels"])))
+        rows += [("float accuracy", pct(p["float_accuracy"])),
                  ("reference accuracy", pct(p["reference_accuracy"]))]
         values = p.get("output_values")  # a regression output: values per step, no classes
         for c in p["comparisons"]:
