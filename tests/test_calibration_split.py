@@ -81,6 +81,8 @@ def test_import_scores_only_what_it_did_not_calibrate_on(tmp_path):
     assert [{k: row.get(k) for k in keys} for row in info2["layers"]] == [{k: row.get(k) for k in keys}
                                                                          for row in info["layers"]]
     # Fine-tuning holds out scored samples only; its training part holds every calibration sample.
+    with pytest.raises(SpikeportError, match="holds out 36 of 40 samples, but only 30 were not calibrated on"):
+        finetune_run(run, epochs=1, holdout=0.9)
     ft = finetune_run(run, epochs=1, holdout=0.25, seed=3)["samples"]
     held, trained = set(ft["heldout_indices"]), set(ft["train_indices"])
     assert len(held) == 10 and held <= set(scored) and set(cal) <= trained and held | trained == set(range(N))
