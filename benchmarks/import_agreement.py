@@ -75,8 +75,10 @@ def measure(name: str, graph: Path, out: Path, calib: dict, test: dict, backend:
     spikes = ", ".join(f"{100 * a:.1f}" for a in par["reference_spike_agreement"])
     how = "exact" if info["exact"] else f"{len(info['approximations'])} approximations"
     mism = "" if par["spike_mismatches"] is None else f": {par['spike_mismatches']} spike mismatches"
+    outs = np.load(out / "parity_outputs.npz")
+    classes = len(np.unique(outs[str(outs["sides"][0]).replace(" ", "_")].argmax(axis=1)))
     print(f"| {name} | {len(info['samples']['calibration_indices'])} | {par['samples']} | "
-          f"{pct(par['prediction_agreement'])} | {spikes} % | {pct(par['reference_accuracy'])} / "
+          f"{pct(par['prediction_agreement'])} | {spikes} % | {classes} | {pct(par['reference_accuracy'])} / "
           f"{pct(par['backend_accuracy'])} | {how} | {backend}{mism} |", flush=True)
     return par
 
@@ -170,8 +172,9 @@ def main() -> None:
     guard.READ_TIMEOUT_S = max(guard.READ_TIMEOUT_S, 120.0)  # a loaded machine: the isolated read may be slow
     tmp = Path(tempfile.mkdtemp(prefix="import-agreement-"))
     print("| graph | calibration samples (train split) | scored test samples | integers vs float reference "
-          "predictions | spike agreement per layer | accuracy float / integers | import | backends |")
-    print("|---|---|---|---|---|---|---|---|")
+          "predictions | spike agreement per layer | classes the float reference predicts | accuracy float / "
+          "integers | import | backends |")
+    print("|---|---|---|---|---|---|---|---|---|")
     if not args.sinabs_only:
         snn_rows(tmp)
     if args.sinabs or args.sinabs_only:

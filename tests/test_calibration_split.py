@@ -55,6 +55,8 @@ def test_import_scores_only_what_it_did_not_calibrate_on(tmp_path):
     x, y = _inputs(1), np.arange(N) % 5
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
+    with pytest.raises(SpikeportError, match="--calibration need --inputs"):
+        import_graph(graph, dt=DT, out=tmp_path / "none", producer="spikeport", time_steps=T, calibration=10)
     run = tmp_path / "run"
     info = import_graph(graph, dt=DT, out=run, producer="spikeport", inputs=tmp_path / "x.npy",
                         labels=tmp_path / "y.npy", calibration=0.25)

@@ -151,6 +151,7 @@ def test_conv_bias_line_per_channel(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # snnTorch trains 30 epochs, two fine-tunes, two Lava runs: 10-20 min on 2 CPUs
 def test_braille_16bit_import_agrees_97_and_finetuning_keeps_the_best_epoch(tmp_path):
     """The figures of docs/nir_peers.md (``benchmarks/braille_import.py --epochs 30 --finetune 10
     [--weight-bits 16]``): the braille net trained by snnTorch with the same-step reset, imported exactly

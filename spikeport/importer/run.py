@@ -125,18 +125,10 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
     dt = _check_dt(dt, prod, dict(getattr(raw, "metadata", None) or {}), notes)
     fg = flat_graph(raw, str(path), prod.flatten_batch, input_batch=prod.input_batch)
     low = lower.lower(fg, prod, dt, allow_approx, lines=not netx)
-    x = y = split = None
-    if inputs is not None:
-        x, y = runio.load_inputs(inputs, labels, fg.input_shape)
-        split = runio.calibration_split(x.shape[1], calibration, str(inputs))
-    elif labels is not None or calibration is not None:
-        raise SpikeportError("--labels and --calibration need --inputs")
+    x, split, cal, scored = _samples(inputs, labels, calibration, fg.input_shape)
     T = x.shape[0] if x is not None else time_steps
     if T is None or not 1 <= int(T) <= 100_000:
         raise SpikeportError("pass --inputs FILE.npy ([N, T, ...]) or --time-steps to say how many steps a sample runs")
-    cal = scored = (None, None)
-    if split is not None:
-        cal, scored = ((x[:, idx], None if y is None else y[idx]) for idx in split)
     check = None if x is None else timing_check(fg, prod, dt, *cal, reset_timing, str(path), notes)
     spec = quantize.input_spec(x)  # the input format (binary, graded, float unit) every sample must fit
     if spec.max_error > 0:
@@ -166,17 +158,29 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
     return result
 
 
+def _samples(inputs, labels, calibration, input_shape: tuple[int, ...]) -> tuple:
+    """(x [T, N, ...] float or None, (calibration indices, scored indices) or None, (x, y) of the calibration
+    samples, (x, y) of the scored samples): ``--inputs`` split by ``runio.calibration_split``."""
+    if inputs is None:
+        if labels is not None or calibration is not None:
+            raise SpikeportError("--labels and --calibration need --inputs")
+        return None, None, (None, None), (None, None)
+    x, y = runio.load_inputs(inputs, labels, input_shape)
+    split = runio.calibration_split(x.shape[1], calibration, str(inputs))
+    cal, scored = ((x[:, idx], None if y is None else y[idx]) for idx in split)
+    return x, split, cal, scored
+
+
 def quantize_all(fg, prod, dt: float, plans: list[lower.LayerPlan], spec: quantize.InputSpec, x: np.ndarray | None,
                  T: int, tick, wide: bool = False, netx: bool = False) -> list[quantize.QLayer]:
     """Every layer quantized in turn; with calibration inputs ``x`` [T, B, ...] each candidate is scored
     against the float reference's spikes on them (the layer fed the reference's inputs)."""
     names, ref = [p.name for p in plans], None
     if x is not None:
-        cal = x
-        tick("calibration: float simulation (samples)", 0, cal.shape[1])
-        ref = simulate(fg, prod, dt, cal, record=names)
-        tick("calibration: float simulation (samples)", cal.shape[1], cal.shape[1])
-        layer_in = spec.to_int(cal).reshape(cal.shape[0], cal.shape[1], -1)
+        tick("calibration: float simulation (samples)", 0, x.shape[1])
+        ref = simulate(fg, prod, dt, x, record=names)
+        tick("calibration: float simulation (samples)", x.shape[1], x.shape[1])
+        layer_in = spec.to_int(x).reshape(x.shape[0], x.shape[1], -1)
     layers = []
     for i, plan in enumerate(plans):
         target = None if ref is None else ref.outputs[plan.name].reshape(T, -1, plan.size) > 0
@@ -215,24 +219,23 @@ TIMING_MARGIN = 0.05  # accuracy points by which the other reset timing must win
 def timing_check(fg, prod: conventions.Producer, dt: float, x: np.ndarray, y, option: str | None, path: str,
                  notes: list[str]) -> dict | None:
     """The observable that tells reset timings apart (NIR stores none): the float reference's predictions
-    on the calibration inputs ``x`` [T, B, ...] (labels ``y``) under the timing applied and under each uniform timing of
-    ``--reset-timing``. Returns ``{"applied", "accuracy" (with labels), "prediction_agreement"}`` per timing.
-    With labels, when another timing classifies at least TIMING_MARGIN better: an error naming
+    on the calibration inputs ``x`` [T, B, ...] (labels ``y``) under the timing applied and under each
+    uniform timing of ``--reset-timing``. Returns ``{"applied", "accuracy" (with labels),
+    "prediction_agreement"}`` per timing. With labels, when another timing classifies at least TIMING_MARGIN better: an error naming
     ``--reset-timing`` if the timing was the producer's default, a note if the user chose it."""
     if prod.name not in conventions.NEXT_STEP_PRODUCERS:
         return None
-    cal, ys = x, y
     applied = conventions.timing_words(prod)
-    preds = {applied: predict(simulate(fg, prod, dt, cal, record=[fg.output]))}
+    preds = {applied: predict(simulate(fg, prod, dt, x, record=[fg.output]))}
     for word, t in conventions.TIMINGS.items():
         if word != applied:
             alt = replace(prod, reset_timing=t, recurrent_cuba_reset=t)
-            preds[word] = predict(simulate(fg, alt, dt, cal, record=[fg.output]))
-    out = {"applied": applied, "samples": int(cal.shape[1]),
+            preds[word] = predict(simulate(fg, alt, dt, x, record=[fg.output]))
+    out = {"applied": applied, "samples": int(x.shape[1]),
            "prediction_agreement": {w: float(np.mean(p == preds[applied])) for w, p in preds.items()}}
-    if ys is None:
+    if y is None:
         return out
-    acc = {w: float(np.mean(p == ys)) for w, p in preds.items()}
+    acc = {w: float(np.mean(p == y)) for w, p in preds.items()}
     out["accuracy"] = acc
     best = max(acc, key=acc.get)
     if acc[best] >= acc[applied] + TIMING_MARGIN:
