@@ -82,8 +82,9 @@ def train(
     keep: Optional[str] = typer.Option(None, help="--from: best (default; the epoch best on the training samples) "
                                        "| last (the last epoch; suits --lr-schedule cosine)"),
     holdout: Optional[float] = typer.Option(None, help="--from: fraction of the run's samples held out from "
-                                            "fine-tuning (default 0.2; 0: train on all, e.g. when a separate "
-                                            "test split is measured with parity --inputs)"),
+                                            "fine-tuning, drawn from those the import did not calibrate on "
+                                            "(default 0.2; 0: train on all, e.g. when a separate test split is "
+                                            "measured with parity --inputs)"),
     quiet: bool = _quiet(),
 ):
     """Train a spiking network with surrogate-gradient BPTT and quantization-aware training."""
@@ -194,7 +195,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
                                         "neuron with the most spikes, or with the largest summed synaptic current "
                                         "(Loihi's u: what several spikes per step, e.g. Sinabs's IAF, stand for; "
                                         "a Loihi neuron fires once per step)"),
-            inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] (calibration and parity); a netx "
+            inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...]: --calibration of them calibrate "
+                                                  "the quantizer, the others are scored (agreement, parity); a netx "
                                                   "file also takes one integer frame per sample, [N, C, H, W] or flat "
                                                   "[N, n] in torch's C-major order (netx's (W, H, C) transposed), "
                                                   "repeated for --time-steps: an input block with a neuron takes it "
@@ -202,12 +204,17 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
             labels: Optional[Path] = typer.Option(None, help="labels .npy [N] integers"),
             time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1,
                                                      help="steps per sample when no --inputs are given"),
+            calibration: Optional[float] = typer.Option(None, help="how many of --inputs calibrate: a count N >= 1 "
+                                                        "or a fraction in (0, 1) (default: min(256, half of them)); a "
+                                                        "seeded choice, recorded in import.json. The others are "
+                                                        "scored and never calibrate; at least one of each is needed "
+                                                        "(else exit 2)"),
             finetune: Optional[int] = typer.Option(None, "--finetune", min=1, help="then fine-tune EPOCHS on Loihi "
                                                    "integers (QAT, surrogate BPTT; needs --inputs)"),
             target: str = typer.Option("auto", help="fine-tuning target: labels | producer (distil the producer's "
                                        "float outputs) | auto (labels when given)"),
             holdout: float = typer.Option(0.2, help="fine-tuning: fraction of --inputs held out (the run's parity "
-                                          "samples; the rest trains)"),
+                                          "samples, drawn from those not calibrated on; the rest trains)"),
             lr_schedule: str = typer.Option("constant", "--lr-schedule", help="fine-tuning: constant | cosine "
                                             "(learning rate annealed to 0 over the batches)"),
             keep: str = typer.Option("best", help="fine-tuning: best (the epoch best on the training samples) | "
@@ -230,9 +237,9 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
     if graph.suffix == ".net":
         from spikeport.importer.netx_import import import_netx
 
-        if weight_bits != 8 or readout != "spike_count" or netx:
-            raise SpikeportError("--weight-bits, --readout and --netx apply to NIR graphs; a netx file is taken as "
-                                 "it is")
+        if weight_bits != 8 or readout != "spike_count" or netx or calibration is not None:
+            raise SpikeportError("--weight-bits, --readout, --netx and --calibration apply to NIR graphs; a netx file "
+                                 "is taken as it is")
 
         with Bars(quiet) as bars:
             bars.callback(f"importing {graph}")
@@ -245,7 +252,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
     with Bars(quiet) as bars:
         res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, reset_timing=reset_timing,
                            allow_approx=allow_approx, weight_bits=weight_bits, readout=readout, netx=netx,
-                           inputs=inputs, labels=labels, time_steps=time_steps, progress=bars.update)
+                           inputs=inputs, labels=labels, time_steps=time_steps, calibration=calibration,
+                           progress=bars.update)
     _summary(md.import_rows(res) + [("run folder", str(out_dir))], "imported")
     if finetune:
         _finetune(out_dir, out_dir, quiet, epochs=finetune, target=target, holdout=holdout, schedule=lr_schedule,

@@ -112,6 +112,8 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
             d = p["deployment"]
             rows.append(("imported deployment", f"--readout {d['readout']}, --weight-bits {d['weight_bits']}"
                          + (" (two Loihi synapses per weight)" if d["weight_bits"] == 16 else "")))
+        if p.get("scored_samples"):
+            rows.append(("scored samples", samples_text(p["scored_samples"])))
         rows += finetune_rows(p)
         rows += [("graph note", note) for note in p.get("graph_notes", [])]
     if e:
@@ -126,6 +128,17 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
             rows.append(("Loihi 2 cores (estimate)", f"{e['loihi2_mapping']['total_cores']} "
                          f"({e['loihi2_mapping']['chips']} chip(s))"))
     return rows
+
+
+def samples_text(s: dict) -> str:
+    """An imported run's parity.json ``scored_samples``: how many were scored, and whether any was calibrated
+    (or fine-tuned) on."""
+    text = f"{s['scored']} ({s['file']})"
+    for key, what in (("calibrated_among_scored", "calibrated on"), ("trained_among_scored", "fine-tuned on")):
+        if key in s:
+            k = s[key]
+            text += f"; {'none' if not k else k} {what}" + (" (not a held-out figure)" if k else "")
+    return text
 
 
 def train_rows(metrics: dict) -> list[tuple[str, str]]:
