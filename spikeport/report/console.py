@@ -83,7 +83,7 @@ def columns_table(table: tuple[list[str], list[list[str]]], title: str, columns:
     keep = [headers.index(c) for c in columns]
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
     for i in keep:
-        label, prose = columns[headers[i]], headers[i] in ("kind", "quality")
+        label, prose = columns[headers[i]], headers[i] in ("kind", "quality") or headers[i].endswith("status")
         t.add_column(label, justify="left" if prose or i == keep[0] else "right", no_wrap=not prose,
                      min_width=max([len(w) for w in label.split("\n")] + [min(len(r[i]), 24) for r in rows if prose]))
     for row in rows:
