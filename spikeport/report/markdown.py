@@ -31,8 +31,8 @@ VALIDATION_STATEMENT = ("Two estimates per profile: per-op (the per-operation pr
                         "'not validated': no comparison.")
 ESTIMATES_NOTE = ("per-op: the counted operations at the profile's per-operation prices (a core's dynamic energy); "
                   "system: per-op + the profile's labelled idle and host power x time per sample. Each status comes "
-                  "from the profile's own comparisons with measured networks for that estimate "
-                  "(docs/energy_validation.md).")
+                  "from the profile's own comparisons with measured networks for that estimate; energy.json and "
+                  "the report list them (docs/energy_validation.md).")
 LOIHI2_MAP_STATEMENT = ("Loihi 2 map: an ESTIMATE from Intel's chip-level figures (128 neuron cores, 6 embedded "
                         "cores, up to 1M neurons and 120M synapses per chip); Intel publishes no per-core limit, "
                         "so the per-core limits used are assumptions, listed with the table.")
@@ -254,6 +254,15 @@ def energy_rows(energy: dict) -> Table:
                      system_j(energy, name), estimate_status(energy, name, "system"), ratio, "; ".join(sources),
                      "; ".join(quality)])
     return headers, rows
+
+
+def energy_console_rows(energy: dict) -> Table:
+    """:func:`energy_rows` narrowed to fit an 80-column terminal: the two estimates, each with its status word
+    (the ratios, sources and the rows behind each status are in energy.json and the reports)."""
+    headers, rows = energy_rows(energy)
+    keep = [headers.index(h) for h in ("profile", PER_OP, "per-op status", SYSTEM, "system status")]
+    return [headers[i] for i in keep], [[r[i].split(" (")[0] if "status" in headers[i] else r[i] for i in keep]
+                                        for r in rows]
 
 
 def layer_rows(energy: dict) -> Table:
