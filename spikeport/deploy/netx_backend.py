@@ -67,27 +67,56 @@ def build(path: str | Path, x: np.ndarray, record_dir: str, message_bits: int, s
     return source, network, recorded, steps
 
 
-def _pauses(network, T: int, B: int) -> list[tuple[int, list]]:
-    """(Lava step after which to pause, [recurrent synapses to clear]) for every later sample window."""
+def reset_pauses(network, T: int, B: int) -> list[tuple[int, list]]:
+    """(Lava step after which to pause, [recurrent synapses to clear]) for every later sample window of a
+    netx ``Network`` built with ``reset_interval=T, reset_offset=1`` whose input gives sample n at steps
+    n*T+1 .. n*T+T: block i's window n starts at step n*T + i + 2."""
     by_step: dict[int, list] = {}
     for i, block in enumerate(network.layers):
         syn = getattr(block, "synapse_rec", None)
         if syn is None:
             continue
         for n in range(1, B):
-            by_step.setdefault(n * T + i + 1, []).append(syn)  # block i's window n starts at step n*T + i + 2
+            by_step.setdefault(n * T + i + 1, []).append(syn)
     return sorted(by_step.items())
 
 
-def run_file(path: str | Path, x: np.ndarray, message_bits: int | None = None) -> list[np.ndarray]:
+def run_windows(network, T: int, B: int, run_cfg, *, runner=None, reset_recurrent: bool = True) -> int:
+    """Run ``B`` sample windows of ``T`` steps through a netx ``Network`` as spikeport verifies it: pause
+    before each later window of a recurrent block and zero that block's one-step synapse buffer (netx's
+    ``RecurrentDense`` has no reset of its own, so sample n would otherwise receive the last spikes of
+    sample n-1), then run to the end (``B*T + len(network.layers) + 1`` steps, the last block's lag).
+
+    ``run_cfg``: ``Loihi2SimCfg(select_tag="fixed_pt")`` here (tested against the emulator), or
+    ``Loihi2HwCfg()`` on a machine with Intel's lava-loihi (not run by spikeport). ``runner``: the process
+    to call ``run`` on (default the network; any process of the connected graph runs all of it).
+    ``reset_recurrent=False`` runs without the buffer reset (to measure what it changes). Returns the
+    number of steps run.
+    """
+    from lava.magma.core.run_conditions import RunSteps
+
+    runner = network if runner is None else runner
+    steps = B * T + len(network.layers) + 1
+    done = 0
+    for at, synapses in reset_pauses(network, T, B) + [(steps, [])]:
+        if at > done:
+            runner.run(condition=RunSteps(num_steps=at - done), run_cfg=run_cfg)
+            done = at
+        for syn in synapses if reset_recurrent else []:
+            syn.a_buff.set(np.zeros(syn.a_buff.shape, np.int32))
+    return steps
+
+
+def run_file(path: str | Path, x: np.ndarray, message_bits: int | None = None,
+             reset_recurrent: bool = True) -> list[np.ndarray]:
     """Run samples x [T, B, ...] (integers) through the netx file on Lava fixed_pt. Returns spikes per
     block, [T, B, N] bool (N flat, C-major for conv blocks), aligned to spikeport's sample windows.
     ``message_bits``: of the input (default: the file's ``input_message_bits`` attribute, else 0). A file
-    whose ``sparse_fc_layer`` attribute is true runs with ``Network(sparse_fc_layer=True)`` (Lava Sparse)."""
+    whose ``sparse_fc_layer`` attribute is true runs with ``Network(sparse_fc_layer=True)`` (Lava Sparse).
+    ``reset_recurrent``: see :func:`run_windows`."""
     import tempfile
 
     import h5py
-    from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     with h5py.File(path, "r") as fh:
@@ -96,15 +125,9 @@ def run_file(path: str | Path, x: np.ndarray, message_bits: int | None = None) -
     T, B = x.shape[:2]
     with tempfile.TemporaryDirectory(prefix="spikeport-netx-rec-") as tmp:
         source, network, recorded, steps = build(path, x, tmp, message_bits, sparse_fc)
-        cfg = Loihi2SimCfg(select_tag="fixed_pt")
         try:
-            done = 0
-            for at, synapses in _pauses(network, T, B) + [(steps, [])]:
-                if at > done:
-                    source.run(condition=RunSteps(num_steps=at - done), run_cfg=cfg)
-                    done = at
-                for syn in synapses:
-                    syn.a_buff.set(np.zeros(syn.a_buff.shape, np.int32))
+            run_windows(network, T, B, Loihi2SimCfg(select_tag="fixed_pt"), runner=source,
+                        reset_recurrent=reset_recurrent)
             raw = [(i, np.unpackbits(np.load(f), axis=1, count=n).astype(bool)) for i, n, f in recorded]
         finally:
             source.stop()
