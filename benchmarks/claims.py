@@ -1,0 +1,491 @@
+"""`make verify`: every headline figure of README.md and docs/, regenerated from the repository's scripts
+and compared with the figure the doc prints. Fails (exit 1) on a figure that is stale (outside its
+tolerance), missing from its doc, or that its script no longer produces.
+
+    PYTHONPATH=$PWD python benchmarks/claims.py                  # regenerate all, compare, exit 0 / 1
+    python benchmarks/claims.py --list                           # the registry: figure, doc, tolerance, reduction
+    python benchmarks/claims.py --only energy netx_reset         # some groups
+    python benchmarks/claims.py --save values.json               # keep the regenerated values ...
+    python benchmarks/claims.py --values values.json             # ... and compare again without rerunning
+    python benchmarks/claims.py --root /tmp/copy                 # compare the docs of another checkout
+
+**The registry.** ``CLAIMS`` holds one :class:`Claim` per printed figure: the doc (relative to the repo
+root), a regular expression whose first group captures the number as printed (thousands commas allowed),
+the GROUP that regenerates it and the KEY of the figure in that group's result, a tolerance (``tol``
+absolute in the printed unit, ``rel`` relative to the printed value; both below 10 % of the figure, which
+``tests/test_claims.py`` checks by editing every figure of a copy of its doc by 10 %) and, where the
+script runs less than the doc's full measurement, the ``reduction`` in words (the doc then prints the
+reduced figure too, beside the full one, and that is what is compared). ``count`` is how often the
+pattern occurs in the doc (each occurrence is compared).
+
+``GROUPS`` maps a group name to a function ``() -> {key: value}`` that regenerates a set of figures in
+one run (one training feeds several figures) and a stated cost. A group that raises makes each of its
+figures UNREPRODUCIBLE.
+
+**Adding a figure** (one entry; a new group only for a new script):
+
+    Claim("results.lif.int_acc", "docs/results.md", r"`examples/lif_fmnist.toml` \\| [^|]* \\| ([\\d.]+) \\|",
+          group="fmnist", key="lif_fmnist.int_acc", tol=1.0,
+          reduction="10,000 training images, 1 epoch (docs/results.md prints the reduced row)"),
+
+then ``python benchmarks/claims.py --only fmnist`` and ``pytest tests/test_claims.py``. Keep ``make verify``
+within 40 minutes on 2 cores (it prints each group's time); a figure too expensive to regenerate gets a
+stated reduction printed in its doc, or leaves the doc. What counts as headline, and what is left out
+(timings, which depend on the machine; figures a slow test or another environment holds): the
+"Registry" section of docs/setup.md.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the tests package (a few figures come from its fixtures' networks)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One printed figure: where it is, what regenerates it, how close it must be."""
+
+    name: str
+    doc: str
+    pattern: str
+    group: str
+    key: str
+    tol: float = 0.0
+    rel: float = 0.0
+    reduction: str = ""
+    count: int = 1
+
+    def allowed(self, printed: float) -> float:
+        return max(self.tol, self.rel * abs(printed))
+
+
+def _module(name: str):
+    """A script of benchmarks/ as a module."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---- the groups: each regenerates a set of figures ------------------------------------------------------
+
+def energy_figures() -> dict[str, float]:
+    """benchmarks/energy_validation.py's comparisons (counting only, ~2 s): estimate / measured ratios."""
+    ev = _module("energy_validation")
+    b = ev.blouw_rows()
+    out = {"blouw.per_op": b[0]["ratio"], "blouw.host": b[1]["ratio"], "blouw.remainder": b[2]["ratio"],
+           "blouw.keras": b[3]["ratio"], "blouw.cpu": b[4]["ratio"], "blouw.gpu": b[5]["ratio"],
+           "blouw.arm": b[6]["ratio"]}
+    rows = iter(ev.nxsdk_rows())
+    for key, m in ev.NXSDK.items():
+        out[f"{key}.per_op"], out[f"{key}.host"], out[f"{key}.keras"] = (next(rows)["ratio"] for _ in range(3))
+        if "core_dynamic_mw" in m:
+            out[f"{key}.cores"] = next(rows)["ratio"]
+    system = ev.system_rows()
+    out["blouw.system"] = system[0]["ratio"]
+    for r, key in zip(system[1:], [k for k, m in ev.NXSDK.items() if "static_mw" in m]):
+        out[f"{key}.system"] = r["ratio"]
+    return out
+
+
+def demo_figures() -> dict[str, float]:
+    """The demo's run (`spikeport demo`: digits, 20 epochs), exported with --netx and run through netx on Lava
+    over the 360 test samples against the emulator, and its energy (loihi): ~4 min on 2 cores."""
+    import tempfile
+
+    from spikeport import pipeline
+    from spikeport.export.netx_export import write_netx
+    from spikeport.export.nir_export import export_run
+    from spikeport.nirfmt.load import load_nir
+    from spikeport.train.config import TrainConfig
+    from spikeport.train.loop import train
+
+    with tempfile.TemporaryDirectory(prefix="spikeport-claims-demo-") as tmp:
+        run = Path(tmp) / "demo"
+        metrics = train(TrainConfig(data="digits", epochs=20), run)  # what `spikeport demo` trains
+        path = export_run(run)
+        write_netx(load_nir(path), run / "model.net")
+        parity = pipeline.parity(run, backend="netx,emulator", samples=360)
+        energy = pipeline.energy(run, samples=360, profiles=["loihi"])
+    netx = next(c for c in parity["comparisons"] if c["pair"] == "reference-netx")
+    out = {"float_acc": 100 * metrics["float_accuracy"], "qat_acc": 100 * metrics["qat_accuracy"],
+           "int_acc": 100 * metrics["quantized_accuracy"], "netx_mismatches": netx["spike_mismatches"],
+           "netx_spikes": sum(r["spikes_b"] for r in netx["per_layer"]),
+           "loihi_per_op_uj": energy["energy_j"]["loihi"] * 1e6,
+           "loihi_system_uj": energy["energy_j_with_overhead"]["loihi"] * 1e6}
+    return out
+
+
+def netx_reset_figures() -> dict[str, float]:
+    """Spike mismatches of netx on Lava against the emulator on a recurrent net (tests/netx_nets.flat_net, seed
+    3: integer weights, nothing trained), 20 samples, with and without the recurrent-buffer reset: ~30 s."""
+    import tempfile
+
+    import numpy as np
+
+    from spikeport.deploy import emulator
+    from spikeport.deploy.netx_backend import run_file
+    from spikeport.export.netx_export import write_netx
+    from tests import netx_nets
+
+    rng = np.random.default_rng(3)
+    net = netx_nets.flat_net(rng)
+    x = (rng.random((net.time_steps, 20, *net.input_shape)) < 0.3).astype(np.int64)
+    expected = emulator.run(net, x).spikes
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="spikeport-claims-netx-") as tmp:
+        path = write_netx(net, Path(tmp) / "model.net")
+        for reset in (True, False):
+            got = run_file(path, x, reset_recurrent=reset)
+            out["with_reset" if reset else "without_reset"] = sum(int((g != e).sum()) for g, e in zip(got, expected))
+    return out
+
+
+def peers_export_figures() -> dict[str, float]:
+    """docs/nir_peers.md's export table: the test fixture's network (tests/conftest.py tiny_run: digits 64-64-10,
+    T = 12, 12 epochs) written by `spikeport export`, run by snnTorch's ``import_from_nir`` and Norse's
+    ``from_nir`` (dt 1e-4 and its default 1e-3) against spikeport's float model of the file, and the Loihi
+    integers (forward_int) against it, on the 360 digits test samples: ~1 min."""
+    import logging
+    import tempfile
+
+    import nir
+    import norse.torch as nt
+    import numpy as np
+    import torch
+    from snntorch.import_nir import import_from_nir
+
+    from spikeport import pipeline
+    from spikeport.data import float_view
+    from spikeport.export.nir_export import export_run
+    from spikeport.importer.conventions import PRODUCERS
+    from spikeport.importer.simulate import simulate
+    from spikeport.nirfmt.flat import load_graph
+    from spikeport.nirfmt.load import load_nir
+    from spikeport.train import checkpoint
+    from spikeport.train.config import TrainConfig
+    from spikeport.train.loop import train
+    from tests.test_nir_peers import _record, _run_peer
+
+    logging.getLogger().setLevel(logging.ERROR)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="spikeport-claims-peers-") as tmp:
+        run = Path(tmp) / "tiny_run"
+        train(TrainConfig(data="digits", epochs=12, hidden=[64], time_steps=12), run)  # the fixture's net
+        path = export_run(run)
+        net = load_nir(path)
+        x_int, _, _ = pipeline.test_inputs(net, "digits", None, None)
+        xf = float_view(x_int, "direct").reshape(x_int.shape[0], x_int.shape[1], -1)
+        layers = [p.name for p in net.populations]
+        ours = simulate(load_graph(path), PRODUCERS["spikeport"], 1e-4, xf)
+        mine = [ours.outputs[n] > 0 for n in layers]
+
+        def compare(tag: str, module, stateful: bool) -> None:
+            rec = _record(module, layers)
+            _run_peer(module, xf, stateful)
+            theirs = [torch.stack(rec[n]).numpy() > 0 for n in layers]
+            for name, a, b in zip(("hidden", "output"), theirs, mine):
+                out[f"{tag}.{name}.mismatches"] = int((a != b).sum())
+            out[f"{tag}.agreement"] = 100 * float(np.mean(theirs[-1].sum(0).argmax(1) == mine[-1].sum(0).argmax(1)))
+
+        compare("snntorch", import_from_nir(nir.read(str(path))), stateful=False)
+        compare("norse_1e-4", nt.from_nir(nir.read(str(path)), dt=1e-4), stateful=True)
+        compare("norse_1e-3", nt.from_nir(nir.read(str(path))), stateful=True)
+        out["spikes.hidden"], out["spikes.output"] = (int(s.sum()) for s in mine)
+        model, _, _ = checkpoint.load(run)
+        with torch.no_grad():
+            qat = [s.numpy() > 0 for s in model(torch.from_numpy(xf), qat=True)]  # the trainer's float forward
+        for name, a, b in zip(("hidden", "output"), qat, mine):
+            out[f"qat.{name}.mismatches"] = int((a != b).sum())
+        out["qat.agreement"] = 100 * float(np.mean(qat[-1].sum(0).argmax(1) == mine[-1].sum(0).argmax(1)))
+        ints = [s.numpy() for s in model.forward_int(torch.from_numpy(x_int.astype(np.int64)))]
+        for name, a, b in zip(("hidden", "output"), ints, mine):
+            out[f"loihi.{name}.mismatches"] = int((a != b).sum())
+            out[f"loihi.{name}.agree"] = 100 * float(np.mean(a == b))
+        out["loihi.agreement"] = 100 * float(np.mean(ints[-1].sum(0).argmax(1) == mine[-1].sum(0).argmax(1)))
+    return out
+
+
+def fuzz_figures() -> dict[str, float]:
+    """The fast fuzz campaign of docs/reliability.md (tests/test_fuzz.py's seeds 0..n-1 per target, on the
+    test fixture's network): cases, error, ok, other per target and in total: ~2 min."""
+    import tempfile
+
+    from spikeport.export.nir_export import export_run
+    from spikeport.train.config import TrainConfig
+    from spikeport.train.loop import train
+    from tests import test_fuzz
+
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="spikeport-claims-fuzz-") as tmp:
+        run = Path(tmp) / "tiny_run"
+        train(TrainConfig(data="digits", epochs=12, hidden=[64], time_steps=12), run)  # tests/conftest.py tiny_run
+        export_run(run)
+        base = test_fuzz.Base(run=run, work=Path(tmp) / "work")
+        base.work.mkdir()
+        for target, n in test_fuzz.FAST.items():
+            res = test_fuzz.run_target(target, range(n), base)
+            other = sum(1 for f in res["failures"] if "took" not in f[2])  # timeouts and other exceptions
+            counts = {"cases": n, "error": res["counts"]["error"], "ok": res["counts"]["ok"], "other": other}
+            for k, v in counts.items():
+                out[f"{target}.{k}"] = v
+                out[f"total.{k}"] = out.get(f"total.{k}", 0) + v
+    return out
+
+
+def netx_targets_figures() -> dict[str, float]:
+    """benchmarks/netx_targets.py: the target lava / netx table of docs/netx.md, every row (~10 min)."""
+    return _module("netx_targets").run_all(log=lambda line: print(line, flush=True))
+
+
+def fmnist_figures() -> dict[str, float]:
+    """benchmarks/fmnist_reduced.py: every examples/*_fmnist.toml, reduced (~15 min on 2 cores)."""
+    rows = _module("fmnist_reduced").run_all(log=lambda line: print(line, flush=True))
+    return {f"{r['config']}.{k}": v for r in rows for k, v in r.items() if isinstance(v, (int, float))}
+
+
+GROUPS: dict[str, tuple[Callable[[], dict[str, float]], str]] = {
+    "energy": (energy_figures, "~2 s"),
+    "netx_reset": (netx_reset_figures, "~30 s"),
+    "demo": (demo_figures, "~4 min"),
+    "fuzz": (fuzz_figures, "~2 min"),
+    "peers_export": (peers_export_figures, "~1 min"),
+    "netx_targets": (netx_targets_figures, "~10 min"),
+    "fmnist": (fmnist_figures, "~15 min"),
+}
+
+
+# ---- the registry -----------------------------------------------------------------------------------------
+
+EV, NETX, RESULTS, REL = "docs/energy_validation.md", "docs/netx.md", "docs/results.md", "docs/reliability.md"
+PCT = r"([\d.]+)"
+
+
+def _energy_claims() -> list[Claim]:
+    """energy_validation.md's "Result in short" and "Reading the tables": the ratios its prose quotes (the
+    generated tables themselves are held to the script by tests/test_energy_validation.py)."""
+    prose = [("blouw.per_op", r"the per-operation table gives ([\d.]+)x of the"),
+             ("blouw.host", r"~70 mW host term brings it to ([\d.]+)x"),
+             ("blouw.system", r"and 70 mW host power\) at ([\d.]+)x of its idle"),
+             ("braille.system", r"power\): ([\d.]+)x braille \(within 2x\)"),
+             ("lsnn.system", r"braille \(within 2x\), ([\d.]+)x sMNIST LSNN \(not within 2x\)\. One"),
+             ("ntidigits.host", r"it gives ([\d.]+)x \(N-TIDIGITS\)"),
+             ("braille.host", r"\(N-TIDIGITS\), ([\d.]+)x \(braille\) and"),
+             ("lsnn.host", r"\(braille\) and ([\d.]+)x \(sMNIST LSNN\)"),
+             ("ntidigits.per_op", r"tick; no source publishes one\): ([\d.]+)x N-TIDIGITS \(not within 2x\)"),
+             ("braille.per_op", r"\(not within 2x\), ([\d.]+)x braille \(within 2x\) and"),
+             ("lsnn.per_op", r"\(within 2x\) and ([\d.]+)x sMNIST LSNN \(not within 2x\)\. The LSNN"),
+             ("lsnn.cores", r"the per-op estimate is ([\d.]+)x at rate 0\.1"),
+             ("blouw.cpu", r"\*\*CPU ([\d.]+)x, GPU"),
+             ("blouw.gpu", r"CPU [\d.]+x, GPU ([\d.]+)x, Jetson"),
+             ("blouw.arm", r"Jetson/ARM ([\d.]+)x \(not within 2x\)")]
+    return [Claim(f"energy.{key}", EV, pattern, "energy", key, rel=0.01) for key, pattern in prose]
+
+
+def _demo_claims() -> list[Claim]:
+    return [
+        Claim("demo.float_acc", NETX, r"`TrainConfig\(data=\"digits\", epochs=20\)`\): ([\d.]+)%", "demo", "float_acc", tol=1.0),
+        Claim("demo.qat_acc", NETX, r"epochs=20\)`\): [\d.]+% float, ([\d.]+)% QAT", "demo", "qat_acc", tol=1.0),
+        Claim("demo.int_acc", NETX, r"% QAT and ([\d.]+)% integer", "demo", "int_acc", tol=1.0),
+        Claim("demo.netx_mismatches", NETX, r"netx on Lava gave ([\d,]+) mismatching spikes", "demo", "netx_mismatches"),
+        Claim("demo.netx_spikes", NETX, r"over 360 samples \(([\d,]+) spikes\)", "demo", "netx_spikes", rel=0.03),
+        Claim("demo.loihi_per_op", EV, r"T = 16\): loihi per-op ([\d.]+) uJ per sample", "demo", "loihi_per_op_uj",
+              rel=0.03),
+        Claim("demo.loihi_system", EV, r"\(1 of 6 within 2x\); system ([\d.]+) uJ", "demo", "loihi_system_uj", rel=0.03),
+    ]
+
+
+def _netx_reset_claims() -> list[Claim]:
+    return [Claim("netx.reset.with", NETX, r"with the reset ([\d,]+) mismatching spikes in 20 samples", "netx_reset",
+                  "with_reset"),
+            Claim("netx.reset.without", NETX, r"without it ([\d,]+) mismatching spikes in 20 samples", "netx_reset",
+                  "without_reset")]
+
+
+def _fuzz_claims() -> list[Claim]:
+    """reliability.md's fast fuzz column (cases / error / ok / other): the counts depend on the fixture's
+    trained bytes, so error and ok may move by a few cases between machines (rel 3 %); other must be 0."""
+    out = []
+    for target in ("deploy-nir-bytes", "deploy-nir-struct", "parity-nir", "import-nir", "export-checkpoint",
+                   "convert-pt", "data-idx", "data-nmnist", "config-toml", "profiles-toml", "inputs-npy"):
+        row = rf"\| {re.escape(target)} \| [^|]* \| ([\d,]+) / ([\d,]+) / ([\d,]+) / ([\d,]+),"
+        for i, field in enumerate(("cases", "error", "ok", "other")):
+            out.append(Claim(f"fuzz.{target}.{field}", REL, _nth_group(row, i), "fuzz", f"{target}.{field}",
+                             rel=0.03 if field in ("error", "ok") else 0.0))
+    total = r"\| \*\*total\*\* \| \| \*\*([\d,]+) / ([\d,]+) / ([\d,]+) / ([\d,]+)\*\*"
+    for i, field in enumerate(("cases", "error", "ok", "other")):
+        out.append(Claim(f"fuzz.total.{field}", REL, _nth_group(total, i), "fuzz", f"total.{field}",
+                         rel=0.03 if field in ("error", "ok") else 0.0))
+    return out
+
+
+def _nth_group(pattern: str, n: int, group: str = r"([\d,]+)") -> str:
+    """``pattern`` with only the n-th occurrence of ``group`` capturing (the others lose their brackets)."""
+    parts = pattern.split(group)
+    return "".join(p + (group if i == n else group[1:-1]) for i, p in enumerate(parts[:-1])) + parts[-1]
+
+
+def _fmnist_claims() -> list[Claim]:
+    """results.md's reduced table (benchmarks/fmnist_reduced.py): one row per examples/*_fmnist.toml."""
+    fm = _module("fmnist_reduced")
+    out = []
+    cells = ("int_acc", "qat_acc", "lava_mismatches", "emulator_mismatches", "synops", "loihi_uj")
+    for name, limit, epochs, lava in fm.CONFIGS:
+        row = rf"\| `examples/{name}\.toml` \| [^|]* \| " + r" \| ".join([r"([-+\d.,]+)[^|]*"] * len(cells)) + r" \|"
+        reduction = (f"{limit:,} training images (--limit), {epochs} epoch; Lava on {lava} test images, the emulator on "
+                     f"{limit:,} (docs/results.md prints the reduced row beside the full table)")
+        for i, cell in enumerate(cells):
+            tol, rel = {"int_acc": (1.5, 0), "qat_acc": (1.5, 0), "synops": (0, 0.05),
+                        "loihi_uj": (0, 0.05)}.get(cell, (0, 0))
+            out.append(Claim(f"results.{name}.{cell}", RESULTS, _nth_group(row, i, r"([-+\d.,]+)"), "fmnist", f"{name}.{cell}", tol=tol, rel=rel,
+                             reduction=reduction))
+    return out
+
+
+def _peers_export_claims() -> list[Claim]:
+    """nir_peers.md's export table (group peers_export): mismatches exact where they are 0 (the claim is
+    equality), else within 3 %; agreements within 1 point; spike totals within 3 %."""
+    doc, out = "docs/nir_peers.md", []
+    rows = {"snntorch": r"\| snnTorch `import_from_nir` \| 1e-4 \(hard-coded\) \| ([\d,]+), ([\d,]+) of ([\d,]+), ([\d,]+) spikes \| ([\d.]+)% \|",
+            "norse_1e-4": r"\| Norse `from_nir\(dt=1e-4\)` \| 1e-4 \(passed\) \| ([\d,]+), ([\d,]+) \| ([\d.]+)% \|",
+            "norse_1e-3": r"\| Norse `from_nir\(\)` \| 1e-3 \(its default\) \| ([\d,]+), ([\d,]+) \| ([\d.]+)% \|",
+            "qat": r"\| spikeport QAT float forward \| - \| ([\d,]+), ([\d,]+) \| ([\d.]+)% \|",
+            "loihi": r"\| Loihi integers \(forward_int = emulator = Lava\) \| - \| ([\d,]+), ([\d,]+) \(([\d.]+)%, ([\d.]+)% agree\) \| ([\d.]+)% \|"}
+    fields = {"snntorch": ["hidden.mismatches", "output.mismatches", "spikes.hidden", "spikes.output", "agreement"],
+              "norse_1e-4": ["hidden.mismatches", "output.mismatches", "agreement"],
+              "norse_1e-3": ["hidden.mismatches", "output.mismatches", "agreement"],
+              "qat": ["hidden.mismatches", "output.mismatches", "agreement"],
+              "loihi": ["hidden.mismatches", "output.mismatches", "hidden.agree", "output.agree", "agreement"]}
+    for tag, row in rows.items():
+        groups = re.findall(r"\(\[[^)]*\]\+\)", row)
+        for i, field in enumerate(fields[tag]):
+            key = field if field.startswith("spikes.") else f"{tag}.{field}"
+            pattern = row
+            for j, g in enumerate(groups):  # keep the i-th group capturing
+                pattern = pattern.replace(g, "\x00" if j == i else g[1:-1], 1)
+            pattern = pattern.replace("\x00", groups[i])
+            agree = field.endswith("agreement") or field.endswith("agree")
+            out.append(Claim(f"peers_export.{tag}.{field}", doc, pattern, "peers_export", key,
+                             tol=1.0 if agree else 0.0, rel=0.0 if agree else 0.03))
+    return out
+
+
+def _netx_targets_claims() -> list[Claim]:
+    """netx.md's target table (benchmarks/netx_targets.py): float / integer accuracy per target, row and seed."""
+    nt = _module("netx_targets")
+    out = []
+    for key, label, _, _, seeds in nt.ROWS:
+        for seed in seeds:
+            row = rf"\| {re.escape(label)} \| {seed} \| ([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) \|"
+            for i, (target, kind) in enumerate([(t, k) for t in ("lava", "netx") for k in ("float", "int")]):
+                out.append(Claim(f"netx_targets.{key}.{seed}.{target}.{kind}", NETX, _nth_group(row, i, PCT), "netx_targets",
+                                 f"{key}.{seed}.{target}.{kind}", tol=1.5))
+    return out
+
+
+CLAIMS: list[Claim] = (_energy_claims() + _demo_claims() + _netx_reset_claims() + _fuzz_claims()
+                       + _peers_export_claims() + _netx_targets_claims() + _fmnist_claims())
+
+
+# ---- finding, comparing, reporting ------------------------------------------------------------------------
+
+def printed(claim: Claim, text: str) -> list[float]:
+    """The numbers ``claim.pattern`` captures in ``text`` (every occurrence), every run of whitespace in the
+    text read as one space (so a pattern does not depend on where a line wraps)."""
+    flat = re.sub(r"\s+", " ", text)
+    return [float(m.group(1).replace(",", "")) for m in re.finditer(claim.pattern, flat)]
+
+
+def check(claim: Claim, text: str, value: float | None, error: str = "") -> tuple[bool, str]:
+    """(ok, one line) for one claim: the doc's figure(s) against the regenerated ``value``."""
+    found = printed(claim, text)
+    if len(found) != claim.count:
+        return False, f"MISSING  {claim.name}: pattern found {len(found)} time(s) in {claim.doc}, expected {claim.count}"
+    if value is None:
+        return False, f"UNREPRODUCIBLE  {claim.name}: {error or 'its group gave no value for ' + claim.key}"
+    bad = [f for f in found if abs(f - value) > claim.allowed(f)]
+    line = (f"{claim.name}: doc {', '.join(f'{f:g}' for f in found)}, regenerated {value:.6g} "
+            f"(allowed +-{claim.allowed(found[0]):.3g}){' [reduced: ' + claim.reduction + ']' if claim.reduction else ''}")
+    return (not bad), ("STALE  " if bad else "ok  ") + line
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its reaped children (Lava's supervised children)."""
+    import resource
+
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+
+
+def regenerate(groups: list[str], log=print) -> tuple[dict[str, dict], dict[str, str], dict[str, float]]:
+    """Run each group; ``seconds[group]`` is its wall time, ``seconds[group + " cpu"]`` its CPU time (on a
+    shared machine the CPU time / 2 bounds what 2 free cores would take)."""
+    values, errors, seconds = {}, {}, {}
+    for group in groups:
+        fn, cost = GROUPS[group]
+        log(f"== {group} ({cost}) ...", flush=True)
+        t0, c0 = time.perf_counter(), _cpu_seconds()
+        try:
+            values[group] = fn()
+        except Exception as err:  # a script that no longer runs: its figures are unreproducible
+            errors[group] = f"{type(err).__name__}: {err}"[:300]
+        seconds[group], seconds[f"{group} cpu"] = time.perf_counter() - t0, _cpu_seconds() - c0
+        log(f"== {group}: {seconds[group]:.0f} s wall, {seconds[group + ' cpu']:.0f} s CPU", flush=True)
+    return values, errors, seconds
+
+
+def compare(claims: list[Claim], values: dict[str, dict], errors: dict[str, str], root: Path = ROOT) -> list[tuple[bool, str]]:
+    texts: dict[str, str] = {}
+    out = []
+    for c in claims:
+        texts.setdefault(c.doc, (root / c.doc).read_text() if (root / c.doc).exists() else "")
+        out.append(check(c, texts[c.doc], values.get(c.group, {}).get(c.key), errors.get(c.group, "")))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", choices=list(GROUPS), help="regenerate and compare these groups only")
+    ap.add_argument("--list", action="store_true", help="print the registry and exit")
+    ap.add_argument("--root", type=Path, default=ROOT, help="checkout whose docs are compared (default: this one)")
+    ap.add_argument("--values", type=Path, help="compare against values saved by --save instead of regenerating")
+    ap.add_argument("--save", type=Path, help="write the regenerated values (JSON)")
+    args = ap.parse_args(argv)
+    groups = args.only or list(GROUPS)
+    claims = [c for c in CLAIMS if c.group in groups]
+    if args.list:
+        for c in claims:
+            tol = " ".join(x for x in (f"tol {c.tol:g}" if c.tol else "", f"rel {c.rel:g}" if c.rel else "") if x)
+            print(f"{c.name}\t{c.doc}\t{c.group}\t{tol or 'exact'}\t{c.reduction or 'full'}")
+        return 0
+    t0 = time.perf_counter()
+    if args.values:
+        saved = json.loads(args.values.read_text())
+        values, errors, seconds = saved["values"], saved.get("errors", {}), saved.get("seconds", {})
+    else:
+        values, errors, seconds = regenerate(groups)
+    if args.save:
+        args.save.write_text(json.dumps({"values": values, "errors": errors, "seconds": seconds}, indent=1))
+    results = compare(claims, values, errors, args.root)
+    for _, line in results:
+        print(line)
+    failed = sum(not ok for ok, _ in results)
+    print(f"claims: {len(results) - failed} of {len(results)} figures reproduced; groups "
+          + ", ".join(f"{g} {seconds.get(g, 0):.0f} s" for g in groups) + f"; {time.perf_counter() - t0:.0f} s in all")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
