@@ -269,7 +269,7 @@ def layer_rows(energy: dict) -> Table:
     """Counts per layer (per sample), the layer's Loihi 1 energy and cores when known."""
     headers = ["layer", "neurons", "fan-in", "nonzero weights", "SynOps", "effective MACs", "dense ANN MACs",
                "updates active", "updates inactive", "spikes routed", "firing rate", "input sparsity",
-               "Loihi 1 energy", "Loihi 1 cores"]
+               "Loihi 1 energy (per-op)", "Loihi 1 cores"]
     per_layer = energy.get("energy_j_per_layer", {}).get("loihi", {})
     cores = {m["name"]: m for m in energy.get("loihi_mapping", {}).get("layers", [])}
     rows = []
@@ -356,7 +356,7 @@ def collect_runs(parent: str | Path, include: str | Path | None = None) -> tuple
 
 
 def runs_rows(runs: list[dict]) -> Table:
-    headers = ["run", "network", "T", "dataset", "backend", "accuracy", "Loihi 1 energy", *ANN_BASELINES]
+    headers = ["run", "network", "T", "dataset", "backend", "accuracy", "Loihi 1 energy (per-op)", *ANN_BASELINES]
     rows = [[r["name"], r["network"], str(r["time_steps"]), r["dataset"], r["backend"], f"{r['accuracy']:.2%}",
              fmt_j(r["energy_j"]["loihi"]), *[fmt_j(r["energy_j"][n]) if n in r["energy_j"] else "-"
                                                 for n in ANN_BASELINES]] for r in runs]
