@@ -260,7 +260,7 @@ def energy_console_rows(energy: dict) -> Table:
     """:func:`energy_rows` narrowed to fit an 80-column terminal: the two estimates, each with its status word
     (the ratios, sources and the rows behind each status are in energy.json and the reports)."""
     headers, rows = energy_rows(energy)
-    keep = [headers.index(h) for h in ("profile", PER_OP, "per-op status", SYSTEM, "system status")]
+    keep = [headers.index(h) for h in ("profile", "kind", PER_OP, "per-op status", SYSTEM, "system status")]
     return [headers[i] for i in keep], [[r[i].split(" (")[0] if "status" in headers[i] else r[i] for i in keep]
                                         for r in rows]
 
