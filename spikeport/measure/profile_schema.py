@@ -120,7 +120,9 @@ class ValidationModel(_Strict):
 
     ``status`` is checked against ``rows`` (see :func:`derived_status`): "validated" needs at least
     :data:`MIN_INDEPENDENT` measurements within 2x that the estimate was not fitted to, "calibrated" a
-    row within 2x, "not reproduced" rows and none good enough, "not validated" no row at all.
+    row within 2x on a measurement the estimate was fitted to (and not validated), "not reproduced" rows
+    and neither, "not validated" no row at all. Each of the two estimates gets its own status
+    (:func:`column_status`); the profile's is the better of the two.
     """
 
     status: Literal["validated", "calibrated", "not reproduced", "not validated"]
