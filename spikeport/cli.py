@@ -350,11 +350,12 @@ def energy(target: Path = typer.Argument(..., help="run folder or .nir file"),
                                           "effective MACs": "effective\nMACs", "dense ANN MACs": "dense ANN\nMACs",
                                           "updates active": "updates\nactive", "spikes routed": "spikes\nrouted",
                                           "firing rate": "firing\nrate", "input sparsity": "input\nsparsity"})
-    _table(md.energy_rows(res), "energy per sample", {"profile": "profile", "kind": "kind", "energy / sample": "energy",
-                                                      "ratio to loihi": "x loihi", "quality": "price quality"})
+    _table(md.energy_console_rows(res), "energy per sample: two estimates, each with its own validation status",
+           {"profile": "profile", "kind": "kind", md.PER_OP: "per-op\n(core\ndynamic)", "per-op status": "status",
+            md.SYSTEM: "system\n(+ idle,\nhost)", "system status": "status"})
     m = res["loihi_mapping"]
-    out.print(f"Loihi 1 mapping: {m['total_cores']} cores, {m['chips']} chip(s).\n{md.LOIHI2_STATEMENT}\n"
-              f"{md.ANN_STATEMENT}\nwrote {runfolder.model_nir(target).parent / runfolder.ENERGY}")
+    out.print(f"{md.ESTIMATES_NOTE}\nLoihi 1 mapping: {m['total_cores']} cores, {m['chips']} chip(s).\n"
+              f"{md.LOIHI2_STATEMENT}\n{md.ANN_STATEMENT}\nwrote {runfolder.model_nir(target).parent / runfolder.ENERGY}")
 
 
 @app.command()

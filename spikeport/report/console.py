@@ -81,11 +81,15 @@ def columns_table(table: tuple[list[str], list[list[str]]], title: str, columns:
     """Print the ``columns`` (report header -> printed header) of a report table; numbers right-aligned."""
     headers, rows = table
     keep = [headers.index(c) for c in columns]
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False,
+              padding=(0, 0))  # the box's separator alone between columns
     for i in keep:
         label, prose = columns[headers[i]], headers[i] in ("kind", "quality")
-        t.add_column(label, justify="left" if prose or i == keep[0] else "right", no_wrap=not prose,
-                     min_width=max([len(w) for w in label.split("\n")] + [min(len(r[i]), 24) for r in rows if prose]))
+        status = headers[i].endswith("status")  # a status wraps between its words ("not / reproduced")
+        width = max([len(w) for w in label.split("\n")] + [min(len(r[i]), 24) for r in rows if prose]
+                    + [max(map(len, r[i].split())) for r in rows if status])
+        t.add_column(label, justify="left" if prose or status or i == keep[0] else "right",
+                     no_wrap=not (prose or status), min_width=width, max_width=width if status else None)
     for row in rows:
         t.add_row(*[row[i] for i in keep])
     out.print(t)
