@@ -55,3 +55,13 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the spikeport CLI in a fresh interpreter."""
     return subprocess.run([sys.executable, "-m", "spikeport.cli", *args], capture_output=True, text=True,
                           timeout=timeout)
+
+
+def pytest_configure(config):
+    """Lava sets the multiprocessing start method ('fork', Linux's default) when first imported and fails if
+    anything chose one before; tests that run Lava in this process (the Loihi 2 recipe) import it wherever
+    they come in the order, so it is imported first."""
+    try:
+        import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+    except ImportError:  # lava-nc missing: the tests that need it say so
+        pass
