@@ -24,6 +24,7 @@ import numpy as np
 
 from spikeport.core import xylo
 
+STATES = ("vmem", "isyn", "isyn2", "vmem_out", "isyn_out")  # what xylosim records per step
 SPEC_KEYS = ("weights_in", "weights_rec", "weights_out", "dash_mem", "dash_mem_out", "dash_syn", "dash_syn_2",
              "dash_syn_out", "threshold", "threshold_out", "bias", "bias_out", "weight_shift_in",
              "weight_shift_rec", "weight_shift_out")
@@ -174,3 +175,37 @@ class XyloNet:
         for k in ("weight_shift_in", "weight_shift_rec", "weight_shift_out"):
             kw[k] = kw[k] or 0
         return cls(**kw, time_steps=time_steps, dt=float(spec.get("dt") or 1e-3), meta=dict(meta or {}))
+
+
+def _split(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.maximum(w, 0).astype(np.float64), np.minimum(w, 0).astype(np.float64)
+
+
+def simulate(net: XyloNet, x: np.ndarray, record_states: bool = False):
+    """``net`` on x [T, B, Nin] event counts, every sample from zero state, the whole chip step by step as
+    :mod:`spikeport.core.xylo` describes (batched over samples). Returns (spike counts [hidden [T, B, Nhid],
+    output [T, B, Nout]] uint8, states {:data:`STATES`: [T, B, N] int16} or None)."""
+    T, B = x.shape[:2]
+    w_in, w_rec, w_out = net.shifted()
+    syn = [np.concatenate([w_in[:, :, k], w_rec[:, :, k]], axis=0) for k in range(xylo.HIDDEN_SYNAPSES)]
+    splits, split_out = [_split(w) for w in syn], _split(w_out)
+    nh, no = net.n_hidden, net.n_out
+    isyn = [np.zeros((B, nh), np.int64) for _ in syn]
+    v, io, vo, prev = (np.zeros((B, n), np.int64) for n in (nh, no, no, nh))
+    spikes = [np.zeros((T, B, nh), np.uint8), np.zeros((T, B, no), np.uint8)]
+    states = ({k: np.zeros((T, B, no if k.endswith("_out") else nh), np.int16) for k in STATES}
+              if record_states else None)
+    bias, bias_out = (net.bias, net.bias_out) if net.has_bias else (None, None)
+    for t in range(T):
+        events = np.concatenate([np.asarray(x[t], np.int64), prev], axis=1)  # inputs first, then hidden
+        isyn = [xylo.deliver(i, events, w, sp) for i, w, sp in zip(isyn, syn, splits)]
+        io = xylo.deliver(io, prev, w_out, split_out)
+        n, isyn, v = xylo.evolve(isyn, v, dash_syn=[net.dash_syn, net.dash_syn_2], dash_mem=net.dash_mem,
+                                 threshold=net.threshold, max_spikes=xylo.HIDDEN_SPIKES_MAX, bias=bias)
+        n_out, (io,), vo = xylo.evolve([io], vo, dash_syn=[net.dash_syn_out], dash_mem=net.dash_mem_out,
+                                       threshold=net.threshold_out, max_spikes=xylo.OUTPUT_SPIKES_MAX, bias=bias_out)
+        spikes[0][t], spikes[1][t], prev = n, n_out, n
+        if states is not None:
+            for key, val in zip(STATES, (v, isyn[0], isyn[1], vo, io)):
+                states[key][t] = val
+    return spikes, states

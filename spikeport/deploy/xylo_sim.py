@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeport.core import xylo
 from spikeport.core.xylo_net import XyloNet
-from spikeport.deploy.xylo_emulator import STATES, XyloRun
+from spikeport.deploy.xylo_emulator import STATES, XyloRun, check_input
 from spikeport.errors import SpikeportError
 
 NEEDS = "the xylo backend needs SynSense's simulator: pip install 'spikeport[xylo]' (xylosim)"
@@ -62,10 +61,7 @@ class XyloSim:
 
 def run(net: XyloNet, x: np.ndarray, record_states: bool = False) -> XyloRun:
     """Run ``net`` on x [T, B, Nin] integer event counts with xylosim, sample by sample."""
-    x = np.asarray(x)
-    if x.ndim != 3 or x.shape[2] != net.n_in:
-        raise ValueError(f"Xylo input must be [T, B, {net.n_in}] event counts, got shape {x.shape}")
-    xylo.check_counts(x)
+    x = check_input(net, x)
     sim = XyloSim(net)
     T, B = x.shape[:2]
     spikes = [np.zeros((T, B, net.n_hidden), np.uint8), np.zeros((T, B, net.n_out), np.uint8)]
