@@ -14,8 +14,8 @@ lists it in import.json (as for Loihi). Xylo-specific items:
   mapping Rockpool's own Xylo mapper uses, dash = log2(tau / dt)) — Rockpool's float LIFTorch decays by
   exp(-dt/tau), not 1 - dt/tau, so a Rockpool graph's decays are always listed;
 * reset: Xylo subtracts the threshold (a reset-to-zero producer is listed);
-* spikes per step: hidden neurons emit up to 31 (a one-spike producer is listed; so is a multi-spike
-  producer's unbounded count), output neurons one (a multi-spike producer's output layer is listed);
+* spikes per step: hidden neurons emit up to 31 (a one-spike producer is listed; a multi-spike producer's cap
+  is noted, as saturation is), output neurons one (a multi-spike producer's output layer is listed);
 * threshold: Xylo fires at v >= threshold; a ``>`` producer is exact on the integer grid (threshold + 1);
 * a constant current into a synapse (a bias of the dense map): Xylo has none; applied to v as the bias it
   settles to (listed). A layer without a synaptic current (LIF, IF): Xylo's current always persists at least
@@ -54,7 +54,7 @@ def _decay(ctx: list, node: str, what: str, beta: float, allow_zero: bool = Fals
         return 1, 0.5
     dash = int(xylo.dash_from_factor(beta))
     a = float(xylo.decay_factor(dash))
-    if abs(a - beta) > 1e-9:
+    if abs(a - beta) > 1e-6:  # float32 parameters (a peer's taus) carry ~1e-8 of rounding
         ctx.append({"node": node, "issue": f"{what} factor {beta:.6g} is not a bit-shift decay",
                     "change": f"dash {dash}: factor 1 - 2**-{dash} = {a:.6g} (nearest in time constant)"})
     return dash, a
@@ -80,10 +80,12 @@ def _layer(ctx: list, notes: list, plan: lower.LayerPlan, prod: conventions.Prod
     if output and prod.multi_spike:
         ctx.append({"node": plan.name, "issue": f"{prod.name}'s output neurons emit several spikes per step",
                     "change": "at most one (Xylo's output neurons)"})
+    elif not output and prod.multi_spike:
+        notes.append(f"{plan.name}: at most {xylo.HIDDEN_SPIKES_MAX} spikes per step on Xylo ({prod.name}: more), as a "
+                     "16-bit state saturates: identical while no neuron needs more")
     elif not output:
-        ctx.append({"node": plan.name, "issue": f"{prod.name} emits " + ("up to 2**16 spikes" if prod.multi_spike
-                    else "one spike") + " per step", "change": f"up to {xylo.HIDDEN_SPIKES_MAX} (Xylo's hidden "
-                    "neurons; identical while no neuron needs more)"})
+        ctx.append({"node": plan.name, "issue": f"{prod.name} emits one spike per step",
+                    "change": f"up to {xylo.HIDDEN_SPIKES_MAX} (Xylo's hidden neurons subtract the threshold per spike)"})
     if prod.threshold == ">":
         notes.append(f"{plan.name}: '>' threshold applied as Xylo's '>=' one state unit higher (exact on the grid)")
     w = np.asarray(plan.conn.weight, np.float64) / a_syn

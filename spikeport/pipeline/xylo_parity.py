@@ -161,6 +161,7 @@ def parity(run_dir: str | Path, *, backend: str = "xylo,emulator", samples: int 
     states_off = {k: 0 for k in STATES} if len(backends) > 1 else None
     preds = {b: [] for b in ("reference", "float", *backends)}
     seconds = {b: 0.0 for b in backends}
+    sample0 = None
     for lo in range(0, n, CHUNK):
         xs = x[:, lo:lo + CHUNK]
         ref_spikes, ref_pred, float_pred = ref.run(xs)
@@ -175,6 +176,8 @@ def parity(run_dir: str | Path, *, backend: str = "xylo,emulator", samples: int 
             if progress:
                 progress(b, min(n, lo + CHUNK), n)
         sides = {"reference": ref_spikes, **{b: r.spikes for b, r in runs.items()}}
+        if sample0 is None and ref_spikes is not None:  # sample 0 of every side, for report.html's raster
+            sample0 = {k: [np.asarray(a)[:, 0] > 0 for a in v] for k, v in sides.items()}
         for a, b in pairs:
             tallies[f"{a}-{b}"].add(sides[a], sides[b], lo)
         if states_off is not None:
@@ -184,6 +187,11 @@ def parity(run_dir: str | Path, *, backend: str = "xylo,emulator", samples: int 
     result = _result(net, ref, backends, tallies, states_off, preds, y, n, seconds, max_mismatches, min_agreement)
     path = Path(out) if out else run_dir / runfolder.PARITY
     fileio.write_json(path, result)
+    if sample0 is not None:
+        from spikeport.pipeline.parity_stage import save_spike_sample
+
+        save_spike_sample(path.with_name(runfolder.SPIKE_SAMPLE), list(POPULATIONS), 0,
+                          -1 if y is None else int(y[0]), sample0, sliced=True)
     if not result["passed"]:
         raise ParityFailure(f"parity failed: {result['failure']}")
     return result

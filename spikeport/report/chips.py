@@ -120,8 +120,11 @@ def chip_table(loihi: dict, xylo: dict) -> tuple[Table, list[str]]:
         ["float accuracy", _pct(lp.get("float_accuracy")), _pct(xp.get("float_accuracy"))],
         ["spike mismatches (parity)", str(lp.get("spike_mismatches")), str(xp.get("spike_mismatches"))],
         ["SynOps / inference", f"{le['synops']:,.0f}", f"{xe['synops']:,.0f}"],
-        ["energy / inference (estimate)", f"{fmt_j(le['energy_j']['loihi'])} (Loihi 1 per-op)",
-         f"{fmt_j(xe['energy']['energy_j'])} (chip-level)"],
+        ["energy / inference, dynamic (estimate)", f"{fmt_j(le['energy_j']['loihi'])} (Loihi 1 per-op)",
+         f"{fmt_j(xe['energy']['energy_j'])} (chip-level dynamic power x T x dt)"],
+        ["with idle and host power", fmt_j(le["energy_j_with_overhead"]["loihi"]) + " (board-level terms)"
+         if (le.get("energy_j_with_overhead") or {}).get("loihi") else "n/a",
+         "not included (no public idle figure used)"],
         ["energy status", val.get("status", "not validated"), xe["energy"]["status"]],
         ["cores", f"Loihi 1: {m1['total_cores']} of 128 per chip; Loihi 2: {m2.get('total_cores', 'n/a')} (estimate)",
          "1 (the whole Xylo core)"],
