@@ -116,14 +116,24 @@ def deliver(state, counts, weight, split=None):
     risky = (state + pos > STATE_MAX) | (state + neg < STATE_MIN)
     if risky.any():
         bs, ns = np.nonzero(risky)
-        x = state[bs, ns]
         counts = counts.astype(np.int64)
-        for s in range(counts.shape[1]):
-            k = counts[bs, s]
-            if k.any():
-                x = sat16(x + k * w[s, ns])
-        out[bs, ns] = x
+        for lo in range(0, len(bs), REPLAY_BLOCK):
+            b, n = bs[lo:lo + REPLAY_BLOCK], ns[lo:lo + REPLAY_BLOCK]
+            out[b, n] = _replay(state[b, n], counts[b] * w[:, n].T)
     return out
+
+
+REPLAY_BLOCK = 4096  # risky (sample, neuron) pairs replayed at once: [block, sources] increments in memory
+
+
+def _replay(x: np.ndarray, inc: np.ndarray) -> np.ndarray:
+    """x [R] after adding inc [R, S] column by column (source order), saturating after each."""
+    x = x.copy()
+    for s in np.flatnonzero(inc.any(axis=0)):
+        np.add(x, inc[:, s], out=x)
+        np.maximum(x, STATE_MIN, out=x)
+        np.minimum(x, STATE_MAX, out=x)
+    return x
 
 
 def evolve(isyn: list, v, *, dash_syn: list, dash_mem, threshold, max_spikes: int, bias=None):

@@ -15,6 +15,9 @@ def export_xylo(run_dir: str | Path) -> Path:
     from spikeport.train import checkpoint
 
     run_dir = Path(run_dir)
+    if runfolder.is_imported(run_dir) and runfolder.is_xylo(run_dir):
+        raise SpikeportError(f"{run_dir}: imported onto Xylo; its specification is {runfolder.MODEL_XYLO}, written by "
+                             "`spikeport import --target xylo-audio2`")
     model, cfg, raw = checkpoint.load(run_dir)
     if cfg.target != "xylo-audio2":
         raise SpikeportError(f"{run_dir}: trained for Loihi (target {cfg.target!r}); --xylo exports a run trained "
