@@ -125,3 +125,40 @@ def test_loihi_vs_xylo_side_by_side(tmp_path):
     chips = chips[:chips.index("</section>")]
     assert "loihi_rows" in chips and "xylo_rows" in chips and "accuracy on the chip" in chips
     assert "Bos &amp; Muir" in chips and "Davies et al." in chips
+
+
+def test_snntorch_recurrent_graph_on_xylo(tmp_path):
+    """An snnTorch RSynaptic net with subtractive reset and bit-shift leaks (alpha 0.5, beta 0.875): the decays,
+    the reset, the '>' threshold and the recurrence are exact on Xylo; the one listed change is the hidden
+    neurons' several spikes per step (snnTorch: one)."""
+    import snntorch as snn
+    from snntorch.export_nir import export_to_nir
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(2)
+            self.fc1, self.fc2 = torch.nn.Linear(8, 16, bias=False), torch.nn.Linear(16, 4, bias=False)
+            self.rlif = snn.RSynaptic(alpha=torch.full((16,), 0.5), beta=torch.full((16,), 0.875),
+                                      threshold=torch.full((16,), 1.0), linear_features=16, reset_delay=False)
+            self.rlif.recurrent.bias.data.zero_()  # (a bias would be a constant current: listed on Xylo)
+            self.lif2 = snn.Synaptic(alpha=torch.full((4,), 0.5), beta=torch.full((4,), 0.875),
+                                     threshold=torch.full((4,), 1.0), reset_delay=False)
+
+        def forward(self, x):  # one step from rest: what export_to_nir traces
+            z = torch.zeros(x.shape[0], 16)
+            spk, _, _ = self.rlif(self.fc1(x), z, z.clone(), z.clone())
+            z2 = torch.zeros(x.shape[0], 4)
+            return self.lif2(self.fc2(spk), z2, z2.clone())[0]
+
+    path = tmp_path / "snn.nir"
+    nir.write(str(path), export_to_nir(Net(), torch.zeros(1, 8), ignore_dims=[0]))
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "x.npy", (rng.integers(0, 3, (60, 20, 8)) * (rng.random((60, 20, 8)) < 0.5)).astype(np.float32))
+    info = import_xylo(path, dt=1e-4, out=tmp_path / "run", producer="snntorch", reset="subtract",
+                       reset_timing="same-step", allow_approx=True, inputs=tmp_path / "x.npy")
+    assert [a["issue"] for a in info["approximations"]] == ["snntorch emits one spike per step"]
+    assert info["network"] == "8-16r-4" and [(r["dash_syn"], r["dash_mem"]) for r in info["layers"]] == [(1, 3), (1, 3)]
+    assert any("'>' threshold applied as Xylo's '>='" in n for n in info["notes"])
+    res = xylo_parity.parity(tmp_path / "run", min_agreement=0.0)
+    assert res["passed"] and res["spike_mismatches"] == 0 and not any(res["state_mismatches"].values())
