@@ -87,7 +87,7 @@ def find_pair(run_dir: str | Path, compare: str | Path | None = None) -> tuple[d
         except SpikeportError:
             continue
         if other and other["chip"] != me["chip"] and other["parity"].get("dataset") == me["parity"].get("dataset") \
-                and _sizes(other["parity"]["network"]) == _sizes(me["parity"]["network"]):
+                and _sizes(other["parity"].get("network", "?")) == _sizes(me["parity"].get("network", "")):
             return (me, other) if me["chip"] == "loihi" else (other, me)
     return None
 

@@ -271,10 +271,10 @@ def _chips(run_dir: Path, parent: Path) -> str:
 
     pair = chips.find_pair(run_dir, parent)
     if pair is None:
-        return ('<p class="missing">No pair: this section compares a Loihi run (parity.json, energy.json) and a Xylo '
-                'run (parity.json, xylo_energy.json) of the same dataset and layer sizes in '
-                f"{_esc(parent)}; train the other with target = \"xylo-audio2\" (or a Loihi target), then run "
-                "spikeport parity and spikeport energy on both.</p>")
+        return ('<p class="caption">No run of the other chip beside this one: this section compares a Loihi run '
+                '(parity.json, energy.json) and a Xylo run (parity.json, xylo_energy.json) of the same dataset and layer '
+                f"sizes in {_esc(parent)} (train the other with target = \"xylo-audio2\" or a Loihi target, then run "
+                "spikeport parity and spikeport energy on both; docs/xylo.md).</p>")
     table, notes = chips.chip_table(*pair)
     return (f'<div class="wide">{_table(table)}</div><ul class="notes">'
             + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>")
