@@ -32,11 +32,11 @@ from spikeport.pipeline import xylo_parity
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--out", default="/tmp/xylo_rockpool")
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--init-scale", type=float, default=0.1)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--init-scale", type=float, default=0.5)
     args = ap.parse_args()
     from rockpool.nn.combinators import Sequential
     from rockpool.nn.modules import LIFTorch, LinearTorch
