@@ -47,14 +47,16 @@ def _quiet():
 
 @app.command()
 def train(
-    data: Optional[str] = typer.Option(None, help="digits (default) | mnist5k | fashion-mnist | mnist | nmnist"),
+    data: Optional[str] = typer.Option(None, help="digits (default) | mnist5k | fashion-mnist | mnist | nmnist | "
+                                       "digits-rows (8 event channels, one image row per step; classes 0-7)"),
     epochs: Optional[int] = typer.Option(None, min=1, help="training epochs"),
     out_dir: Path = typer.Option(..., "--out", help="run folder to write (model.safetensors, config.json, metrics.json)"),
     method: Optional[str] = typer.Option(None, help="training method (lif, ...)"),
     arch: Optional[str] = typer.Option(None, help="network architecture: fc | conv | rfc (conv geometry via --config)"),
     hidden: Optional[str] = typer.Option(None, help="hidden layer sizes, comma-separated, e.g. 256,128"),
     time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1, help="time steps per sample"),
-    encoder: Optional[str] = typer.Option(None, help="input encoder: direct | rate | latency"),
+    encoder: Optional[str] = typer.Option(None, help="input encoder: direct | rate | latency | events (the counts "
+                                          "of a temporal dataset)"),
     batch_size: Optional[int] = typer.Option(None, min=1),
     lr: Optional[float] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),

@@ -75,6 +75,12 @@ class XyloRNN(nn.Module):
         from spikeport.errors import SpikeportError
 
         hidden = int(cfg.hidden[0])
+        if n_in > xylo.INPUT_CHANNELS:
+            raise SpikeportError(f"{n_in} inputs: Xylo Audio 2 has at most {xylo.INPUT_CHANNELS} input channels")
+        if hidden > xylo.FANOUT_MAX:
+            raise SpikeportError(f"hidden layer of {hidden}: xylo-audio2 trains a dense recurrent matrix, {hidden} "
+                                 f"recurrent targets per neuron; Xylo Audio 2 allows {xylo.FANOUT_MAX} (hidden <= "
+                                 f"{xylo.FANOUT_MAX})")
         if n_out > xylo.OUTPUT_MAX:
             raise SpikeportError(f"{n_out} output neurons (classes x population): Xylo Audio 2 has at most "
                                  f"{xylo.OUTPUT_MAX}; use a dataset of at most {xylo.OUTPUT_MAX} classes (digits-rows)")
