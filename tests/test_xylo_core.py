@@ -143,3 +143,15 @@ def test_spec_file_rejects_bad_fields(tmp_path):
 
     with pytest.raises(SpikeportError, match="weights_in must be a 3-dimensional list of integers"):
         xylo_spec.read(path)
+
+
+def test_quantization_by_hand():
+    """A matrix into a population of state unit 1/1024 (threshold 1.0 = 1024): 0.5 is 512 units, above 8 bits
+    unshifted (and 128 at shift 2), so shift 3 and 512 / 8 = 64; a leak 0.9375 is dash 4, 0.9 the nearest in time
+    constant, dash 3 (0.875), 0.5 dash 1."""
+    from spikeport.core.xylo_quant import quantize_matrix
+
+    q, k, step = quantize_matrix(np.array([[0.5, -0.25, 0.001]]), 1 / 1024)
+    assert (k, step, q.tolist()) == (3, 8 / 1024, [[64, -32, 0]])
+    assert xylo.dash_from_factor([0.9375, 0.9, 0.5, 0.0]).tolist() == [4, 3, 1, 0]
+    assert xylo.decay_factor(4) == 0.9375
