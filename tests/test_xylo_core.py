@@ -155,3 +155,15 @@ def test_quantization_by_hand():
     assert (k, step, q.tolist()) == (3, 8 / 1024, [[64, -32, 0]])
     assert xylo.dash_from_factor([0.9375, 0.9, 0.5, 0.0]).tolist() == [4, 3, 1, 0]
     assert xylo.decay_factor(4) == 0.9375
+
+
+def test_membrane_stuck_at_minimum_with_dash_zero():
+    """xylosim's int16 quirk, by hand: v = -32768 with dash_mem 0 decays by -32768, whose negation wraps to
+    -32768, so v stays at -32768 even with the currents at +16128 (exact arithmetic would give 16128)."""
+    net = XyloNet(weights_in=[[[-128, -128]], [[127, 127]]], weights_rec=np.zeros((1, 1, 2)), weights_out=[[1]],
+                  dash_mem=0, dash_syn=1, dash_syn_2=1, dash_mem_out=1, dash_syn_out=1, threshold=30000,
+                  threshold_out=100, bias=0, bias_out=0, weight_shift_in=8, time_steps=3)
+    x = np.array([[1, 0], [0, 1], [0, 0]]).reshape(3, 1, 2)
+    for run in (xylo_emulator.run(net, x, True), xylo_sim.run(net, x, True)):
+        assert run.states["isyn"][:, 0, 0].tolist() == [-16384, 8064, 4032]  # (-32768 + 32512) ... halved
+        assert run.states["vmem"][:, 0, 0].tolist() == [-32768, -32768, -32768]
