@@ -165,5 +165,5 @@ def test_membrane_stuck_at_minimum_with_dash_zero():
                   threshold_out=100, bias=0, bias_out=0, weight_shift_in=8, time_steps=3)
     x = np.array([[1, 0], [0, 1], [0, 0]]).reshape(3, 1, 2)
     for run in (xylo_emulator.run(net, x, True), xylo_sim.run(net, x, True)):
-        assert run.states["isyn"][:, 0, 0].tolist() == [-16384, 8064, 4032]  # (-32768 + 32512) ... halved
+        assert run.states["isyn"][:, 0, 0].tolist() == [-16384, 8064, 4032]  # -32768 halved; (-16384 + 32512) halved
         assert run.states["vmem"][:, 0, 0].tolist() == [-32768, -32768, -32768]
