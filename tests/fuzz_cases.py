@@ -334,3 +334,58 @@ def write_mutated_npy(dst: Path, shape: tuple[int, ...], rng: np.random.Generato
     arr.reshape(-1)[int(rng.integers(arr.size))] = [np.nan, -1.0, np.inf][int(rng.integers(3))]
     np.save(dst, arr)
     return "npy-values"
+
+
+# --- netx files ---------------------------------------------------------------------------------
+NETX_KEYS = ["type", "shape", "weight", "weight_rec", "bias", "delay", "stride", "padding", "dilation", "groups",
+             "neuron/type", "neuron/iDecay", "neuron/vDecay", "neuron/vThMant", "neuron/messageBits",
+             "neuron/sigma_output", "neuron/activation", "neuron/refDelay", "neuron", "weight/real"]
+NETX_TYPES = [b"input", b"dense", b"dense_rec", b"conv", b"flatten", b"pool", b"average", b"dense_comp", b"foo", b""]
+NEURON_TYPES = [b"CUBA", b"LOIHI", b"SDNN", b"RF", b"RF_IZ", b"ALIF", b"", b"cuba"]
+
+
+def _netx_value(rng: np.random.Generator, old) -> tuple[str, object]:
+    """A replacement for a netx dataset: another shape, huge / negative / NaN values, a string, empty."""
+    kind = int(rng.integers(8))
+    shape = np.shape(old) if old is not None else (3,)
+    if kind == 0:
+        return "huge", np.full(shape, float(HUGE[int(rng.integers(len(HUGE)))]))
+    if kind == 1:
+        return "negative", -np.abs(np.ones(shape) * float(rng.integers(1, 300)))
+    if kind == 2:
+        return "nan", np.full(shape, np.nan)
+    if kind == 3:
+        return "string", np.array([b"spikeport"], "S10")
+    if kind == 4:
+        return "empty", np.zeros((0,))
+    if kind == 5:
+        return "reshaped", np.ones(tuple(int(rng.integers(1, 5)) for _ in range(int(rng.integers(0, 4)))))
+    if kind == 6:
+        return "random", rng.integers(-400, 400, shape).astype(np.float64)
+    return "scalar", float(rng.integers(-5, 70))
+
+
+def mutate_netx(src: Path, dst: Path, rng: np.random.Generator) -> str:
+    """Copy a netx file and change one dataset of one block: delete it, replace it (``_netx_value``), or set
+    a block / neuron type to another (unsupported, misspelled) kind. Returns what was done."""
+    import h5py
+
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, "a") as fh:
+        blocks = sorted(fh["layer"].keys(), key=lambda k: int(k) if k.isdigit() else -1)
+        block = fh["layer"][blocks[int(rng.integers(len(blocks)))]]
+        key = NETX_KEYS[int(rng.integers(len(NETX_KEYS)))]
+        if key in ("type", "neuron/type") and rng.random() < 0.6:
+            pool = NETX_TYPES if key == "type" else NEURON_TYPES
+            new, what = np.array([pool[int(rng.integers(len(pool)))]], "S10"), "kind"
+        else:
+            old = block[key][()] if key in block and isinstance(block[key], h5py.Dataset) else None
+            what, new = ("deleted", None) if rng.random() < 0.25 else _netx_value(rng, old)
+        try:
+            if key in block:
+                del block[key]
+            if new is not None:
+                block.create_dataset(key, data=new)
+        except (TypeError, ValueError, KeyError):  # a path through a dataset: that block stays as changed
+            what += " (partly)"
+    return f"{block.name}/{key}: {what}"

@@ -20,7 +20,8 @@ def lava_states(net: LoihiNet, x: np.ndarray):
     Monitors, and the spikes the population recorded itself (spikeport's LoihiLIF)."""
     T, B = x.shape[:2]
     with tempfile.TemporaryDirectory() as tmp:
-        source, lifs, recorded, steps = lava_backend.build_network(net, x, tmp, "all")
+        built = lava_backend.build_network(net, x, tmp, "all")
+        source, lifs, recorded, steps = built.source, built.neurons, built.recorded, built.steps
         monitors = []
         for lif in lifs:
             mons = (Monitor(), Monitor(), Monitor())
@@ -31,7 +32,7 @@ def lava_states(net: LoihiNet, x: np.ndarray):
         try:
             source.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
             raw = []
-            for lif, (ms, mu, mv), (_, n, path) in zip(lifs, monitors, recorded):
+            for lif, (ms, mu, mv), (_, n, path, _graded) in zip(lifs, monitors, recorded):
                 s = ms.get_data()[lif.name]["s_out"]
                 u = mu.get_data()[lif.name]["u"]
                 v = mv.get_data()[lif.name]["v"]

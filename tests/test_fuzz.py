@@ -29,7 +29,7 @@ from tests import fuzz_cases as fc
 CASE_LIMIT_S = 10
 FAST = {"deploy-nir-bytes": 120, "deploy-nir-struct": 150, "parity-nir": 40, "export-checkpoint": 200,
         "import-nir": 50, "data-idx": 120, "data-nmnist": 60, "config-toml": 80, "profiles-toml": 80,
-        "inputs-npy": 60, "convert-pt": 60}  # 1,020 cases, ~50 s
+        "inputs-npy": 60, "convert-pt": 60, "import-netx": 40}  # 1,060 cases, ~60 s
 SLOW_FACTOR = 10
 
 
@@ -43,6 +43,20 @@ class Base:
     @property
     def nir(self) -> Path:
         return self.run / "model.nir"
+
+    @property
+    def netx(self) -> dict:
+        """lava-dl slayer's own netx files, one per kind of :mod:`tests.slayer_nets` (made once)."""
+        if not hasattr(self, "_netx"):
+            from tests import slayer_nets
+
+            folder = self.work / "netx"
+            folder.mkdir(exist_ok=True)
+            self._netx = {}
+            for build in (slayer_nets.cuba_encoder_cnn, slayer_nets.sdnn_pilotnet, slayer_nets.cuba_delays_recurrent):
+                build(folder / f"{build.__name__}.net")
+                self._netx[build.__name__] = folder / f"{build.__name__}.net"
+        return self._netx
 
 
 class CaseTimeout(BaseException):
@@ -98,6 +112,19 @@ def case(target: str, seed: int, base: Base) -> tuple[str, str]:
             else fc.write_mutated_bytes(base.nir, path, rng, hdf5=True)
         dt = _graph_dt(base.nir)
         fn = lambda: import_graph(path, dt=dt, out=tmp / "imported", producer="spikeport", time_steps=4)  # noqa: E731
+    elif target == "import-netx":  # lava-dl slayer's own files (every netx block kind), one dataset changed
+        from spikeport.deploy import emulator
+        from spikeport.importer.netx_import import import_netx
+        from spikeport.nirfmt.runnet import load_run
+
+        names = sorted(base.netx)
+        src = base.netx[names[int(rng.integers(len(names)))]]
+        what = fc.mutate_netx(src, tmp / "m.net", rng)
+
+        def fn():  # import, then run the network it reads on the emulator (one sample)
+            import_netx(tmp / "m.net", tmp / "run", time_steps=3)
+            net = load_run(tmp / "run")
+            emulator.run(net, np.ones((3, 1, *net.input_shape), np.int64))
     elif target == "data-idx":
         what = fc.write_idx_folder(tmp / "idx", rng, mutate=True)
         fn = lambda: load_dataset("mnist", str(tmp / "idx"))  # noqa: E731

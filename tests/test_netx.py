@@ -163,5 +163,5 @@ def test_netx_runs_are_supervised(tmp_path, monkeypatch):
     with h5py.File(path, "a") as fh:
         del fh["layer/2/type"]
         fh["layer/2"].create_dataset("type", (1,), "S10", [b"pool"])
-    with pytest.raises(SpikeportError, match="Lava run failed: NotImplementedError: pool is not implemented"):
+    with pytest.raises(SpikeportError, match="Lava run failed: .*'pool'.*NotImplementedError"):
         run_netx(path, x, timeout_s=120)

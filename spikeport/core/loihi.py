@@ -44,11 +44,20 @@ WEIGHT_BITS = 8  # synaptic weights are 8-bit
 WEIGHT_MIN, WEIGHT_MAX = -(1 << (WEIGHT_BITS - 1)) + 1, (1 << (WEIGHT_BITS - 1)) - 1  # symmetric int8
 VTH_BITS = 17  # threshold mantissa range in Lava's LIF (0 .. 131071)
 VTH_MAX = (1 << VTH_BITS) - 1
+# netx writes thresholds beyond 17 bits for a non-spiking (integrator) block: its default neuron has
+# vThMant = 1 << 17, slayer's Affine block (1 << 18) - 1. Lava compares v with vth << 6 as it is, and
+# v is clipped to V_LIMIT, so such a neuron never spikes. Accepted up to where vth << 6 fits int32.
+VTH_LIMIT = (1 << (31 - 6)) - 1
+DU_MIN = -1  # netx's non-leaky integrator (iDecay 0): Lava du = -1, the current never decays
+DV_MAX = DECAY_UNITY  # vDecay 4096: the voltage forgets itself every step (v = u + bias)
 BIAS_MANT_BITS = 13  # signed 13-bit bias mantissa (-4096 .. 4095)
 BIAS_MANT_MIN, BIAS_MANT_MAX = -(1 << (BIAS_MANT_BITS - 1)), (1 << (BIAS_MANT_BITS - 1)) - 1
 BIAS_EXP_MAX = 7  # unsigned 3-bit exponent
 CONV_OUT_BITS = 24  # Lava's Conv wraps its output to signed 24 bits (two's complement)
 INT32_SPAN = 1 << 32
+
+# What Lava's fixed_pt Dense keeps of a weight (mixed signs: [-256, 254] even; one sign: 8 unsigned bits)
+NATIVE_MIN, NATIVE_MAX = -(1 << WEIGHT_BITS), (1 << WEIGHT_BITS) - 1
 
 # Dense/Sparse weights: an int8 matrix q is given to Lava as 2*q with weight_exp = -1. With mixed
 # signs Lava drops the lowest weight bit, so this is the encoding that keeps every int8 value exact.
@@ -70,7 +79,9 @@ class LIFParams:
     """Integer parameters of one Loihi LIF population (one Lava LIF process).
 
     du, dv, vth are one value per process (Lava caches vth at the first step); bias_mant may differ
-    per neuron (array [N] or scalar). Units: Loihi integers, not floats.
+    per neuron (array [N] or scalar). Units: Loihi integers, not floats. Beyond the 12-bit decays and
+    17-bit threshold spikeport trains with, netx's integrators use du = -1, dv = 4096 and thresholds
+    out of reach (``VTH_LIMIT``, :attr:`spiking`).
     """
 
     du: int
@@ -81,7 +92,7 @@ class LIFParams:
     floor_v: bool = False  # KLIF: v = max(v, 0) after integration, before the threshold (custom Lava model)
 
     def __post_init__(self) -> None:
-        for name, lo, hi in (("du", 0, DECAY_MAX), ("dv", 0, DECAY_MAX), ("vth", 0, VTH_MAX),
+        for name, lo, hi in (("du", DU_MIN, DECAY_MAX), ("dv", 0, DV_MAX), ("vth", 0, VTH_LIMIT),
                              ("bias_exp", 0, BIAS_EXP_MAX)):
             val = getattr(self, name)
             if not (isinstance(val, (int, np.integer)) and lo <= int(val) <= hi):
@@ -98,6 +109,11 @@ class LIFParams:
     def threshold(self) -> int:
         """The value v is compared with: vth << 6."""
         return int(self.vth) << VTH_SHIFT
+
+    @property
+    def spiking(self) -> bool:
+        """False for a non-spiking integrator: v (clipped to V_LIMIT) never exceeds the threshold."""
+        return self.threshold < V_LIMIT
 
 
 def _is_torch(x: Any) -> bool:

@@ -7,7 +7,7 @@ process (:mod:`spikeport.deploy.supervise`: timeout, heartbeat, process-group ki
 A task whose worker dies (node lost, process killed) or whose run fails is run again, up to
 ``retries`` times, so the merged spikes are those of a complete run or the command fails with one line.
 
-The network travels as the plain arrays of :func:`spikeport.core.net.save_arrays` and the inputs as an
+The network travels as the plain arrays of :func:`spikeport.core.netio.save_arrays` and the inputs as an
 integer array; every worker needs the same spikeport (and Lava) installed. Ray is the optional extra
 ``spikeport[cluster]``.
 """
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeport.core.net import LoihiNet, load_arrays, save_arrays
+from spikeport.core.net import LoihiNet
+from spikeport.core.netio import load_arrays, save_arrays
 from spikeport.deploy.shards import merge, split
 from spikeport.errors import SpikeportError
 

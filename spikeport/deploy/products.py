@@ -250,7 +250,6 @@ class Plan:
         acc = self.accumulate(x, peak, binary)
         if acc is None:
             return self.conn.apply(x.view(bool) if binary else x)
-        if self.conn.lava_process == "conv":  # Lava's Conv: no exponent, 24-bit wrap
-            bound = peak * self.pool_area * self.row_abs
-            return acc if bound < loihi.STATE_MAX else loihi.wrap_conv_output(acc.astype(np.int64))
-        return acc if self.conn.weight_exp == 0 else loihi.shift_exp(acc, self.conn.weight_exp)
+        if self.conn.weight_exp == 0 and self.conn.lava_process != "conv":
+            return acc
+        return self.conn.finish(acc.astype(np.int64), peak * self.pool_area * self.row_abs)

@@ -1,17 +1,15 @@
-"""A netx HDF5 file (e.g. written by lava-dl slayer's ``export_hdf5``) -> spikeport's deployable network
-and a run folder (``model.nir`` in spikeport's format, ``source.net``, ``netx_import.json``).
+"""A netx HDF5 file (e.g. written by lava-dl slayer's ``export_hdf5``) -> a run folder: ``source.net`` (the
+file itself: the run's network, read as lava-dl's netx builds it, :mod:`spikeport.nirfmt.netx_net`),
+``netx_import.json`` (how it runs and what was read) and, when the network is one spikeport's NIR format
+expresses (CUBA LIF blocks fed through synapses, int8 weights, no delays), ``model.nir`` for NIR peers.
 
-The file's integers are used as netx uses them (:mod:`spikeport.nirfmt.netx`): a dense block's
-summed input is what netx + Lava's Dense compute (netx's weight shift, Lava's clip and truncation),
-written as int8 weights and a weight exponent; a conv block's kernel is used as it is (Lava's Conv:
-no exponent, 24-bit output wrap); neurons take ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant``,
-``bias_mant = bias``, ``bias_exp = 6``. So spikeport's emulator and netx on Lava compute the same spikes.
-
-Refused, one line naming the block: block types other than input (shape only), flatten, dense,
-dense_rec, conv; neurons other than CUBA; synaptic delays; complex weights; an input block with a
-neuron; a dense block without neuron (slayer ``dynamics=False``); ``iDecay = 0`` (Lava du = -1,
-outside spikeport's LIF range); values outside Loihi's ranges; weights that are not int8 times a
-power of two after netx's processing.
+Inputs (``--inputs X.npy``): integers, either one frame per sample, [N, *shape] or flat [N, n] (repeated
+for ``--time-steps`` steps; an input encoder driven by its bias takes only these), or one frame per step,
+[N, T, *shape] or [N, T, n]. ``shape`` is the network input in torch's (C, H, W) order, flattened C-major;
+netx lays the same tensor out as (W, H, C). The file's input transform (an input block's ``weight`` /
+``bias``) is recorded, not applied: netx stores it for the user's data loader and never applies it, so the
+frames are taken as the input neurons receive them. Frames into a bias-driven encoder are its bias
+mantissa: they must fit Loihi's 13 bits, [-4096, 4095].
 """
 from __future__ import annotations
 
@@ -21,168 +19,89 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from spikeport.core import linear, loihi
-from spikeport.core.net import Connection, LoihiNet, Population
+from spikeport.core import loihi
+from spikeport.core.net import LoihiNet
 from spikeport.core.quant import LayerQuant
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.nirfmt import netx as rules
-from spikeport.nirfmt import nodes, spec
-from spikeport.nirfmt.netx_read import read_blocks
+from spikeport.nirfmt import netx_net, nodes, spec
 
 SOURCE, INFO = runfolder.NETX_SOURCE, runfolder.NETX_IMPORT
-SUPPORTED = ("input", "flatten", "dense", "dense_rec", "conv")
+MAX_STEPS = 100_000
 
 
-def _err(path, block: dict, why: str) -> SpikeportError:
-    return SpikeportError(f"{path}: block {block['index']} ({block['type']!r}): {why}")
+def _nir_expressible(net: LoihiNet) -> str | None:
+    """None when spikeport's NIR format holds the network, else why not (model.nir is then not written)."""
+    for p in net.populations:
+        if p.sd is not None:
+            return f"{p.name} is a sigma-delta population (NIR has no sigma-delta node)"
+        if p.encoder:
+            return f"{p.name} is an input encoder driven without a synapse"
+        if any(c.delay is not None or c.native or c.binary for c in p.connections):
+            return f"{p.name} has delays or weights outside int8 (spikeport's NIR metadata holds neither)"
+        if not p.lif.spiking or p.lif.du < 0 or p.lif.dv > loihi.DECAY_MAX or net.regression:
+            return f"{p.name} is a non-spiking integrator (spikeport's NIR format has no value readout)"
+    return None
 
 
-def _int8_times_pow2(w: np.ndarray, exp: int, path, block: dict, what: str) -> tuple[np.ndarray, int]:
-    """w (int) with summed input shift(w @ s, exp) -> (int8 q, exponent) computing the same."""
-    nz = w[w != 0]
-    j = 0
-    while nz.size and j < 8 and not np.any(nz % (1 << (j + 1))):
-        j += 1
-    q = w >> j
-    if q.size and (q.min() < loihi.WEIGHT_MIN or q.max() > loihi.WEIGHT_MAX):
-        raise _err(path, block, f"{what} up to {int(np.abs(w).max())} are not an int8 value times a power of two")
-    return q.astype(np.int8), exp + j
+def netx_inputs(net: LoihiNet, inputs: str | Path, labels: str | Path | None = None,
+                time_steps: int | None = None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(x [T, N, *input_shape] int64 (a read-only broadcast of one frame per sample for frames), labels [N]
+    or None, "frames" | "steps") from ``.npy`` files, validated for ``net`` (module docstring)."""
+    from spikeport.importer import runio
+
+    x = runio.load_npy(inputs, "inputs")
+    shape, n_in = tuple(net.input_shape), net.input_size
+    if x.ndim >= 2 and (x.shape[1:] == shape or x.shape[1:] == (n_in,)):
+        kind = "frames"
+    elif x.ndim >= 3 and (x.shape[2:] == shape or x.shape[2:] == (n_in,)):
+        kind = "steps"
+    else:
+        raise SpikeportError(f"{inputs}: inputs of shape {x.shape} are neither frames [N, {', '.join(map(str, shape))}] "
+                             f"/ [N, {n_in}] nor steps [N, T, ...] of them")
+    if x.shape[0] < 1 or not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
+        raise SpikeportError(f"{inputs}: a netx network takes finite integer inputs, at least one sample")
+    if kind == "steps" and time_steps is not None and x.shape[1] != time_steps:
+        raise SpikeportError(f"{inputs}: inputs have {x.shape[1]} time steps, the run has {time_steps}")
+    T = x.shape[1] if kind == "steps" else time_steps
+    if T is None:
+        raise SpikeportError(f"{inputs}: one frame per sample: say how many steps it runs with --time-steps")
+    x = np.asarray(x, np.int64)
+    _check_values(net, x, inputs, kind)
+    if kind == "frames":
+        x = np.broadcast_to(x.reshape(x.shape[0], *shape)[None], (int(T), x.shape[0], *shape))
+    else:
+        x = np.ascontiguousarray(np.swapaxes(x.reshape(*x.shape[:2], *shape), 0, 1))
+    y = None
+    if labels is not None:
+        if net.regression:
+            raise SpikeportError(f"{labels}: a regression output has no classes (parity compares its values per step)")
+        y = runio.load_npy(labels, "labels")
+        if y.shape != (x.shape[1],) or y.dtype.kind not in "iub":
+            raise SpikeportError(f"{labels}: labels must be [N={x.shape[1]}] integers, got {y.dtype} {y.shape}")
+        y = y.astype(np.int64)
+    return x, y, kind
 
 
-def _dense_conn(w: np.ndarray, path, block: dict, name: str, in_shape) -> Connection:
-    try:
-        lw, exp = rules.dense_synapse(w)
-    except rules.NotExact as err:
-        raise _err(path, block, str(err)) from None
-    q, e = _int8_times_pow2(lw, exp, path, block, "weights")
-    return Connection(name, q, e, in_shape=in_shape)
-
-
-def _lif(block: dict, size: int, shape: tuple, path) -> loihi.LIFParams:
-    neuron = block.get("neuron")
-    if not isinstance(neuron, dict):
-        raise _err(path, block, "has no neuron (slayer dynamics=False); netx would add a non-leaky integrator")
-    kind = str(neuron.get("type", ""))
-    if kind not in rules.NEURON_TYPES:
-        raise _err(path, block, f"neuron type {kind!r} (spikeport deploys CUBA LIF)")
-    try:
-        vals = {k: int(np.asarray(neuron[k]).reshape(())) for k in ("iDecay", "vDecay", "vThMant")}
-    except (KeyError, TypeError, ValueError):
-        raise _err(path, block, "neuron needs scalar 'iDecay', 'vDecay', 'vThMant'") from None
-    bias = np.zeros(size, np.int64)
-    if "bias" in block:
-        b = np.asarray(block["bias"], np.int64)
-        if len(shape) == 3 and b.size == shape[0]:  # per channel
-            b = np.repeat(b.reshape(-1), shape[1] * shape[2])
-        elif len(shape) == 3 and b.size == size:  # per neuron, netx's (W, H, C)
-            b = b.reshape(shape[2], shape[1], shape[0]).transpose(2, 1, 0).reshape(-1)
-        elif b.size not in (1, size):
-            raise _err(path, block, f"bias of {b.size} values for {size} neurons")
-        bias = np.broadcast_to(b.reshape(-1), (size,)).copy()
-    try:
-        return loihi.LIFParams(du=vals["iDecay"] - rules.IDECAY_OFFSET, dv=vals["vDecay"], vth=vals["vThMant"],
-                               bias_mant=bias, bias_exp=rules.BIAS_EXP)
-    except ValueError as err:
-        why = " (iDecay 0: Lava du = -1)" if vals["iDecay"] == 0 else ""
-        raise _err(path, block, f"{err}{why}") from None
-
-
-def _conv_conn(block: dict, in_shape: tuple, path) -> Connection:
-    w = np.asarray(block["weight"], np.int64)
-    w = w.reshape(w.shape[:4]) if w.ndim == 5 and w.shape[4] == 1 else w
-    if w.ndim != 4:
-        raise _err(path, block, f"conv weight of shape {w.shape} (expected [C_out, C_in/groups, kh, kw])")
-    q, e = _int8_times_pow2(w, 0, path, block, "conv weights")
-    geo = {}
-    for key, default in (("stride", 1), ("padding", 0), ("dilation", 1)):
-        geo[key] = linear.pair(block.get(key, default))
-    groups = int(np.asarray(block.get("groups", 1)).reshape(()))
-    try:
-        conn = Connection(f"conv{block['index']}", q, e, kind="conv", in_shape=in_shape, groups=groups, **geo)
-    except ValueError as err:
-        raise _err(path, block, str(err)) from None
-    if groups < 1 or q.shape[1] * groups != in_shape[0] or min(conn.out_shape[1:]) < 1:
-        raise _err(path, block, f"weight {q.shape}, groups {groups} do not fit the input {in_shape}")
-    bound = float(np.abs(w).reshape(w.shape[0], -1).sum(1).max()) * 255
-    if e != 0 and bound >= loihi.STATE_MAX:  # netx's Conv wraps at 24 bits; spikeport's shifted conv does not
-        raise _err(path, block, f"weights {int(np.abs(w).max())} with sums up to {bound:.0f} >= 2**23")
-    return conn
-
-
-def _check_unsupported(block: dict, path, first: bool) -> None:
-    kind = block["type"]
-    if kind not in SUPPORTED:
-        raise _err(path, block, f"netx block type {kind!r} is not deployed by spikeport ({', '.join(SUPPORTED)})")
-    if "delay" in block:
-        raise _err(path, block, "synaptic delays (every spikeport connection delays by exactly one step)")
-    if isinstance(block.get("weight"), dict):
-        raise _err(path, block, "complex weights (weight/real, weight/imag)")
-    if kind == "input" and ("neuron" in block or not first):
-        raise _err(path, block, "an input block with a neuron (netx drives it by bias only) or not first")
-
-
-def netx_to_net(path: str | Path, time_steps: int, graded: bool | None = None,
-                input_shape: tuple[int, ...] | None = None) -> LoihiNet:
-    """The :class:`LoihiNet` netx builds from the file. ``graded``: the input carries integer payloads
-    (default: the file's ``input_message_bits`` attribute, else binary spikes). ``input_shape``: (C, H, W)
-    or (n,), needed only when the file has no input block and starts with a conv (as netx needs it)."""
-    blocks, attrs = read_blocks(path)
-    if graded is None:
-        graded = int(np.asarray(attrs.get("input_message_bits", 0)).reshape(-1)[0]) > 0
-    shape = tuple(int(s) for s in input_shape) if input_shape else None
-    pops, flat_next, first_shape = [], False, shape
-    for pos, block in enumerate(blocks):
-        _check_unsupported(block, path, pos == 0)
-        declared = tuple(int(s) for s in np.asarray(block.get("shape", [])).reshape(-1))
-        if block["type"] == "input":
-            shape = first_shape = declared or shape
-            continue
-        if block["type"] == "flatten":
-            flat_next = True
-            continue
-        if shape is None and block["type"] != "conv":  # no input block: a dense block's inputs say it
-            shape = (int(np.shape(block.get("weight"))[-1]),)
-        if shape is None:
-            raise _err(path, block, "the input shape is unknown (give input_shape, as netx needs it)")
-        first_shape = first_shape or shape
-        if block["type"] == "conv":
-            if len(shape) != 3 or flat_next:
-                raise _err(path, block, f"a conv needs a (C, H, W) input, got {shape}")
-            conn = _conv_conn(block, shape, path)
-            out = conn.out_shape
-            if declared and declared != out:
-                raise _err(path, block, f"declared shape {declared} differs from the conv output {out}")
-            size, pshape, rec = int(np.prod(out)), out, None
-        else:
-            w = np.asarray(block.get("weight"), np.int64)
-            n_in = int(np.prod(shape))
-            if w.ndim != 2 or w.shape[1] != n_in or (declared and w.shape[0] != int(np.prod(declared))):
-                raise _err(path, block, f"weight of shape {w.shape} does not map {n_in} inputs to {declared}")
-            conn = _dense_conn(w, path, block, f"fc{block['index']}", shape if len(shape) == 3 else ())
-            size, pshape, rec = w.shape[0], (), None
-            if block["type"] == "dense_rec":
-                wr = np.asarray(block.get("weight_rec"), np.int64)
-                if wr.shape != (size, size):
-                    raise _err(path, block, f"weight_rec of shape {wr.shape}, expected {(size, size)}")
-                conn, rec = _joint_rec(w, wr, path, block, conn)
-        flat_next = False
-        pops.append(Population(f"lif{len(pops)}", size, _lif(block, size, pshape, path), conn, rec, shape=pshape))
-        shape = pshape or (size,)
-    if not pops:
-        raise SpikeportError(f"{path}: no dense or conv block")
-    return LoihiNet(first_shape, pops, int(time_steps), graded_input=bool(graded))
-
-
-def _joint_rec(w, wr, path, block, conn) -> tuple[Connection, Connection]:
-    """netx shifts weight and weight_rec by one exponent chosen for both together."""
-    try:
-        lw, exp = rules.dense_synapse(np.hstack([w, wr]))
-    except rules.NotExact as err:
-        raise _err(path, block, str(err)) from None
-    q, e = _int8_times_pow2(lw[:, :w.shape[1]], exp, path, block, "weights")
-    qr, er = _int8_times_pow2(lw[:, w.shape[1]:], exp, path, block, "recurrent weights")
-    return Connection(conn.name, q, e, in_shape=conn.in_shape), Connection(f"rec{block['index']}", qr, er)
+def _check_values(net: LoihiNet, x: np.ndarray, inputs, kind: str) -> None:
+    first = net.populations[0]
+    if net.encoder == "bias":
+        if kind == "steps" and x.shape[1] > 1 and not (x == x[:, :1]).all():
+            raise SpikeportError(f"{inputs}: {first.name} is driven by its bias: give one frame per sample [N, ...]")
+        if x.size and (x.min() < loihi.BIAS_MANT_MIN or x.max() > loihi.BIAS_MANT_MAX):
+            raise SpikeportError(f"{inputs}: frames into a bias-driven input must fit Loihi's 13-bit bias mantissa "
+                                 f"[{loihi.BIAS_MANT_MIN}, {loihi.BIAS_MANT_MAX}], got [{x.min()}, {x.max()}]")
+    elif net.encoder == "a_in":
+        limit = (1 << 31) >> first.sd.shift
+        if x.size and np.abs(x).max() >= limit:
+            raise SpikeportError(f"{inputs}: frames into a delta input must stay below {limit} in magnitude "
+                                 f"(Lava shifts them left by {first.sd.shift} in int32)")
+    elif not net.graded_input and np.any((x != 0) & (x != 1)):
+        raise SpikeportError(f"{inputs}: the network takes 0/1 spikes (the file declares no input message bits; "
+                             "import with --input-bits for graded inputs)")
+    elif x.size and np.abs(x).max() >= 1 << 23:
+        raise SpikeportError(f"{inputs}: graded inputs must stay below 2**23 in magnitude (Loihi's 24-bit payloads)")
 
 
 def _lq(q: np.ndarray, exp: int, lif: loihi.LIFParams, state_scale: float, weight_scale: float) -> LayerQuant:
@@ -221,45 +140,76 @@ def net_graph(net: LoihiNet, meta: dict, dt: float = spec.DT) -> nir.NIRGraph:
 
 def import_netx(path: str | Path, out: str | Path, *, time_steps: int | None = None, graded: bool | None = None,
                 input_shape: tuple[int, ...] | None = None, inputs: str | Path | None = None,
-                labels: str | Path | None = None) -> dict:
-    """netx file -> run folder ``out`` (``model.nir``, ``source.net``, ``netx_import.json`` and, when
-    given, ``inputs.npy`` [N, T, ...] integers / ``labels.npy``); returns the JSON's content. The graph is
-    read back with spikeport's loader and must equal the network netx builds. ``time_steps`` defaults
-    to the inputs' T."""
+                labels: str | Path | None = None, spike_exp: int = rules.SPIKE_EXP,
+                input_bits: int | None = None, output: str = "auto") -> dict:
+    """netx file -> run folder ``out`` (module docstring; ``inputs.npy`` as given / ``labels.npy`` when
+    given); returns ``netx_import.json``'s content. ``time_steps`` defaults to the inputs' T (steps);
+    ``input_bits``: netx's ``input_message_bits`` for a network fed through a synapse (default: the file's
+    attribute, else 0: binary spikes); ``spike_exp``: netx's ``Network(spike_exp=...)``; ``output``: the
+    last block's spikes or its values per step (:func:`spikeport.nirfmt.netx_net.read`)."""
     from spikeport.importer import runio
     from spikeport.nirfmt.load import to_loihi_net
 
     path, out = Path(path), Path(out)
     if labels is not None and inputs is None:
         raise SpikeportError("--labels needs --inputs")
-    if time_steps is None:
-        if inputs is None:
-            raise SpikeportError("pass --inputs FILE.npy ([N, T, ...]) or --time-steps to say how many steps a sample runs")
-        time_steps = int(runio.load_npy(inputs, "inputs").shape[1])
-    if not 1 <= int(time_steps) <= 100_000:
-        raise SpikeportError(f"time_steps must be in [1, 100000], got {time_steps}")
-    net = netx_to_net(path, time_steps, graded, input_shape)
+    if input_bits is not None:
+        graded = input_bits > 0
+    if time_steps is None and inputs is None:
+        raise SpikeportError("pass --inputs FILE.npy or --time-steps to say how many steps a sample runs")
+    probe, _ = netx_net.read(path, 1, graded=graded, input_shape=input_shape, spike_exp=spike_exp, output=output)
     x = y = None
+    kind = None
     if inputs is not None:
-        x, y = runio.load_inputs(inputs, labels, net.input_shape, int(time_steps))
-        if np.any(x != np.round(x)) or (not net.graded_input and np.any(x > 1)):
-            raise SpikeportError(f"{inputs}: a netx network takes integer inputs ({'graded' if net.graded_input else '0/1 spikes'})")
-    graph = net_graph(net, {"source_producer": "lava-dl netx", "source_graph": SOURCE})
-    back = to_loihi_net(graph, out / runfolder.MODEL_NIR)
-    if back.describe() != net.describe():
-        raise SpikeportError(f"{path}: the written graph reads back as {back.describe()}, not {net.describe()}")
+        x, y, kind = netx_inputs(probe, inputs, labels, time_steps)
+        time_steps = x.shape[0]
+    if not 1 <= int(time_steps) <= MAX_STEPS:
+        raise SpikeportError(f"time_steps must be in [1, {MAX_STEPS}], got {time_steps}")
+    net, notes = netx_net.read(path, int(time_steps), graded=graded, input_shape=input_shape, spike_exp=spike_exp,
+                               output=output)
+    why_not = _nir_expressible(net)
     out.mkdir(parents=True, exist_ok=True)
-    fileio.write_with(out / runfolder.MODEL_NIR, lambda tmp: nir.write(str(tmp), graph))
+    if why_not is None:
+        graph = net_graph(net, {"source_producer": "lava-dl netx", "source_graph": SOURCE})
+        back = to_loihi_net(graph, out / runfolder.MODEL_NIR)
+        if back.describe() != net.describe():
+            raise SpikeportError(f"{path}: the written graph reads back as {back.describe()}, not {net.describe()}")
+        fileio.write_with(out / runfolder.MODEL_NIR, lambda tmp: nir.write(str(tmp), graph))
+    elif (out / runfolder.MODEL_NIR).exists():
+        (out / runfolder.MODEL_NIR).unlink()  # a stale graph of an earlier import would contradict source.net
     if path.resolve() != (out / SOURCE).resolve():
         fileio.write_with(out / SOURCE, lambda tmp: shutil.copyfile(path, tmp))
-    runio.save_inputs(out, x, y)
-    info = {"format": 1, "source": str(path), "producer": "lava-dl netx", "time_steps": int(time_steps),
-            "graded_input": bool(net.graded_input), "network": net.describe(), "exact": True,
-            "conventions": {"neuron": "du = iDecay - 1, dv = vDecay, vth = vThMant, bias_mant = bias, bias_exp = 6",
+    if x is not None:
+        raw = runio.load_npy(inputs, "inputs")
+        fileio.write_npy(out / runfolder.INPUTS, np.asarray(raw, np.int64))
+    if y is not None:
+        fileio.write_npy(out / runfolder.LABELS, y)
+    info = {"format": 2, "source": str(path), "producer": "lava-dl netx", "time_steps": int(time_steps),
+            "graded_input": bool(net.graded_input), "input_shape": list(net.input_shape), "spike_exp": int(spike_exp),
+            "input_bits": None if input_bits is None else int(input_bits), "inputs": kind,
+            "encoder": net.encoder, "regression": bool(net.regression), "output": net.output,
+            "network": net.describe(), "exact": True,
+            "model_nir": None if why_not else runfolder.MODEL_NIR, "model_nir_note": why_not,
+            "transform": notes["transform"], "ignored_by_netx": notes["ignored"],
+            "conventions": {"lif": "du = iDecay - 1, dv = vDecay, vth = vThMant, bias_mant = bias, bias_exp = 6",
+                            "sigma_delta": f"Delta input, SigmaDelta (ReLU) hidden, Sigma output (a sigma_output key); "
+                                           f"spike_exp {spike_exp}, state_exp {rules.SPIKE_EXP}",
                             "weights": "as netx + Lava Dense use them (netx's shift, Lava's clip and truncation)",
-                            "conv": "kernel as written (torch layout, cross-correlation), Lava Conv's 24-bit wrap"},
-            "layers": [{"layer": p.name, "neurons": p.size, "connection": p.input.kind,
-                        "weight_exp": int(p.input.weight_exp), "du": int(p.lif.du), "dv": int(p.lif.dv),
-                        "vth": int(p.lif.vth), "recurrent": p.recurrent is not None} for p in net.populations]}
+                            "conv": "kernel as written (torch layout, cross-correlation), Lava Conv's 24-bit wrap",
+                            "delays": "one per synapse as netx expands them (a 1-D delay of the output size: per "
+                                      "output neuron), each on top of the one-step synapse lag"},
+            "layers": [_layer_info(p) for p in net.populations]}
     fileio.write_json(out / INFO, info)
     return info
+
+
+def _layer_info(p) -> dict:
+    row = {"layer": p.name, "neurons": p.size, "kind": p.kind, "message_bits": int(p.message_bits),
+           "encoder": p.encoder, "connection": None if p.input is None else p.input.kind,
+           "weight_exp": None if p.input is None else int(p.input.weight_exp), "recurrent": p.recurrent is not None,
+           "delays": None if p.input is None or p.input.delay is None else int(np.asarray(p.input.delay).max())}
+    if p.lif is not None:
+        row.update({"du": int(p.lif.du), "dv": int(p.lif.dv), "vth": int(p.lif.vth), "spiking": bool(p.lif.spiking)})
+    else:
+        row.update({"vth": int(p.sd.vth), "spike_exp": int(p.sd.spike_exp), "state_exp": int(p.sd.state_exp)})
+    return row

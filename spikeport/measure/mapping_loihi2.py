@@ -45,6 +45,9 @@ ASSUMPTIONS = [
     "Intel publishes no per-core fan-in (input axon) limit for Loihi 2: assumed Loihi 1's "
     f"{FAN_IN_PER_CORE} per core (Davies et al., IEEE Micro 2018); a wider fan-in splits the layer.",
     "Each limit is applied alone and layers do not share cores; the real compiler's packing differs.",
+    "Sigma-delta, delta (input encoder) and integrator neurons are placed like LIF neurons, one neuron each "
+    "(Intel publishes no per-kind neuron capacity); an input encoder has no synapses (the host drives it); "
+    "synaptic delays use Loihi 2's per-synapse delay field and are not counted as extra synaptic memory.",
 ]
 
 
@@ -94,5 +97,5 @@ def _map_layer(layer: dict) -> dict:
     base = max(by[base_name], 1)
     splits = max(by["fan_in"], 1)
     binding = base_name if splits <= 1 else f"fan_in+{base_name}"
-    return {"name": layer["name"], "cores": base * splits, "binding": binding,
+    return {"name": layer["name"], "cores": base * splits, "binding": binding, "kind": layer.get("kind", "lif"),
             "cores_by_constraint": by, "neurons_per_core": math.ceil(n / base)}

@@ -137,7 +137,7 @@ def _count_layer(layer: OpLayer) -> dict:
     # Events per step: count of firing (b, i) pairs times the column nnz (fan-out) of input i.
     fanout = np.diff(weights.tocsc().indptr).astype(np.int64) * int(layer.synapses_per_weight)
     ff_ops_t = events.sum(axis=1, dtype=np.int64) @ fanout                       # [T]
-    reached = _reached(events.reshape(-1, n_in), weights)                    # [T*B, n_out]
+    reached = _reached(events.reshape(steps * samples, n_in), weights)       # [T*B, n_out]
     rec_ops_t = np.zeros(steps, dtype=np.int64)
     rec_nnz, dense = 0, n_in * n_out
     if layer.recurrent is not None:
@@ -176,7 +176,7 @@ def _count_layer(layer: OpLayer) -> dict:
         "spikes_out": float(spikes_t.sum()) / samples,
         "input_events": n_events / samples,
         "firing_rate": float(spikes_t.sum()) / (samples * steps * n_out),
-        "activation_sparsity": 1.0 - n_events / (steps * samples * n_in),
+        "activation_sparsity": 1.0 - n_events / (steps * samples * n_in) if n_in else 1.0,
         "per_step": {
             "synops": (synops_t / samples).tolist(),
             "effective_macs": (emacs_t / samples).tolist(),
@@ -220,7 +220,7 @@ def _reached(events: np.ndarray, weights: sp.csr_matrix) -> np.ndarray:
     use_dense = n_out * n_in <= _DENSE_PATTERN_LIMIT
     pattern_t = pattern.T.toarray() if use_dense else pattern.T.tocsr()
     out = np.zeros((events.shape[0], n_out), dtype=bool)
-    for lo in range(0, events.shape[0], _ROW_CHUNK):
+    for lo in range(0, events.shape[0] if n_in else 0, _ROW_CHUNK):  # no inputs (an encoder): nothing reached
         chunk = events[lo:lo + _ROW_CHUNK]
         if use_dense:
             hits = chunk.astype(np.float32) @ pattern_t

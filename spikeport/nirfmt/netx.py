@@ -36,10 +36,31 @@ import math
 import numpy as np
 
 NEURON_TYPES = ("CUBA", "LOIHI")  # netx's LIF neuron types
+SDNN = "SDNN"  # netx's sigma-delta neuron type (Delta input, Sigma output, SigmaDelta hidden)
 BIAS_EXP = 6  # netx fixes Lava's bias_exp at 6
 IDECAY_OFFSET = 1  # du = iDecay - 1
 GRADED_MESSAGE_BITS = 8  # message bits of a graded (integer) first-layer input, as spikeport's Lava backend
 REF_DELAY = 1  # slayer's refDelay (netx ignores it)
+LIF_MESSAGE_BITS = 0  # a CUBA block's messageBits when the file has none (binary spikes)
+SDNN_MESSAGE_BITS = 16  # an SDNN block's messageBits when the file has none
+SPIKE_EXP = 6  # Network(spike_exp=6): where an SDNN payload's binary point sits
+TRANSFORM_WEIGHT = 64  # an input block's transform weight when the file has none (netx stores it, never applies it)
+# A dense block without a neuron group: netx's "non-leaky integrator" (its vThMant is written 1 << 18 - 1,
+# which Python reads as 1 << 17): Lava du = -1 (the current integrates), dv = 4096 (v = u + bias each step),
+# a threshold v never reaches.
+DEFAULT_NEURON = {"type": "CUBA", "iDecay": 0, "vDecay": 4096, "vThMant": 1 << 17, "refDelay": 1, "gradedSpike": False}
+# neuron fields netx reads into no parameter, with the values that change nothing (others are noted)
+HARMLESS_FIELDS = {("refDelay", 1), ("gradedSpike", False), ("activation", "relu")}
+
+
+def message_bits(value, default: int) -> int:
+    """A block's ``messageBits`` (the width of its output payloads; 0: binary), or netx's default."""
+    if value is None:
+        return int(default)
+    bits = int(np.asarray(value).reshape(()))
+    if not 0 <= bits <= 24:
+        raise NotExact(f"messageBits {bits} outside [0, 24]")
+    return bits
 MIXED, EXCITATORY, INHIBITORY = "mixed", "excitatory", "inhibitory"
 
 

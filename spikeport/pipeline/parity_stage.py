@@ -22,7 +22,8 @@ from spikeport.deploy import emulator
 from spikeport.errors import ParityFailure, SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.measure import parity as parity_mod
-from spikeport.nirfmt.load import load_nir, meta_value
+from spikeport.nirfmt import runnet
+from spikeport.nirfmt.load import meta_value
 from spikeport.pipeline import limits, streaming
 from spikeport.pipeline.backends import parse_backends, run_backend
 from spikeport.pipeline.inputs import check_samples
@@ -46,13 +47,11 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
     fileio.refuse_pickle(run_dir)
     backends = parse_backends(backend)
     check_samples(samples)
-    nir_path = run_dir / runfolder.MODEL_NIR
-    if not nir_path.exists():
-        raise SpikeportError(f"{nir_path}: file not found (run `spikeport export {run_dir}` first)")
-    netx_file = run_dir / runfolder.MODEL_NETX
+    netx_run = runnet.is_netx_run(run_dir)
+    netx_file = run_dir / (runfolder.NETX_SOURCE if netx_run else runfolder.MODEL_NETX)
     if "netx" in backends and not netx_file.is_file():
         raise SpikeportError(f"{netx_file}: file not found (run `spikeport export {run_dir} --netx` first)")
-    net = load_nir(nir_path)
+    net = runnet.load_run(run_dir)
     ref = reference or for_run(run_dir, net, inputs=inputs, labels=labels)
     sides, pairs = _sides(ref, backends)
     budget, plan = limits.Budget.make(max_memory_gb, max_steps), {}
@@ -62,8 +61,15 @@ def parity(run_dir: str | Path, *, backend: str = "lava", samples: int | None = 
 
     x_int, y = ref.inputs(net, samples, _plan)
     chunk = plan.get("chunk") or limits.plan_chunk(net, x_int.shape[1], ["reference", *sides], budget, "parity")
-    cp = streaming.parity_chunks(net, x_int, ref.run, sides, lambda xs, b: run_backend(
-        net, xs, b, timeout_s=timeout_s, shards=shards, netx_file=netx_file, cluster=cluster), chunk, pairs, progress)
+
+    def run(xs, b):
+        last = getattr(ref, "last", None)
+        if b == "netx" and last is not None and last[0] is xs:  # a netx run's reference is netx itself
+            return last[1]
+        return run_backend(net, xs, b, timeout_s=timeout_s, shards=shards, netx_file=netx_file, cluster=cluster,
+                           netx_options=getattr(ref, "options", None))
+
+    cp = streaming.parity_chunks(net, x_int, ref.run, sides, run, chunk, pairs, progress)
     result = _result(net, ref, cp, backends, pairs, y, x_int.shape[1], chunk, max_mismatches, shards, min_agreement)
     result["cluster"] = cluster
     if result["first_divergence"]:
@@ -111,13 +117,20 @@ def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends
         if a != "reference":
             row["prediction_agreement"] = parity_mod.agreement(cp.preds[a], cp.preds[b])
         spike_checks.append(row)
+    for row in spike_checks:  # a regression output's values per step, beside its spikes
+        if row["pair"] in cp.value_tallies:
+            row["output_values"] = cp.value_tallies[row["pair"]].result()
     for c in comparisons:  # an exact reference's spike check belongs to its backend's row
         c.update(next((r for r in spike_checks if r["pair"] == c["pair"]), {}))
+        if net.regression:
+            c["backend_accuracy"] = c["prediction_agreement"] = None
     comparisons += [r for r in spike_checks if not r["pair"].startswith("reference-")]
     measured = [c for c in comparisons if "spike_mismatches" in c and (ref.exact or c["pair"].split("-")[0] != "reference")]
     mismatches = int(sum(c["spike_mismatches"] for c in measured)) if measured else None
+    value_mismatches = int(sum(c["output_values"]["value_mismatches"] for c in measured if "output_values" in c))
     first = next(({"pair": c["pair"], **c["first_divergence"]} for c in measured if c["first_divergence"]), None)
-    agreement = min(c["prediction_agreement"] for c in comparisons if "backend" in c)
+    agreements = [c["prediction_agreement"] for c in comparisons if "backend" in c and c["prediction_agreement"] is not None]
+    agreement = min(agreements) if agreements else None
     main = comparisons[0]
     result = {
         "backend": ",".join(backends), "samples": int(n), "network": net.describe(), "time_steps": net.time_steps,
@@ -130,11 +143,18 @@ def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends
         "samples_per_s": {c["backend"]: c["samples_per_s"] for c in comparisons if "backend" in c},
         "comparisons": comparisons, "max_mismatches": max_mismatches, "shards": shards, **ref.report(),
         "graph_notes": graph_notes(net),
+        "output": "values per step (regression)" if net.regression else "spikes (classes)",
+        "payload_mismatches": int(sum(r.get("payload_mismatches", 0) for c in measured for r in c["per_layer"])),
     }
+    if net.regression:
+        result["float_accuracy"] = result["reference_accuracy"] = None
+        result["output_values"] = {c["pair"]: c["output_values"] for c in measured if "output_values" in c}
+        result["value_mismatches"] = value_mismatches
     if mismatches is None:
         result["spike_check"] = ("not measured: the emulator is the integer reference of an imported run; "
                                  "add --backend lava (or netx) to compare spikes")
     passed = max_mismatches is None or not mismatches or mismatches <= max_mismatches
+    passed = passed and (max_mismatches is None or value_mismatches <= max_mismatches)
     if not ref.exact:
         need = ref.min_agreement if min_agreement is None else min_agreement
         result["min_agreement"] = need
@@ -174,6 +194,9 @@ def _failure(run_dir: Path, result: dict) -> str:
             reason += (f", first divergence {d['pair']} at layer {d['layer']}, sample {d['sample']}, "
                        f"step {d['step']}, neuron {d['neuron']}")
         reasons.append(reason)
+    nv = result.get("value_mismatches")
+    if allowed is not None and nv and nv > allowed:
+        reasons.append(f"{nv} output values differ (allowed {allowed})")
     need = result.get("min_agreement")
     if need is not None and result["prediction_agreement"] < need:
         reason = (f"prediction agreement with the float reference {result['prediction_agreement']:.2%} (required "
@@ -198,16 +221,18 @@ def save_spike_sample(path: Path, names: list[str], sample: int, label: int,
               "sample": np.int64(sample), "label": np.int64(label)}
     for side, spikes in sides.items():
         for i, s in enumerate(spikes):
-            arrays[f"{side}_{i}"] = (np.asarray(s) if sliced else np.asarray(s)[:, sample]) != 0
+            s = np.asarray(s) if sliced else np.asarray(s)[:, sample]
+            arrays[f"{side}_{i}"] = s if s.dtype != bool and s.dtype.kind in "iu" else s != 0
     fileio.write_npz(path, arrays, compressed=True)
 
 
 def _emulator_state(net: LoihiNet, x_int: np.ndarray, d: dict) -> dict:
-    """The emulator's integer u, v of the diverging neuron at the diverging step (Lava's state is not
-    recorded during streaming; the emulator equals Lava wherever spikes agree)."""
+    """The emulator's integer u, v (sigma-delta: sigma, act) of the diverging neuron at the diverging step
+    (Lava's state is not recorded during streaming; the emulator equals Lava wherever spikes agree)."""
     one = x_int[:, d["sample"]: d["sample"] + 1]
     run = emulator.run(net, one, record_states=True)
     u, v = run.states[d["layer_index"]]
     step, n = d["step"], d["neuron"]
-    return {"u": int(u[step, 0, n]), "v": int(v[step, 0, n]),
-            "u_prev": int(u[step - 1, 0, n]) if step else 0, "v_prev": int(v[step - 1, 0, n]) if step else 0}
+    a, b = ("sigma", "act") if net.populations[d["layer_index"]].sd is not None else ("u", "v")
+    return {a: int(u[step, 0, n]), b: int(v[step, 0, n]),
+            f"{a}_prev": int(u[step - 1, 0, n]) if step else 0, f"{b}_prev": int(v[step - 1, 0, n]) if step else 0}

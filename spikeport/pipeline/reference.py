@@ -70,27 +70,48 @@ class NetxReference(Reference):
 
     def __init__(self, run_dir: str | Path, net: LoihiNet, *, inputs=None, labels=None,
                  timeout_s: float | None = None):
+        from spikeport.nirfmt.netx_net import run_info
+
         self.run_dir, self.net, self.files, self.timeout_s = Path(run_dir), net, (inputs, labels), timeout_s
         self.source = self.run_dir / runfolder.NETX_SOURCE
         if not self.source.is_file():
             raise SpikeportError(f"{self.source}: file not found (the netx file this run was imported from)")
+        info = run_info(self.run_dir)
+        self.options = {"spike_exp": info.get("spike_exp"), "message_bits": info.get("input_bits"),
+                        "output": info.get("output")}
         self.dataset = "imported from a lava-dl netx file"
         self.describe = f"netx-on-Lava run of {runfolder.NETX_SOURCE} (lava-dl's own loader, fixed_pt)"
+        self.last = None  # (x_int chunk, BackendRun): the netx backend of this run is this reference
 
     def inputs(self, net, samples, before_encoding=None):
-        from spikeport.importer.runio import run_inputs
+        from spikeport.importer.netx_import import netx_inputs
 
-        x_int, y, _ = run_inputs(net, self.run_dir / runfolder.MODEL_NIR, *self.files, samples)
+        inputs, labels = self.files
+        if inputs is None:
+            inputs = self.run_dir / runfolder.INPUTS
+            if not inputs.is_file():
+                raise SpikeportError(f"{self.run_dir}: no inputs: pass --inputs FILE.npy or import with --inputs")
+            if labels is None and (self.run_dir / runfolder.LABELS).is_file():
+                labels = self.run_dir / runfolder.LABELS
+        x_int, y, _ = netx_inputs(net, inputs, labels, net.time_steps)
+        if samples is not None:
+            x_int, y = x_int[:, :samples], (None if y is None else y[:samples])
         if before_encoding is not None:
             before_encoding(x_int.shape[1])
         return x_int, y
 
     def run(self, x_int, samples):
-        from spikeport.deploy.supervise import DEFAULT_TIMEOUT_S, run_netx
+        import time
 
-        spikes = [np.asarray(s, bool) for s in run_netx(self.source, x_int, timeout_s=self.timeout_s or DEFAULT_TIMEOUT_S)]
-        pred = predict(spikes[-1], self.net.meta)
-        return RefChunk(spikes, pred, pred, {"reference": spikes[-1].sum(axis=0)})
+        from spikeport.deploy.supervise import DEFAULT_TIMEOUT_S, run_netx
+        from spikeport.pipeline.backends import BackendRun
+
+        t0 = time.perf_counter()
+        spikes, values = run_netx(self.source, x_int, timeout_s=self.timeout_s or DEFAULT_TIMEOUT_S, with_values=True,
+                                  **self.options)
+        self.last = (x_int, BackendRun(spikes, time.perf_counter() - t0, values))
+        pred = np.zeros(x_int.shape[1], np.int64) if self.net.regression else predict(spikes[-1], self.net.meta)
+        return RefChunk(spikes, pred, pred, {"reference": np.count_nonzero(spikes[-1], axis=0)}, values=values)
 
 
 def for_run(run_dir: str | Path, net: LoihiNet, *, inputs: str | Path | None = None,

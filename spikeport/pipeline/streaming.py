@@ -18,7 +18,25 @@ import numpy as np
 from spikeport.core.readout import predict_net
 from spikeport.measure import parity as parity_mod
 
-Spikes = list  # one array per population, each [T, B, N] bool
+Spikes = list  # one array per population, each [T, B, N]: bool spikes or integer payloads
+
+
+class ValueTally:
+    """:func:`spikeport.measure.parity.compare_values` of a regression output, accumulated over chunks."""
+
+    def __init__(self):
+        self.mismatches = self.count = self.max_abs = 0
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        cmp = parity_mod.compare_values(a, b)
+        self.mismatches += cmp["value_mismatches"]
+        self.count += cmp["values"]
+        self.max_abs = max(self.max_abs, cmp["max_abs_difference"])
+
+    def result(self) -> dict:
+        return {"value_mismatches": int(self.mismatches), "values": int(self.count),
+                "fraction_equal": 1.0 - self.mismatches / self.count if self.count else 1.0,
+                "max_abs_difference": int(self.max_abs)}
 
 
 class Tally:
@@ -61,6 +79,7 @@ class ChunkedParity:
     tallies: dict[str, Tally]
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     kept: dict = field(default_factory=dict)
+    value_tallies: dict[str, ValueTally] = field(default_factory=dict)
 
     def sample_sides(self, divergence: dict | None) -> tuple[int, dict]:
         """(sample, {side: [T, N_i] spikes per layer}) to write: the reported divergence's, else sample 0's."""
@@ -78,6 +97,8 @@ def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[st
     names = [p.name for p in net.populations]
     B = x_int.shape[1]
     tallies = {f"{a}-{b}": Tally(names) for a, b in pairs}
+    regression = bool(getattr(net, "regression", False))
+    value_tallies = {f"{a}-{b}": ValueTally() for a, b in pairs} if regression else {}
     preds: dict[str, list] = {b: [] for b in ["reference", "float", *backends]}
     outputs: dict[str, list] = {}
     seconds = {b: 0.0 for b in backends}
@@ -88,17 +109,29 @@ def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[st
         sides, done = {"reference": ref.spikes}, min(lo + chunk, B)
         if progress:
             progress("reference", done, B)
+        values = {"reference": ref.values}
         for b in backends:
             res = run(xs, b)
             sides[b], seconds[b] = res.spikes, seconds[b] + res.seconds
+            values[b] = getattr(res, "values", None)
             if progress:
                 progress(b, done, B)
-        preds["reference"].append(np.asarray(ref.pred))
-        preds["float"].append(np.asarray(ref.float_pred))
-        for side, out in {**ref.outputs, **{b: sides[b][-1].sum(axis=0) for b in backends}}.items():
-            outputs.setdefault(side, []).append(np.asarray(out))
-        for b in backends:
-            preds[b].append(predict_net(net, xs, sides[b]))
+        if regression:
+            zeros = np.zeros(xs.shape[1], np.int64)
+            for key in preds:
+                preds[key].append(zeros)
+            for side, val in values.items():
+                if val is not None:
+                    outputs.setdefault(side, []).append(np.asarray(val).transpose(1, 0, 2))
+            for (a, b), tally in zip(pairs, value_tallies.values()):
+                tally.add(values[a], values[b])
+        else:
+            preds["reference"].append(np.asarray(ref.pred))
+            preds["float"].append(np.asarray(ref.float_pred))
+            for side, out in {**ref.outputs, **{b: np.count_nonzero(sides[b][-1], axis=0) for b in backends}}.items():
+                outputs.setdefault(side, []).append(np.asarray(out))
+            for b in backends:
+                preds[b].append(predict_net(net, xs, sides[b]))
         if lo == 0:
             kept[None] = (0, _slice(sides, 0))
         for (a, b), tally in zip(pairs, tallies.values()):
@@ -107,11 +140,14 @@ def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[st
         del sides, ref
     cat = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in preds.items()}
     return ChunkedParity(ref_pred=cat.pop("reference"), float_pred=cat.pop("float"), preds=cat, seconds=seconds,
-                         tallies=tallies, outputs={k: np.concatenate(v) for k, v in outputs.items()}, kept=kept)
+                         tallies=tallies, outputs={k: np.concatenate(v) for k, v in outputs.items()}, kept=kept,
+                         value_tallies=value_tallies)
 
 
 def _slice(sides: dict, i: int) -> dict:
-    return {side: [np.asarray(s)[:, i] != 0 for s in spikes] for side, spikes in sides.items()}
+    """One sample's outputs of every layer and side: spikes bool, graded payloads as they are."""
+    return {side: [(s[:, i] if s.dtype != bool else s[:, i] != 0) for s in map(np.asarray, spikes)]
+            for side, spikes in sides.items()}
 
 
 def run_chunks(run: Callable, x_int: np.ndarray, chunk: int,
