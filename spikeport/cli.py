@@ -49,14 +49,16 @@ def _quiet():
 
 @app.command()
 def train(
-    data: Optional[str] = typer.Option(None, help="digits (default) | mnist5k | fashion-mnist | mnist | nmnist"),
+    data: Optional[str] = typer.Option(None, help="digits (default) | mnist5k | fashion-mnist | mnist | nmnist | "
+                                       "digits-rows (8 event channels, one image row per step; classes 0-7)"),
     epochs: Optional[int] = typer.Option(None, min=1, help="training epochs"),
     out_dir: Path = typer.Option(..., "--out", help="run folder to write (model.safetensors, config.json, metrics.json)"),
     method: Optional[str] = typer.Option(None, help="training method (lif, ...)"),
     arch: Optional[str] = typer.Option(None, help="network architecture: fc | conv | rfc (conv geometry via --config)"),
     hidden: Optional[str] = typer.Option(None, help="hidden layer sizes, comma-separated, e.g. 256,128"),
     time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1, help="time steps per sample"),
-    encoder: Optional[str] = typer.Option(None, help="input encoder: direct | rate | latency"),
+    encoder: Optional[str] = typer.Option(None, help="input encoder: direct | rate | latency | events (the counts "
+                                          "of a temporal dataset)"),
     batch_size: Optional[int] = typer.Option(None, min=1),
     lr: Optional[float] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
@@ -129,11 +131,20 @@ def export(run_dir: Path = typer.Argument(..., help="run folder written by `spik
                                      "time unrolled)"),
            netx: bool = typer.Option(False, "--netx", help="also write model.net (lava-dl netx HDF5, Loihi 2) "
                                      "beside the .nir"),
+           xylo: bool = typer.Option(False, "--xylo", help="a run trained with target = \"xylo-audio2\": write "
+                                     "RUN/model.xylo.json, its Xylo Audio 2 specification (docs/xylo.md), instead"),
            quiet: bool = _quiet()):
     """Export a checkpoint to NIR (float parameters + Loihi integers in node metadata), ONNX and netx. An
     imported run (`spikeport import`) already holds its model.nir: --onnx / --netx are written from it."""
     from spikeport.export.nir_export import export_run
 
+    if xylo:
+        from spikeport.export.xylo_export import export_xylo
+
+        if (out_path, onnx, netx) != (None, False, False):
+            raise SpikeportError("--xylo writes RUN/model.xylo.json alone (no --out, --onnx or --netx)")
+        out.print(f"wrote {export_xylo(run_dir)}")
+        return
     notes = []
     imported = runfolder.is_imported(run_dir)
     if imported and out_path is not None:
@@ -212,7 +223,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
             finetune: Optional[int] = typer.Option(None, "--finetune", min=1, help="then fine-tune EPOCHS on Loihi "
                                                    "integers (QAT, surrogate BPTT; needs --inputs)"),
             target: str = typer.Option("auto", help="fine-tuning target: labels | producer (distil the producer's "
-                                       "float outputs) | auto (labels when given)"),
+                                       "float outputs) | auto (labels when given); or xylo-audio2: import onto "
+                                       "SynSense Xylo Audio 2 instead of Loihi (model.xylo.json; docs/xylo.md)"),
             holdout: float = typer.Option(0.2, help="fine-tuning: fraction of --inputs held out (the run's parity "
                                           "samples, drawn from those not calibrated on; the rest trains)"),
             lr_schedule: str = typer.Option("constant", "--lr-schedule", help="fine-tuning: constant | cosine "
@@ -249,6 +261,19 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
         return
     if dt is None:
         raise SpikeportError("--dt is required for a NIR graph (seconds per step; NIR stores none)")
+    if target == "xylo-audio2":
+        from spikeport.importer.xylo_import import import_xylo
+        from spikeport.report.chips import xylo_import_rows
+
+        if finetune or weight_bits != 8 or readout != "spike_count" or netx:
+            raise SpikeportError("--target xylo-audio2 imports as Xylo holds it: no --finetune, --weight-bits, "
+                                 "--readout or --netx")
+        with Bars(quiet) as bars:
+            res = import_xylo(graph, dt=dt, out=out_dir, producer=producer, reset=reset, reset_timing=reset_timing,
+                              allow_approx=allow_approx, inputs=inputs, labels=labels, time_steps=time_steps,
+                              progress=bars.update)
+        _summary(xylo_import_rows(res) + [("run folder", str(out_dir))], "imported onto Xylo Audio 2")
+        return
     with Bars(quiet) as bars:
         res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, reset_timing=reset_timing,
                            allow_approx=allow_approx, weight_bits=weight_bits, readout=readout, netx=netx,
@@ -294,9 +319,11 @@ def deploy(graph: Path = typer.Argument(..., help="a .nir file, or a run folder 
 
 @app.command()
 def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint and model.nir"),
-           backend: str = typer.Option("lava", help="lava | emulator | netx (the run's model.net on lava-dl's netx "
-                                       "loader) | several, comma-separated: each against the reference, the first "
-                                       "two against each other"),
+           backend: Optional[str] = typer.Option(None, help="lava (default) | emulator | netx (the run's model.net "
+                                                 "on lava-dl's netx loader) | several, comma-separated: each against "
+                                                 "the reference, the first two against each other; a Xylo run "
+                                                 "(model.xylo.json): xylo (SynSense's xylosim) | emulator, default "
+                                                 "xylo,emulator"),
            samples: Optional[int] = typer.Option(None, help="number of test samples (default: all)"),
            max_mismatches: int = typer.Option(0, help="exit 1 when spike mismatches exceed this"),
            min_agreement: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="imported runs: exit 1 when a "
@@ -317,8 +344,18 @@ def parity(run_dir: Path = typer.Argument(..., help="run folder with checkpoint 
     from spikeport.pipeline import parity as run_parity
     from spikeport.report.markdown import summary_rows
 
+    if runfolder.is_xylo(run_dir):
+        from spikeport.pipeline import xylo_parity
+
+        with Bars(quiet, prefix="parity: ") as bars:
+            res = xylo_parity.parity(run_dir, backend=backend or "xylo,emulator", samples=samples,
+                                     max_mismatches=max_mismatches, out=out_path, inputs=inputs, labels=labels,
+                                     min_agreement=min_agreement, progress=bars.update)
+        _summary(summary_rows({"parity": res}), "parity (Xylo Audio 2)")
+        return
     with Bars(quiet, prefix="parity: ") as bars:
-        res = run_parity(run_dir, backend=backend, samples=samples, max_mismatches=max_mismatches, out=out_path,
+        res = run_parity(run_dir, backend=backend or "lava", samples=samples, max_mismatches=max_mismatches,
+                         out=out_path,
                          shards=shards, inputs=inputs, labels=labels, timeout_s=timeout,
                          max_memory_gb=max_memory_gb, max_steps=max_steps, progress=bars.update, cluster=cluster,
                          min_agreement=min_agreement)
@@ -335,12 +372,23 @@ def energy(target: Path = typer.Argument(..., help="run folder or .nir file"),
            inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] instead of a dataset"),
            max_memory_gb: Optional[float] = _max_memory(), max_steps: Optional[int] = _max_steps(),
            quiet: bool = _quiet()):
-    """Count SynOps / MACs / neuron updates on the deployed network and estimate energy per sample."""
+    """Count SynOps / MACs / neuron updates on the deployed network and estimate energy per sample (a Xylo run:
+    SynOps, Xylo Audio 2 resources and the chip-level estimate, into xylo_energy.json)."""
     from spikeport.pipeline import check_samples
     from spikeport.pipeline import energy as run_energy
     from spikeport.report import markdown as md
 
     check_samples(samples)
+    if target.is_dir() and runfolder.is_xylo(target):
+        from spikeport.pipeline.xylo_energy_stage import energy as xylo_energy
+        from spikeport.report.chips import xylo_energy_rows
+
+        with Bars(quiet) as bars:
+            res = xylo_energy(target, samples=samples, inputs=inputs, progress=bars.callback("energy (Xylo)"))
+        _summary(xylo_energy_rows(res), f"Xylo Audio 2 ({res['network']}, T={res['time_steps']}, "
+                 f"{res['samples']} samples)")
+        out.print(f"wrote {target / runfolder.XYLO_ENERGY}")
+        return
     with Bars(quiet) as bars:
         res = run_energy(target, profiles=profile, profiles_file=profiles_file, samples=samples, data=data,
                          data_dir=data_dir, inputs=inputs, max_memory_gb=max_memory_gb, max_steps=max_steps,

@@ -6,6 +6,7 @@
 from spikeport.data.datasets import (
     DATASETS,
     FASHION_MNIST_DIR,
+    TEMPORAL,
     Dataset,
     bin_events,
     load_dataset,
@@ -17,6 +18,7 @@ from spikeport.data.encode import (
     INPUT_LEVELS,
     encode,
     float_view,
+    input_unit,
     is_graded,
     quantize_input,
 )
@@ -27,10 +29,12 @@ __all__ = [
     "EVENTS",
     "FASHION_MNIST_DIR",
     "INPUT_LEVELS",
+    "TEMPORAL",
     "Dataset",
     "bin_events",
     "encode",
     "float_view",
+    "input_unit",
     "is_graded",
     "load_dataset",
     "quantize_input",

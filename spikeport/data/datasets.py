@@ -1,7 +1,8 @@
 """Datasets as plain numpy arrays: small built-in sets, IDX (MNIST / Fashion-MNIST) and N-MNIST events.
 
 Static datasets: ``x`` float32 in [0, 1], shape ``[N, C, H, W]``. Event datasets (``temporal=True``):
-``x`` uint8 event counts per time bin, shape ``[N, T, C, H, W]``. Labels are always int64 in ``0..n_classes-1``.
+``x`` uint8 event counts per time bin, shape ``[N, T, C, H, W]`` (N-MNIST) or ``[N, T, C]``
+(``digits-rows``). Labels are always int64 in ``0..n_classes-1``.
 Every problem with a file raises :class:`SpikeportError` whose one-line message starts with the path.
 """
 from __future__ import annotations
@@ -17,7 +18,12 @@ import numpy as np
 
 from spikeport.errors import SpikeportError
 
-DATASETS = ("digits", "mnist5k", "fashion-mnist", "mnist", "nmnist")
+DATASETS = ("digits", "mnist5k", "fashion-mnist", "mnist", "nmnist", "digits-rows")
+TEMPORAL = ("nmnist", "digits-rows")  # event datasets: trained and run with the ``events`` encoder
+# digits-rows: scikit-learn's 8x8 digits of classes 0..7 (8 classes: Xylo Audio 2 has 8 output neurons), each
+# image presented row by row as event counts on 8 channels (one per column), a pixel's 0..16 clipped to 15
+# (Xylo takes at most 15 events per channel per step); row r at step r, the steps after row 7 silent.
+DIGIT_ROWS, DIGIT_ROWS_CLASSES, DIGIT_ROWS_MAX_EVENTS = 8, 8, 15
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 NMNIST_SIZE = 34  # N-MNIST sensor crop: 34 x 34 pixels
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
@@ -72,6 +78,13 @@ def load_dataset(
         raise SpikeportError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
     if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
         raise SpikeportError(f"dataset {name}: limit must be a positive integer, got {limit!r}")
+    if name == "digits-rows":
+        if not isinstance(n_bins, (int, np.integer)) or n_bins < DIGIT_ROWS:
+            raise SpikeportError(f"dataset digits-rows presents {DIGIT_ROWS} rows, one per step: it needs at least "
+                                 f"{DIGIT_ROWS} time steps, got {n_bins!r}")
+        ds = _load_digit_rows(int(seed), int(n_bins))
+        return ds if limit is None else Dataset(ds.name, ds.x_train[:limit], ds.y_train[:limit], ds.x_test[:limit],
+                                                ds.y_test[:limit], ds.n_classes, ds.temporal)
     if name == "nmnist":
         if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
             raise SpikeportError(f"dataset nmnist: n_bins must be a positive integer, got {n_bins!r}")
@@ -141,6 +154,24 @@ def _load_static(name: str, data_dir: str | None, seed: int) -> Dataset:
                              f"images are {arrays['x_test'].shape[1:]}")
     xs = {k: (arrays[k].astype(np.float32) / np.float32(255.0))[:, None] for k in ("x_train", "x_test")}
     return _frozen(Dataset(name, xs["x_train"], arrays["y_train"], xs["x_test"], arrays["y_test"], 10, False))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_digit_rows(seed: int, n_bins: int) -> Dataset:
+    """digits-rows (see ``DIGIT_ROWS``): uint8 event counts ``[N, n_bins, 8]``, the same stratified 80/20 split
+    rule as ``digits`` (its own classes 0..7)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    keep = bunch.target < DIGIT_ROWS_CLASSES
+    img = np.minimum(bunch.images[keep], DIGIT_ROWS_MAX_EVENTS).astype(np.uint8)  # [N, row, column]
+    x = np.zeros((len(img), n_bins, DIGIT_ROWS), np.uint8)
+    x[:, :DIGIT_ROWS] = img
+    y = np.asarray(bunch.target[keep], dtype=np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
+    return _frozen(Dataset("digits-rows", np.ascontiguousarray(x_tr), y_tr, np.ascontiguousarray(x_te), y_te,
+                           DIGIT_ROWS_CLASSES, True))
 
 
 def _find_idx(folder: Path, base: str) -> Path:

@@ -28,6 +28,13 @@ def is_graded(method: str) -> bool:
     return method in _GRADED
 
 
+def input_unit(method: str) -> float:
+    """Float value of one integer input unit: 1 / INPUT_LEVELS for ``direct`` (pixel 1.0 = 255), 1 for spikes and
+    for ``events`` (a count of events is its own float value, as :func:`float_view` gives it)."""
+    _check_method(method)
+    return 1.0 / INPUT_LEVELS if method == "direct" else 1.0
+
+
 def quantize_input(x: np.ndarray) -> np.ndarray:
     """Float ``x`` in [0, 1] (any shape) -> int16 array of ``rint(x * INPUT_LEVELS)`` clipped to 0..255."""
     x = _static_input(x, "quantize_input")

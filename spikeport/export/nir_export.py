@@ -16,7 +16,7 @@ import numpy as np
 
 from spikeport.core import loihi, quant
 from spikeport.core.quant import LayerQuant
-from spikeport.data import INPUT_LEVELS, is_graded
+from spikeport.data import input_unit, is_graded
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.nirfmt import nodes, spec
@@ -28,15 +28,15 @@ def _meta(*, input_shape: tuple[int, ...], time_steps: int, encoder: str, n_clas
     if floor:
         extra["floor_v_warning"] = spec.FLOOR_V_NOTE
     return spec.graph_meta(producer="", dt=dt, time_steps=time_steps, encoder=encoder, graded_input=is_graded(encoder),
-                           input_shape=input_shape, n_classes=n_classes, input_levels=INPUT_LEVELS, **extra)
+                           input_shape=input_shape, n_classes=n_classes,
+                           input_levels=round(1.0 / input_unit(encoder)), **extra)
 
 
 def build_graph(layers: list[LayerQuant], *, input_shape: tuple[int, ...], time_steps: int, encoder: str,
                 n_classes: int, extra_meta: dict | None = None, dt: float = spec.DT) -> nir.NIRGraph:
     """The graph of a fully connected net given its quantized layers (``fc{i} -> lif{i}``)."""
-    graded = is_graded(encoder)
-    layer_nodes = [nodes.Layer(i, [(f"fc{i}", nodes.affine_node(lq, (1.0 / INPUT_LEVELS if graded else 1.0)
-                                                                 if i == 0 else 1.0))], nodes.cuba_lif_node(lq, dt))
+    layer_nodes = [nodes.Layer(i, [(f"fc{i}", nodes.affine_node(lq, input_unit(encoder) if i == 0 else 1.0))],
+                               nodes.cuba_lif_node(lq, dt))
                    for i, lq in enumerate(layers)]
     meta = _meta(input_shape=input_shape, time_steps=time_steps, encoder=encoder, n_classes=n_classes, dt=dt,
                  extra_meta=extra_meta, floor=any(lq.lif.floor_v for lq in layers))
@@ -84,6 +84,9 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     from spikeport.train import checkpoint, methods
 
     model, cfg, raw = checkpoint.load(run_dir)
+    if cfg.target == "xylo-audio2":
+        raise SpikeportError(f"{run_dir}: trained for Xylo Audio 2; export its hardware specification with "
+                             f"`spikeport export {run_dir} --xylo`")
     misfits = weight_misfits(model)
     if misfits:
         raise SpikeportError(f"{run_dir}: values do not fit Loihi's integers after scaling and would be clipped: "

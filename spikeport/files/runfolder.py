@@ -18,6 +18,7 @@ CHECKPOINT_DIR = "checkpoint"  # per-epoch state for --resume
 MODEL_NIR = "model.nir"
 MODEL_ONNX = "model.onnx"
 MODEL_NETX = "model.net"
+MODEL_XYLO = "model.xylo.json"  # Xylo Audio 2 hardware specification (export --xylo, import --target xylo-audio2)
 # written by `spikeport import` only: the peer's graph and the inputs its float reference runs on
 IMPORT = "import.json"
 SOURCE = "source.nir"
@@ -40,6 +41,7 @@ PARITY = "parity.json"
 SPIKE_SAMPLE = "parity_spikes.npz"  # one sample's spikes per layer and side, beside parity.json
 PARITY_OUTPUTS = "parity_outputs.npz"
 ENERGY = "energy.json"
+XYLO_ENERGY = "xylo_energy.json"  # `spikeport energy` of a Xylo run (SynOps, resources, the Xylo Audio 2 estimate)
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 REPORTS = (CONFIG, METRICS, PARITY, ENERGY)  # the JSON files `spikeport report` reads
@@ -48,6 +50,11 @@ REPORTS = (CONFIG, METRICS, PARITY, ENERGY)  # the JSON files `spikeport report`
 def is_imported(run_dir: str | Path) -> bool:
     """True for a folder written by `spikeport import` (its reference is the peer's graph, not a checkpoint)."""
     return (Path(run_dir) / IMPORT).is_file()
+
+
+def is_xylo(run_dir: str | Path) -> bool:
+    """True for a run deployed on Xylo: it holds a Xylo specification (model.xylo.json)."""
+    return (Path(run_dir) / MODEL_XYLO).is_file()
 
 
 def model_nir(target: str | Path) -> Path:

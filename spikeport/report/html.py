@@ -28,6 +28,7 @@ SECTIONS = {"parity": "Parity: quantized PyTorch reference vs deployed backends"
             "validation": "Validation of the energy profiles against silicon",
             "mapping": "Loihi 1 and Loihi 2 mapping",
             "runs": "Accuracy vs energy across runs",
+            "chips": "Loihi vs Xylo Audio 2 (the same network on each chip)",
             "sources": "Sources of the prices"}
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:#1d2330;
@@ -58,7 +59,8 @@ def render(run_dir: str | Path, compare: str | Path | None = None) -> str:
     runs, skipped = md.collect_runs(parent, include=run_dir)
     bodies = {"parity": _parity(p, run_dir), "raster": _raster(run_dir, p), "operations": _operations(e, run_dir),
               "activity": _activity(e, run_dir), "energy": _energy(e, run_dir), "validation": _validation(e, run_dir), "mapping": _mapping(e, run_dir),
-              "runs": _runs(runs, skipped, parent, run_dir), "sources": _sources(e, run_dir)}
+              "runs": _runs(runs, skipped, parent, run_dir), "chips": _chips(run_dir, parent),
+              "sources": _sources(e, run_dir)}
     nav = "".join(f'<a href="#{key}">{_esc(title)}</a>' for key, title in SECTIONS.items())
     sections = "".join(f'<section id="{key}"><h2>{_esc(SECTIONS[key])}</h2>{bodies[key]}</section>\n'
                        for key in SECTIONS)
@@ -262,6 +264,21 @@ def _runs(runs: list[dict], skipped: list[str], parent: Path, run_dir: Path) -> 
                    "No ANN was trained: its points sit at the run's accuracy and compare energy only.")
             + f'<div class="wide">{_table(md.runs_rows(runs))}</div>'
             + (f'<ul class="notes">{notes}</ul>' if notes else ""))
+
+
+def _chips(run_dir: Path, parent: Path) -> str:
+    """Loihi vs Xylo for this run and its counterpart of the other chip (report.chips), or what is missing."""
+    from spikeport.report import chips
+
+    pair = chips.find_pair(run_dir, parent)
+    if pair is None:
+        return ('<p class="caption">No run of the other chip beside this one: this section compares a Loihi run '
+                '(parity.json, energy.json) and a Xylo run (parity.json, xylo_energy.json) of the same dataset and layer '
+                f"sizes in {_esc(parent)} (train the other with target = \"xylo-audio2\" or a Loihi target, then run "
+                "spikeport parity and spikeport energy on both; docs/xylo.md).</p>")
+    table, notes = chips.chip_table(*pair)
+    return (f'<div class="wide">{_table(table)}</div><ul class="notes">'
+            + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>")
 
 
 def _sources(e: dict | None, run_dir: Path) -> str:

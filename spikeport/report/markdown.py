@@ -112,6 +112,8 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
                              + ("" if gated else "  (float reference: information, not gated)")))
         if p.get("spike_check"):
             rows.append(("spike mismatches", p["spike_check"]))
+        if p.get("state_mismatches") is not None:  # a Xylo run: Vmem / Isyn of the two backends at every step
+            rows.append(("state mismatches " + p["backend"].replace(",", "-"), str(sum(p["state_mismatches"].values()))))
         rows.append(("parity", "PASS" if p.get("passed") else "FAIL"))
         if p.get("conventions"):
             c = p["conventions"]
@@ -158,8 +160,9 @@ def samples_text(s: dict) -> str:
 def train_rows(metrics: dict) -> list[tuple[str, str]]:
     """What `spikeport train` prints of its metrics.json."""
     first = metrics["first_step_seconds"]
+    chip = "Xylo" if metrics.get("chip") == "xylo-audio2" else "Loihi"
     return [("float accuracy", f"{metrics['float_accuracy']:.2%}"),
-            ("quantized (Loihi) accuracy", f"{metrics['quantized_accuracy']:.2%}"),
+            (f"quantized ({chip}) accuracy", f"{metrics['quantized_accuracy']:.2%}"),
             ("train time", f"{metrics['train_seconds']:.1f} s"),
             ("training path", metrics["train_path"] + ("" if first is None else f" (first step {first} s)"))]
 
@@ -431,6 +434,13 @@ def render(run_dir: str | Path, compare: str | Path | None = None) -> str:
     if runs:
         lines += ["", "## Accuracy vs energy across runs", "", *_md_table(runs_rows(runs))]
         lines += [f"- skipped {s}" for s in skipped]
+    from spikeport.report import chips
+
+    pair = chips.find_pair(run_dir, compare)
+    if pair:
+        table, notes = chips.chip_table(*pair)
+        lines += ["", "## Loihi vs Xylo Audio 2 (the same network on each chip)", "", *_md_table(table),
+                  *[f"- {n}" for n in notes]]
     if e:
         lines += ["", "## Sources of the prices", "", *_md_table(source_rows(e)), "",
                   *[f"- {n}" for n in e.get("notes", [])]]

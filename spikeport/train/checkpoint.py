@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeport.data import INPUT_LEVELS, is_graded, load_dataset
+from spikeport.data import input_unit, is_graded, load_dataset
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.train import methods
@@ -43,11 +43,14 @@ def build_model(cfg: TrainConfig, n_in: int, n_classes: int, input_shape: tuple[
     (C, H, W) of one sample is needed by ``arch="conv"``."""
     method = methods.get(cfg.method)
     n_classes = n_classes * cfg.population  # output neurons: ``population`` per class
+    if cfg.target == "xylo-audio2":
+        from spikeport.train.xylo_model import XyloRNN
+
+        return XyloRNN(cfg, n_in, n_classes)
     if cfg.arch != "fc":
         from spikeport.train import layers
 
-        unit = 1.0 / INPUT_LEVELS if is_graded(cfg.encoder) else 1.0
-        kw = dict(input_unit=unit, layer_cls=method.layer_cls, layer_kwargs=method.layer_kwargs(cfg))
+        kw = dict(input_unit=input_unit(cfg.encoder), layer_cls=method.layer_cls, layer_kwargs=method.layer_kwargs(cfg))
         if cfg.arch == "rfc":
             model = layers.build_rfc(cfg, n_in, n_classes, **kw)
         else:
@@ -57,7 +60,7 @@ def build_model(cfg: TrainConfig, n_in: int, n_classes: int, input_shape: tuple[
             model = layers.build_conv(cfg, shape, n_classes, **kw)
     else:
         model = SpikingMLP(layer_specs(cfg, n_in, n_classes), graded_input=is_graded(cfg.encoder),
-                           input_levels=INPUT_LEVELS, surrogate_slope=cfg.surrogate_slope,
+                           input_levels=round(1.0 / input_unit(cfg.encoder)), surrogate_slope=cfg.surrogate_slope,
                            layer_cls=method.layer_cls, layer_kwargs=method.layer_kwargs(cfg))
     for layer in model.layers:
         layer.netx = cfg.target == "netx"

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from spikeport.data import DATASETS, ENCODERS
+from spikeport.data import DATASETS, ENCODERS, EVENTS, TEMPORAL
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio
 from spikeport.files.schema import FieldError, Invalid, StrictModel, error_line
@@ -43,7 +43,7 @@ class TrainConfig(StrictModel):
     arch: Literal[ARCHS] = "fc"
     hidden: list[LayerSize] = Field(default_factory=lambda: [128])  # hidden layer sizes
     time_steps: Count = 16
-    encoder: Literal[ENCODERS] = "direct"
+    encoder: Literal[ENCODERS + (EVENTS,)] = "direct"  # events: the event counts of a temporal dataset, as they are
     epochs: Count = 20
     batch_size: Count = 64
     lr: Positive = 2e-3
@@ -59,7 +59,10 @@ class TrainConfig(StrictModel):
     # Loihi integers for: "netx" (weight_exp 0, bias_exp 6: what lava-dl's netx HDF5 expresses, so `spikeport
     # export --netx` writes the very network trained; core.quant) or "lava" (any weight / bias exponent: a right
     # shift of a layer's summed input, which netx cannot write). A checkpoint saved before this field: "lava".
-    target: Literal["lava", "netx"] = "netx"
+    # "xylo-audio2": SynSense Xylo Audio 2's integers instead (train.xylo_model: arch "rfc" with one hidden layer,
+    # 8-bit weights with a shift per matrix, bit-shift leaks 1 - 2**-dash nearest beta_syn / beta_mem, 16-bit
+    # saturating state, subtractive multi-spike hidden neurons); `spikeport export --xylo` writes it.
+    target: Literal["lava", "netx", "xylo-audio2"] = "netx"
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     limit: Annotated[int, Field(ge=1)] | None = None  # training samples used (None: all)
     population: Count = 1  # output neurons per class: a class scores the spikes of its group (spike_count readout)
@@ -107,6 +110,15 @@ class TrainConfig(StrictModel):
     @model_validator(mode="after")
     def _combinations(self) -> "TrainConfig":
         """Field combinations a method or an architecture cannot train (raises FieldError)."""
+        if (self.data in TEMPORAL) != (self.encoder == EVENTS):
+            raise FieldError("encoder", f"dataset {self.data!r} needs encoder " + (f"{EVENTS!r} (its event counts)" if
+                             self.data in TEMPORAL else f"one of {', '.join(ENCODERS)} (it is static)"))
+        if self.target == "xylo-audio2" and (self.arch, len(self.hidden), self.method) != ("rfc", 1, "lif"):
+            raise FieldError("target", "xylo-audio2 trains arch 'rfc' with one hidden layer (Xylo's recurrent hidden "
+                                       "population) and method 'lif'")
+        if self.target == "xylo-audio2" and self.encoder == "direct":
+            raise FieldError("encoder", "xylo-audio2 takes input events (at most 15 per channel per step): use an "
+                                        "events, rate or latency encoder")
         if self.arch != "fc" and self.method not in ARCH_METHODS[self.arch]:
             raise FieldError("method", f"arch {self.arch!r} trains with methods {', '.join(ARCH_METHODS[self.arch])}, "
                                        f"got {self.method!r}")

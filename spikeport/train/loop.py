@@ -143,6 +143,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     }
     metrics.update({"device": world.device, "processes": world.size, "resumed_from_epoch": start,
                     "train_path": _path_name(path), "train_path_reason": path.reason,
+                    "chip": "xylo-audio2" if cfg.target == "xylo-audio2" else "loihi",
                     "first_step_seconds": None if first_step is None else round(first_step, 3)})
     out = Path(out)
     checkpoint.save(out, model, cfg, n_in, ds.n_classes, tuple(ds.input_shape))
