@@ -83,9 +83,11 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
                  ("samples", str(p["samples"])),
                  ("float accuracy", pct(p["float_accuracy"])),
                  ("reference accuracy", pct(p["reference_accuracy"]))]
-        values = p.get("output_values")  # a regression output: values per step, no classes
+        values = p.get("output_values")  # a value output: per step (regression), or read as classes (membrane)
+        if values:
+            rows.append(("output", str(p.get("output", "values per step"))))
         for c in p["comparisons"]:
-            if "backend" in c and values:
+            if "backend" in c and values and c.get("prediction_agreement") is None:
                 rows.append((f"{c['backend']}", f"{c['samples_per_s']:.1f} samples/s"))
             elif "backend" in c:
                 rows.append((f"{c['backend']} accuracy", f"{pct(c['backend_accuracy'])}  "
