@@ -194,7 +194,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
             readout: str = typer.Option("spike_count", help="spike_count | current_sum: a class is the output "
                                         "neuron with the most spikes, or with the largest summed synaptic current "
                                         "(Loihi's u: what several spikes per step, e.g. Sinabs's IAF, stand for; "
-                                        "a Loihi neuron fires once per step)"),
+                                        "a Loihi neuron fires once per step), summed on the chip: the output "
+                                        "population runs as a non-spiking integrator read by its voltage"),
             inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] (calibration and parity); a netx "
                                                   "file also takes one integer frame per sample, [N, C, H, W] or flat "
                                                   "[N, n] in torch's C-major order (netx's (W, H, C) transposed), "

@@ -1,6 +1,7 @@
 """Surrogate-gradient BPTT training with quantization-aware forward, and evaluation."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -91,6 +92,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     n = len(x_train)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
     history, t0, first_step = [], time.time(), None
+    cpu0, load0, clock = time.process_time(), _load_average(), []
     state = resume_mod.load_state(out, cfg, model, opt, sched, rng) if resume else None
     start = state.epoch if state else 0
     path = compiling.choose(cfg.compile, steps=steps * (cfg.epochs - start), device=world.device,
@@ -122,9 +124,11 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
                 progress("train", epoch * steps + b + 1, cfg.epochs * steps)
         sched.step()
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
+        clock.append({"epoch": epoch + 1, "wall_s": round(time.time() - t0, 1),
+                      "cpu_s": round(time.process_time() - cpu0, 1)})  # cumulative, this process
         if world.is_main:
             resume_mod.save_state(out, epoch + 1, cfg, model, opt, sched, rng, history)
-    train_time = time.time() - t0
+    train_time, train_cpu = time.time() - t0, time.process_time() - cpu0
     if path.compiled and not compiling.fell_back() and first_step is not None:
         compiling.mark_warm(compiling.signature(cfg))
     model.cpu().eval()
@@ -138,6 +142,9 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
         "float_accuracy": float_acc["accuracy"], "qat_accuracy": qat_acc["accuracy"],
         "quantized_accuracy": int_acc["accuracy"],
         "test_samples": float_acc["samples"], "train_samples": n, "train_seconds": round(train_time, 2),
+        "train_cpu_seconds": round(train_cpu, 1), "threads": torch.get_num_threads(),
+        "load_average": [load0, _load_average()],  # 1-minute load of the machine, at the start and the end
+        "epoch_clock": clock,  # per epoch trained by this process: cumulative wall and CPU seconds
         "train_samples_per_s": round(n * cfg.epochs / max(train_time, 1e-9), 1), "history": history,
         "firing_rates": [round(r, 6) for r in int_acc["firing_rates"]],  # per layer, integer forward, test set
         "fire_intensity": round(_fire_intensity(model, int_acc["firing_rates"]), 6),
@@ -170,6 +177,14 @@ def validation_split(x: np.ndarray, y: np.ndarray, count: int) -> tuple[np.ndarr
     held = np.zeros(len(x), bool)
     held[np.random.default_rng(VALIDATION_SEED).permutation(len(x))[:count]] = True
     return x[~held], y[~held], x[held], y[held]
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average (None where the OS has none): how shared the CPUs were."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _path_name(path: compiling.Choice) -> str:
