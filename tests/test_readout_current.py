@@ -118,7 +118,7 @@ def test_import_current_sum_on_lava_and_emulator(tmp_path):
     assert res["deployment"] == {"readout": "current_sum", "weight_bits": 8}
     assert res["output_values"]["emulator-lava"]["value_mismatches"] == 0
     assert ("imported deployment", "--readout current_sum, --weight-bits 8") in summary_rows({"parity": res})
-    x_int = np.rint(np.swapaxes(x[:12], 0, 1)).astype(np.int64).reshape(8, 12, -1)
+    x_int = np.rint(np.swapaxes(np.load(run / "inputs.npy")[:12], 0, 1)).astype(np.int64).reshape(8, 12, -1)  # scored
     host = emulator.run(net_spiking, x_int, record_states=True)
     want = host.states[-1][0].sum(axis=0).argmax(axis=1)  # what the host-side readout computed
     assert not np.array_equal(want, host.output_counts().argmax(axis=1))  # the readouts differ on these samples
