@@ -7,6 +7,9 @@ on the whole test set) and energy.json (SynOps and energy per sample on 1,000 te
 Usage: ``python benchmarks/results_table.py runs/lif_fmnist runs/klif_fmnist ...`` prints the table;
 ``--write docs/results.md`` replaces only the table between the document's ``BEGIN`` / ``END`` marker
 lines, so the prose around it is never overwritten (a document without the markers is refused).
+``--table targets`` (after ``--write FILE``, if given) makes the targets table instead (its own markers): the
+seed, the validation split and its accuracy, the readout, the float -> Loihi gap, Lava / emulator value
+mismatches of a membrane readout, and training's CPU minutes and the machine's load beside the wall time.
 """
 from __future__ import annotations
 
@@ -69,26 +72,86 @@ HEADER = ("| method | network | epochs | float acc %, unquantized | float acc %,
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
-BEGIN, END = "<!-- results_table.py: begin -->", "<!-- results_table.py: end (generated; edit the runs, not this table) -->"
+def _minutes(met: dict) -> str:
+    """Training wall minutes, CPU minutes of the process (all its threads) and the machine's load."""
+    wall = f"{met.get('train_seconds', 0) / 60:.1f}"
+    if "train_cpu_seconds" not in met:
+        return wall
+    load = [x for x in met.get("load_average", []) if x is not None]
+    return (f"{wall} ({met['train_cpu_seconds'] / 60:.1f} CPU min on {met.get('threads')} threads"
+            + (f"; load {min(load):.0f}-{max(load):.0f}" if load else "") + ")")
 
 
-def replace_table(doc: str, table: str) -> str:
-    """``doc`` with the lines between its BEGIN and END markers replaced by ``table``."""
-    if doc.count(BEGIN) != 1 or doc.count(END) != 1 or doc.index(BEGIN) > doc.index(END):
-        raise SystemExit(f"the document must hold one '{BEGIN}' line and, after it, one '{END}' line")
-    head, rest = doc.split(BEGIN, 1)
-    return f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}"
+def _checks(parity: dict, pair: str) -> str:
+    """``acc (samples s., spike / value mismatches)`` of a parity file's comparison ``pair``."""
+    c = next((c for c in parity.get("comparisons", []) if c.get("pair") == pair), None)
+    if c is None:
+        return "-"
+    values = (c.get("output_values") or {}).get("value_mismatches")
+    return (f"{_pct(c.get('backend_accuracy'))} ({parity.get('samples')} s., {c.get('spike_mismatches')} spike"
+            + ("" if values is None else f" / {values} value") + " mism.)")
+
+
+def target_row(run: Path) -> str:
+    """A row of the targets table (seed, validation split, readout, float -> Loihi gap, CPU time)."""
+    cfg, met = _load(run, "config.json"), _load(run, "metrics.json")
+    cfg = cfg.get("config", cfg)
+    lava, emu, en = _load(run, "parity_lava.json"), _load(run, "parity_emulator.json"), _load(run, "energy.json")
+    src = (run / "source_config.txt").read_text().strip() if (run / "source_config.txt").exists() else "?"
+    val = met.get("validation")
+    val_cell = f"{val['samples']:,} of {val['of_train_samples']:,}: {_pct(val['quantized_accuracy'])}" if val else "none"
+    gap = [met.get(k) for k in ("qat_accuracy", "float_accuracy", "quantized_accuracy")]
+    gap_cell = "-" if None in gap else f"{100 * (gap[0] - gap[2]):+.2f} / {100 * (gap[1] - gap[2]):+.2f}"
+    loihi = en.get("energy_j", {}).get("loihi")
+    lava_pair = f"{_checks(lava, 'reference-lava')}; emulator {_checks(lava, 'reference-emulator')}"
+    return (f"| {cfg.get('method')}, {cfg.get('readout', 'spike_count')} | {_arch(cfg)}, T={cfg.get('time_steps')} | "
+            f"{cfg.get('epochs')} | {cfg.get('seed')} | {val_cell} | {_pct(met.get('float_accuracy'))} | "
+            f"{_pct(met.get('qat_accuracy'))} | {_pct(met.get('quantized_accuracy'))} | {gap_cell} | {lava_pair} | "
+            f"{_checks(emu, 'reference-emulator')} | {_minutes(met)} | {en.get('synops', 0):,.0f} | "
+            f"{'-' if loihi is None else f'{loihi * 1e6:.2f}'} | `benchmarks/fmnist_pipeline.sh {src} {run}` |")
+
+
+TARGET_HEADER = ("| method, readout | network | epochs | seed | validation split (held out of train: Loihi acc %) | "
+                 "float acc %, unquantized | float acc %, QAT forward | Loihi-integer acc % (10k test) | float -> Loihi "
+                 "(points, QAT / unquantized) | Lava acc % (samples; mismatches vs reference); emulator on the same | "
+                 "emulator acc % (10k; mismatches) | train wall min (CPU min; load) | SynOps/sample | Loihi uJ/sample | "
+                 "command |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+TABLES = {None: (HEADER, row), "targets": (TARGET_HEADER, target_row)}  # --table NAME: its markers and rows
+
+
+def markers(name: str | None = None) -> tuple[str, str]:
+    """The BEGIN / END marker lines of the table ``name`` (None: the per-method table)."""
+    tag = "" if name is None else f" {name}"
+    return (f"<!-- results_table.py: begin{tag} -->",
+            f"<!-- results_table.py: end{tag} (generated; edit the runs, not this table) -->")
+
+
+BEGIN, END = markers()
+
+
+def replace_table(doc: str, table: str, name: str | None = None) -> str:
+    """``doc`` with the lines between the BEGIN and END markers of table ``name`` replaced by ``table``."""
+    begin, end = markers(name)
+    if doc.count(begin) != 1 or doc.count(end) != 1 or doc.index(begin) > doc.index(end):
+        raise SystemExit(f"the document must hold one '{begin}' line and, after it, one '{end}' line")
+    head, rest = doc.split(begin, 1)
+    return f"{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}"
 
 
 def main(argv: list[str]) -> None:
-    write = None
+    write = name = None
     if argv[:1] == ["--write"]:
         write, argv = Path(argv[1]), argv[2:]
-    table = "\n".join([HEADER, *(row(Path(arg)) for arg in argv)])
+    if argv[:1] == ["--table"]:
+        name, argv = argv[1], argv[2:]
+    if name not in TABLES:
+        raise SystemExit(f"--table must be one of {', '.join(t for t in TABLES if t)}, got {name!r}")
+    header, make_row = TABLES[name]
+    table = "\n".join([header, *(make_row(Path(arg)) for arg in argv)])
     if write is None:
         print(table)
         return
-    text = replace_table(write.read_text(), table)
+    text = replace_table(write.read_text(), table, name)
     tmp = write.with_name(f".{write.name}.tmp")
     tmp.write_text(text)
     tmp.replace(write)

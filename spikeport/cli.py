@@ -65,6 +65,8 @@ def train(
     limit: Optional[int] = typer.Option(None, min=1, help="use only the first N train and test samples"),
     population: Optional[int] = typer.Option(None, min=1, help="output neurons per class (a class scores its "
                                              "group's spikes; fewer ties at small T)"),
+    readout: Optional[str] = typer.Option(None, help="spike_count | membrane (the output layer a non-spiking "
+                                          "integrator, read by its voltage at the last step)"),
     data_dir: Optional[str] = typer.Option(None, help="folder of IDX / N-MNIST files"),
     config: Optional[Path] = typer.Option(None, help="TOML file with the training configuration; flags override it"),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:K (training passes; integer evaluation runs on the CPU)"),
@@ -109,7 +111,8 @@ def train(
         cfg = TrainConfig()
     given = {"data": data, "epochs": epochs, "method": method,
              "arch": arch, "time_steps": time_steps, "encoder": encoder, "batch_size": batch_size, "lr": lr,
-             "seed": seed, "limit": limit, "data_dir": data_dir, "population": population, "compile": compile}
+             "seed": seed, "limit": limit, "data_dir": data_dir, "population": population, "compile": compile,
+             "readout": readout}
     cfg.override(given, hidden)
     from spikeport.train.allocator import keep_freed_memory
 
@@ -205,7 +208,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
             readout: str = typer.Option("spike_count", help="spike_count | current_sum: a class is the output "
                                         "neuron with the most spikes, or with the largest summed synaptic current "
                                         "(Loihi's u: what several spikes per step, e.g. Sinabs's IAF, stand for; "
-                                        "a Loihi neuron fires once per step)"),
+                                        "a Loihi neuron fires once per step), summed on the chip: the output "
+                                        "population runs as a non-spiking integrator read by its voltage"),
             inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...]: --calibration of them calibrate "
                                                   "the quantizer, the others are scored (agreement, parity); a netx "
                                                   "file also takes one integer frame per sample, [N, C, H, W] or flat "

@@ -25,7 +25,7 @@ def _tiny_run(tmp_path: Path, toml: Path):
 
     cfg = TrainConfig.from_toml(toml)
     assert cfg.target == "netx"  # the default: the examples train what netx can write
-    cfg.data, cfg.data_dir, cfg.limit, cfg.epochs = "digits", None, 1000, 4
+    cfg.data, cfg.data_dir, cfg.limit, cfg.epochs, cfg.validation = "digits", None, 1000, 4, 0
     cfg.validate(str(toml))
     out = tmp_path / toml.stem
     train(cfg, out)

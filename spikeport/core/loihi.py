@@ -48,6 +48,9 @@ VTH_MAX = (1 << VTH_BITS) - 1
 # vThMant = 1 << 17, slayer's Affine block (1 << 18) - 1. Lava compares v with vth << 6 as it is, and
 # v is clipped to V_LIMIT, so such a neuron never spikes. Accepted up to where vth << 6 fits int32.
 VTH_LIMIT = (1 << (31 - 6)) - 1
+# The threshold of a non-spiking integrator (a membrane readout): what lava-dl's slayer writes for an Affine
+# block with dynamics ("set the maximum possible threshold"); vth << 6 = 2**24 - 64 > V_LIMIT, never reached.
+INTEGRATOR_VTH = (1 << 18) - 1
 DU_MIN = -1  # netx's non-leaky integrator (iDecay 0): Lava du = -1, the current never decays
 DV_MAX = DECAY_UNITY  # vDecay 4096: the voltage forgets itself every step (v = u + bias)
 BIAS_MANT_BITS = 13  # signed 13-bit bias mantissa (-4096 .. 4095)

@@ -208,6 +208,63 @@ def quantize_layer(weight: np.ndarray, *, beta_syn: float, beta_mem: float, thet
     return LayerQuant(weight=q, weight_scale=ws, weight_exp=wexp, state_scale=s, lif=params)
 
 
+def integrator_gain(du: int, steps: int) -> float:
+    """sum_{t<steps} sum_{j<=t} f**j with f = Loihi's current decay factor for ``du``: how many times one
+    step's largest summed input (times 64) can add up in the voltage of an integrator without leak (dv = 0)
+    over ``steps`` steps. Loihi's decay rounds toward zero, so the integers stay within it."""
+    f = decay_from_du(du)
+    if f >= 1.0:
+        return steps * (steps + 1) / 2.0
+    return sum((1.0 - f ** (t + 1)) / (1.0 - f) for t in range(steps))
+
+
+def integrator_peak(q: np.ndarray, max_input: int, du: int, k: int, steps: int, bias_peak: float = 0.0) -> float:
+    """Upper bound of |v| (Loihi units) of a non-leaking integrator over ``steps`` steps: int8 weights q
+    [out, in], integer inputs in [0, max_input], summed input shifted right by k, the current filtered by
+    ``du``, an effective voltage bias of at most ``bias_peak`` added every step."""
+    a = math.ceil(_weight_sum_peak(q) * max_input / 2.0**k) + 1
+    return a * (1 << loihi.ACT_SHIFT) * integrator_gain(du, steps) + steps * float(bias_peak)
+
+
+def quantize_integrator(weight: np.ndarray, *, beta_syn: float, input_unit: float, steps: int,
+                        bias: np.ndarray | None = None, max_input: int = 1, netx: bool = False) -> LayerQuant:
+    """Quantize an output layer that never spikes and whose voltage is the result (a membrane readout): a
+    LIF with the layer's current decay, no voltage leak (dv = 0) and the threshold lava-dl writes for such a
+    block (``loihi.INTEGRATOR_VTH``, out of reach), so v[t] = sum_{t' <= t} (u[t'] + bias).
+
+    There is no threshold to set the state scale, so the weights keep int8's full resolution (scale max|w| /
+    127) unless the voltage could saturate: the smallest right shift k of the summed input (``netx``: a
+    2**k coarser weight step, weight_exp 0) is taken for which :func:`integrator_peak` over ``steps`` steps
+    stays within Loihi's 24-bit v (``loihi.V_LIMIT``), whatever the inputs. Float [out, in] weight, bias
+    [out] (per step, float units) or None; ``max_input`` the largest integer input of one synapse per step."""
+    ws0 = weight_scale(weight)
+    du = du_from_decay(beta_syn)
+    n_out = np.shape(weight)[0]
+    b = np.zeros(n_out) if bias is None else np.asarray(bias, dtype=np.float64)
+    for k in range(0, 24):
+        ws, wexp = (ws0 * 2.0**k, 0) if netx else (ws0, -k)
+        if netx:
+            ws = _netx_bias_fit(b, ws * input_unit) / input_unit
+        q = quantize_weight(weight, ws)
+        s = ws * input_unit * 2.0 ** (-wexp)
+        mant, bexp = bias_int(b, s, NETX_BIAS_EXP if netx else None)
+        params = loihi.LIFParams(du=du, dv=0, vth=loihi.INTEGRATOR_VTH, bias_mant=mant, bias_exp=bexp)
+        peak_bias = float(np.abs(params.effective_bias()).max(initial=0))
+        if integrator_peak(q, max_input, du, 0 if netx else k, steps, peak_bias) <= loihi.V_LIMIT:
+            return LayerQuant(weight=q, weight_scale=ws, weight_exp=wexp, state_scale=s, lif=params)
+    raise ValueError(f"an integrator of {n_out} neurons over {steps} steps cannot be kept inside 24 bits")
+
+
+def as_integrator(lq: LayerQuant) -> LayerQuant:
+    """The same synapses (weights, exponent, state scale), current decay and voltage bias feeding a
+    non-spiking integrator: dv = 0, threshold ``loihi.INTEGRATOR_VTH``, no floor. Its voltage sums the
+    current: v[t] = sum_{t' <= t} (u[t'] + bias), while it stays inside 24 bits."""
+    lif = loihi.LIFParams(du=lq.lif.du, dv=0, vth=loihi.INTEGRATOR_VTH, bias_mant=lq.lif.bias_mant,
+                          bias_exp=lq.lif.bias_exp)
+    return LayerQuant(weight=lq.weight, weight_scale=lq.weight_scale, weight_exp=lq.weight_exp,
+                      state_scale=lq.state_scale, lif=lif, mask=lq.mask, wide=lq.wide)
+
+
 def _netx_bias_fit(bias: np.ndarray | None, s: float) -> float:
     """The state scale ``s`` doubled until every bias mantissa round(b / s) on netx's fixed grid (bias_exp 6)
     fits 13 bits (a large folded bias, e.g. bpsrm's normalization shift, needs a coarser state)."""

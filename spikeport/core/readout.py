@@ -11,19 +11,24 @@ Readouts (graph metadata ``spikeport.readout``):
   computed in float64 and rounded to ``DIST_DECIMALS`` decimals so that classes at the same
   distance in exact arithmetic tie regardless of summation order (for alpha = 1/2, the default,
   every term is exact in float64 anyway).
-* ``current_sum`` - class = argmax_c sum_t sum_{n in group c} u[t, b, n], u the output population's Loihi
-  synaptic current (integers, what a probe of u reads); ties go to the lowest index. Where several spikes
-  per step carry a producer's decision (Sinabs's IAF: about its summed input over the threshold), this is
-  the Loihi quantity closest to it: a Loihi neuron fires at most once per step, its input current does not
-  saturate. :func:`output_current` recomputes u exactly from what reaches the output population (its
-  input, its own previous spikes, its bias line), so every backend's spikes give the same prediction.
+* ``membrane`` - the output population is a non-spiking integrator (a LIF whose threshold v cannot reach:
+  no voltage leak, ``loihi.INTEGRATOR_VTH``), read once at the sample's last step: class =
+  argmax_c sum_{n in group c} v[T-1, b, n], v its Loihi voltage (integers, what the chip's voltage probe
+  reads); ties go to the lowest index. With dv = 0, v[T-1] = sum_t (u[t] + bias): the output's synaptic
+  current summed over the sample (``spikeport import --readout current_sum`` deploys this way), plus T
+  times its voltage bias. The backends return v per step as the network's ``values`` [T, B, N].
 """
 from __future__ import annotations
 
 import numpy as np
 
 DIST_DECIMALS = 9
-READOUTS = ("spike_count", "spike_sequence", "current_sum")
+READOUTS = ("spike_count", "spike_sequence", "membrane")
+# graphs written before the readout ran on the chip: their output population spikes and spikeport summed its
+# current on the host
+CURRENT_SUM_GONE = ("a graph whose output current spikeport summed on the host (imports before the readout ran "
+                    "on the chip); import it again: --readout current_sum now deploys the output population as an "
+                    "integrator read by its voltage")
 
 
 def _text(val) -> str:
@@ -57,37 +62,21 @@ def sequence_distances(output_spikes: np.ndarray, targets: np.ndarray, alpha: fl
     return dist
 
 
-def needs_current(meta: dict) -> bool:
-    """True when the readout reads the output population's current (``current_sum``), not only its spikes."""
-    return _text(meta.get("readout", "spike_count")) == "current_sum"
+def reads_values(meta: dict) -> bool:
+    """True when the class is read from the output population's voltage (``membrane``), not its spikes."""
+    return _text(meta.get("readout", "spike_count")) == "membrane"
 
 
-def output_current(net, x: np.ndarray, spikes: list[np.ndarray]) -> np.ndarray:
-    """u [T, B, N] int64 of ``net``'s output population (a :class:`spikeport.core.net.LoihiNet`), exactly as
-    Loihi computes it, from the integer input x [T, B, ...] (used when the net has one population) and the
-    spikes [T, B, N_l] of every population (the one before the output feeds it; the output's own spikes of
-    the previous step feed its recurrent connection)."""
-    from spikeport.core import loihi
-
-    pop = net.populations[-1]
-    feed = np.asarray(x if len(net.populations) == 1 else spikes[-2])
-    T, B = feed.shape[:2]
-    a = pop.input.apply(feed.reshape(T * B, -1).astype(np.int64)).reshape(T, B, -1) + pop.line_current()
-    if pop.recurrent is not None:
-        own = np.asarray(spikes[-1]).astype(np.int64)
-        a[1:] += pop.recurrent.apply(own[:-1].reshape((T - 1) * B, -1)).reshape(T - 1, B, -1)
-    u, out = np.zeros((B, pop.size), np.int64), np.empty((T, B, pop.size), np.int64)
-    for t in range(T):
-        u = loihi.current_step(u, a[t], pop.lif.du)
-        out[t] = u
-    return out
+def classifies(net) -> bool:
+    """True when ``net``'s outputs become classes: a spiking output, or a value output read as ``membrane``
+    (a regression net's values are its result)."""
+    return not net.regression or reads_values(net.meta)
 
 
-def predict_net(net, x: np.ndarray, spikes: list[np.ndarray]) -> np.ndarray:
-    """Predicted class [B] of a run of ``net`` on x [T, B, ...] with ``spikes`` (every population's, or at
-    least the last two for ``current_sum``), by the graph's readout."""
-    current = output_current(net, x, spikes) if needs_current(net.meta) else None
-    return predict(spikes[-1], net.meta, current)
+def predict_net(net, spikes: list[np.ndarray], values: np.ndarray | None = None) -> np.ndarray:
+    """Predicted class [B] of a run of ``net`` (its outputs per population ``spikes``, at least the last;
+    ``values`` [T, B, N] the output's value per step, needed by ``membrane``), by the graph's readout."""
+    return predict(spikes[-1], net.meta, values)
 
 
 def _grouped(values: np.ndarray, meta: dict) -> np.ndarray:
@@ -100,14 +89,17 @@ def _grouped(values: np.ndarray, meta: dict) -> np.ndarray:
     return values.reshape(values.shape[0], -1, int(pop)).sum(axis=2)
 
 
-def predict(output_spikes: np.ndarray, meta: dict, current: np.ndarray | None = None) -> np.ndarray:
+def predict(output_spikes: np.ndarray, meta: dict, values: np.ndarray | None = None) -> np.ndarray:
     """output_spikes [T, B, N] bool -> predicted class [B] int, by ``meta["readout"]`` (default spike_count);
-    ``current_sum`` also needs ``current`` [T, B, N] (:func:`output_current`; zeros for a dry run)."""
+    ``membrane`` reads ``values`` [T, B, N] (the output's voltage per step; Loihi integers, or a float
+    model's voltages) instead."""
     readout = _text(meta.get("readout", "spike_count"))
+    if readout == "membrane":
+        if values is None or np.ndim(values) != 3 or np.shape(values)[0] < 1:
+            raise ValueError("readout membrane needs the output population's voltage per step [T, B, N]")
+        return _grouped(np.asarray(values)[-1], meta).argmax(axis=1)  # integers, or a float model's v
     if readout == "current_sum":
-        if current is None or np.shape(current) != np.shape(output_spikes):
-            raise ValueError("readout current_sum needs the output population's current u [T, B, N]")
-        return _grouped(np.asarray(current, np.int64).sum(axis=0), meta).argmax(axis=1)
+        raise ValueError(f"readout current_sum: {CURRENT_SUM_GONE}")
     if readout == "spike_count":
         return _grouped(np.asarray(output_spikes).sum(axis=0), meta).argmax(axis=1)
     if readout == "spike_sequence":

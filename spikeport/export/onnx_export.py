@@ -3,7 +3,9 @@ arithmetic exactly, for runtimes that do not know Lava.
 
 Form: **time unrolled**. One graph input ``x`` int64 ``[T, B, input_size]`` (T fixed, B dynamic; the
 integer inputs spikeport feeds Lava: 0/1 spikes or graded values, a sample flattened C-major) and one
-output per population ``spikes_<l>`` bool ``[T, B, N_l]``. There is no state to carry: a sample is all
+output per population ``spikes_<l>`` bool ``[T, B, N_l]``; a network whose last population never spikes (an
+integrator read by its voltage: a membrane readout) has one more, ``values`` int64 ``[T, B, N]``, its voltage
+at every step (the class: argmax of the last step's). There is no state to carry: a sample is all
 T steps, starting from u = v = 0, exactly as ``model.forward_int`` and the emulator run it.
 
 Arithmetic, per population, in int64 ONNX operators (values are integers throughout):
@@ -32,6 +34,7 @@ from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 
 OPSET = 17
+VALUES = "values"  # the output of a value network: the last population's voltage per step
 EXACT = 2**53
 MAX_MATRIX = 1 << 26  # entries of an unrolled connection matrix written into the model
 
@@ -107,8 +110,9 @@ def _synaptic(b: _Builder, x_double: str, conn: Connection, x_peak: int) -> str:
     return b.shift_exp(acc, int(conn.weight_exp))
 
 
-def _population(b: _Builder, pop, ff: str, T: int) -> list[str]:
-    """Unrolled neuron steps of one population; ``ff`` int64 [T, B, N]. Returns T bool [1, B, N] tensors."""
+def _population(b: _Builder, pop, ff: str, T: int) -> tuple[list[str], list[str]]:
+    """Unrolled neuron steps of one population; ``ff`` int64 [T, B, N]. Returns T bool [1, B, N] spike
+    tensors and T int64 [1, B, N] voltages (after the reset)."""
     lif = pop.lif
     bias = b.const(np.broadcast_to(lif.effective_bias(), (pop.size,)).copy(), base="bias")
     thr, zero = b.const(lif.threshold), b.const(0)
@@ -119,7 +123,7 @@ def _population(b: _Builder, pop, ff: str, T: int) -> list[str]:
     state_max, span = b.const(loihi.STATE_MAX), b.const(2 * loihi.STATE_MAX)
     neg_max = b.const(-loihi.STATE_MAX)
     u = v = s_prev = None
-    outs = []
+    outs, volts = [], []
     for t in range(T):
         a = b.op("Squeeze", b.op("Slice", ff, b.const([t]), b.const([t + 1]), b.const([0])), b.const([0]))
         if pop.bias_line is not None:  # the always-on input line: a constant summed input
@@ -139,7 +143,8 @@ def _population(b: _Builder, pop, ff: str, T: int) -> list[str]:
         v = b.op("Where", s, zero, v_new)
         s_prev = s
         outs.append(b.op("Unsqueeze", s, b.const([0])))
-    return outs
+        volts.append(b.op("Unsqueeze", v, b.const([0])))
+    return outs, volts
 
 
 def build_model(net: LoihiNet, peak_input: int = 255):
@@ -151,11 +156,14 @@ def build_model(net: LoihiNet, peak_input: int = 255):
     layer_in, peak, outputs = "x", (peak_input if net.graded_input else 1), []
     for i, pop in enumerate(net.populations):
         ff = _synaptic(b, b.op("Cast", layer_in, to=11), pop.input, peak)
-        steps = _population(b, pop, ff, T)
+        steps, volts = _population(b, pop, ff, T)
         name = f"spikes_{i}"
         b.nodes.append(helper.make_node("Concat", steps, [name], name=name, axis=0))
         outputs.append(helper.make_tensor_value_info(name, TensorProto.BOOL, [T, "batch", pop.size]))
         layer_in, peak = b.op("Cast", name, to=7), 1
+    if net.regression:  # a value output (an integrator read by its voltage): v of every step
+        b.nodes.append(helper.make_node("Concat", volts, [VALUES], name=VALUES, axis=0))
+        outputs.append(helper.make_tensor_value_info(VALUES, TensorProto.INT64, [T, "batch", net.n_outputs]))
     graph = helper.make_graph(b.nodes, "spikeport_loihi", [x_in], outputs, b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="spikeport", doc_string=__doc__.split("\n\n")[0])

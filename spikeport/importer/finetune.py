@@ -30,8 +30,9 @@ the held-out samples. ``import.json`` gains ``finetune``: the settings, and befo
 ``model.nir`` as it was, and the fine-tuned one) prediction agreement with the producer, integer and
 producer accuracy on the held-out samples; the fine-tuned module's integer forward is checked equal
 to the emulator on ``model.nir``, spike for spike, before anything is written. Predictions follow the
-run's readout (``spikeport import --readout``): with ``current_sum`` they are read from the output
-population's summed current of the network the module's integers make; the loss stays on spike counts.
+run's readout (``spikeport import --readout``): with ``current_sum`` the output layer is the chip-side
+integrator the import deployed (:mod:`spikeport.importer.integrator`; its recurrence, if any, dropped), the
+class is its voltage at the last step and the loss is on that voltage.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spikeport.core.readout import needs_current, predict, predict_net
+from spikeport.core.readout import predict, predict_net, reads_values
 from spikeport.deploy import emulator
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
@@ -53,6 +54,7 @@ from spikeport.importer import finetune_net, lower, runio
 from spikeport.importer.quantize import InputSpec
 from spikeport.importer.run import build_graph, load_source, reference
 from spikeport.nirfmt.load import load_nir, meta_value, to_loihi_net
+from spikeport.train.methods.base import membrane_logits
 
 TARGETS = ("auto", "labels", "producer")
 SCHEDULES = ("constant", "cosine")  # learning rate over the batches: fixed, or cosine-annealed to 0
@@ -97,16 +99,20 @@ def _split(run_dir: Path, net, holdout: float, seed: int, info: dict):
     return (x_tr, y_tr), ((x[:, te], None if y is None else y[te]) if n_test else (x_tr, y_tr)), samples
 
 
-def _predictions(model, x_int: np.ndarray, readout: Callable | None = None,
-                 batch: int = 256) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Integer forward of the module: (predictions [B], spikes per layer [T, B, N] bool). ``readout(model,
-    x_int, spikes)`` -> predictions (default: output spike counts)."""
+def _predictions(model, x_int: np.ndarray, meta: dict | None = None,
+                 batch: int = 256) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
+    """Integer forward of the module: (predictions [B] by the graph readout ``meta``, spikes per layer [T, B, N]
+    bool, the output integrator's voltage [T, B, N] or None). An integrator output never spikes: its
+    spikes are all False, its voltage is the readout's (``membrane``)."""
     outs = []
     with torch.no_grad():
         for lo in range(0, x_int.shape[1], batch):
             outs.append([s.numpy() for s in model.forward_int(torch.from_numpy(x_int[:, lo:lo + batch]))])
     spikes = [np.concatenate([o[i] for o in outs], axis=1) for i in range(len(outs[0]))]
-    return (predict(spikes[-1], {}) if readout is None else readout(model, x_int, spikes)), spikes
+    values = None
+    if model.layers[-1].integrator_steps:
+        values, spikes[-1] = spikes[-1], np.zeros(spikes[-1].shape, bool)
+    return predict(spikes[-1], meta or {}, values), spikes, values
 
 
 def _figures(pred: np.ndarray, teacher: np.ndarray, y, teacher_pred_acc: bool = True) -> dict:
@@ -118,12 +124,16 @@ def _figures(pred: np.ndarray, teacher: np.ndarray, y, teacher_pred_acc: bool = 
     return out
 
 
-def _loss(outs: list[torch.Tensor], target: str, yb, t_spikes, t_pred) -> torch.Tensor:
-    counts = outs[-1].sum(0)
+def _loss(outs: list[torch.Tensor], target: str, yb, t_spikes, t_pred, membrane: bool = False) -> torch.Tensor:
+    """Cross-entropy of the output spike counts (``membrane``: of the output integrator's last voltage,
+    ``train.methods.base.membrane_logits``) against the labels or the producer's predictions, plus, when
+    distilling, the squared difference of every spiking layer's spike trains from the producer's."""
+    logits = membrane_logits(outs[-1]) if membrane else outs[-1].sum(0)
     if target == "labels":
-        return F.cross_entropy(counts, yb)
-    match = sum(((o - s) ** 2).mean() for o, s in zip(outs, t_spikes)) / len(outs)
-    return F.cross_entropy(counts, t_pred) + match
+        return F.cross_entropy(logits, yb)
+    spiking = outs[:-1] if membrane else outs
+    match = sum(((o - s) ** 2).mean() for o, s in zip(spiking, t_spikes)) / max(len(spiking), 1)
+    return F.cross_entropy(logits, t_pred) + match
 
 
 def _optimizer(model, lr: float) -> torch.optim.Optimizer:
@@ -139,7 +149,7 @@ def _optimizer(model, lr: float) -> torch.optim.Optimizer:
 
 def train_module(model, xf_tr: torch.Tensor, x_int_tr: np.ndarray, target: str, y_tr, teacher: tuple, *,
                  epochs: int, lr: float, batch_size: int, seed: int, tick, schedule: str = "constant",
-                 keep: str = "best", readout: Callable | None = None) -> list[dict]:
+                 keep: str = "best", meta: dict | None = None) -> list[dict]:
     """QAT + surrogate BPTT on the training samples (xf [T, N, ...] float = x_int * unit); the learning
     rate per ``schedule``, the parameters per ``keep`` (module docstring). Returns the history, one row
     per epoch (0: the start), then ``{"kept_epoch": E}``."""
@@ -160,7 +170,8 @@ def train_module(model, xf_tr: torch.Tensor, x_int_tr: np.ndarray, target: str, 
                 idx = torch.from_numpy(order[b * batch_size:(b + 1) * batch_size])
                 outs = model(xf_tr[:, idx], qat=True)
                 yb = torch.from_numpy(goal[idx.numpy()])
-                loss = _loss(outs, target, yb, [s[:, idx] for s in t_spikes], yb)
+                loss = _loss(outs, target, yb, [s[:, idx] for s in t_spikes], yb,
+                             membrane=bool(model.layers[-1].integrator_steps))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -169,7 +180,7 @@ def train_module(model, xf_tr: torch.Tensor, x_int_tr: np.ndarray, target: str, 
                 losses.append(loss.item())
                 tick((epoch - 1) * steps + b + 1, epochs * steps)
         model.eval()
-        pred, _ = _predictions(model, x_int_tr, readout)
+        pred = _predictions(model, x_int_tr, meta)[0]
         score = float(np.mean(pred == goal))
         history.append({"epoch": epoch, "train_score": score, **({"loss": float(np.mean(losses))} if epoch else {})})
         if (epoch == epochs) if keep == "last" else (best is None or score > best[0]):
@@ -227,12 +238,16 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
     archs = [finetune_net.arch_of(p, unit if i == 0 else 1.0, (GRADED_MAX if graded else 1) if i == 0 else 1,
                                   rows[i] if i < len(rows) and isinstance(rows[i], dict) else None)
              for i, p in enumerate(low.layers)]
+    membrane = reads_values(net0.meta)  # --readout current_sum: the output is a chip-side integrator
+    if membrane:  # it never spikes: a recurrence of the source's output carries nothing (importer.integrator)
+        archs[-1] = archs[-1].model_copy(update={"recurrent": False})
     tick("producer's float reference (samples)", 0, x_tr.shape[1] + x_te.shape[1])
     t_spk, t_pred_tr = reference(fg, prod, dt, x_tr, names)
     _, t_pred_te = reference(fg, prod, dt, x_te, names)
     tick("producer's float reference (samples)", x_tr.shape[1] + x_te.shape[1], x_tr.shape[1] + x_te.shape[1])
     xi_tr, xi_te = to_int(x_tr), to_int(x_te)
-    before = _figures(predict_net(net0, xi_te, emulator.run(net0, xi_te).spikes), t_pred_te, y_te)
+    run0 = emulator.run(net0, xi_te)
+    before = _figures(predict_net(net0, run0.spikes, run0.values), t_pred_te, y_te)
     meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names,
             "readout": str(meta_value(net0, "readout", "spike_count"))}
 
@@ -241,21 +256,23 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
                             spec=InputSpec(unit, graded), time_steps=net0.time_steps, dt=dt, meta=meta)
         return graph, to_loihi_net(graph, out / runfolder.MODEL_NIR)
 
-    def readout(m, xi, spikes):  # the run's readout on the module's integers
-        return predict_net(net_of(m)[1] if needs_current(net0.meta) else net0, xi, spikes)
     model, start = _start(run_dir, archs, fg.input_shape, low.layers)
+    if membrane:
+        model.layers[-1].make_integrator(net0.time_steps)
     xf_tr = torch.from_numpy((xi_tr * unit).astype(np.float32))
     t0 = time.time()
     history = train_module(model, xf_tr, xi_tr, target, y_tr, ([torch.from_numpy(s.astype(np.float32)) for s in t_spk],
                            t_pred_tr), epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                            schedule=schedule, keep=keep, tick=lambda d, t: tick("fine-tuning (batches)", d, t),
-                           readout=readout)
+                           meta=net0.meta)
     seconds = time.time() - t0
     quants = finetune_net.layer_quants(model)
     graph, net = net_of(model)
-    pred, spikes = _predictions(model, xi_te, readout)
-    emu = emulator.run(net, xi_te).spikes
-    mismatches = int(sum((a != b).sum() for a, b in zip(spikes, emu)))
+    pred, spikes, values = _predictions(model, xi_te, net0.meta)
+    emu = emulator.run(net, xi_te)
+    mismatches = int(sum((a != b).sum() for a, b in zip(spikes, emu.spikes)))
+    if values is not None:  # the output integrator's voltage, every step
+        mismatches += int((values != emu.values).sum())
     if mismatches:  # the module and the graph it wrote disagree: a bug, never written
         raise RuntimeError(f"fine-tuned module vs emulator on model.nir: {mismatches} spike mismatches")
     kept_split = holdout > 0 or (run_dir / runfolder.TRAIN_INPUTS).is_file()

@@ -236,6 +236,12 @@ class PlanMixin:
         return a.pool is None or Pool2d(*a.pool).tiles(a.in_shape[1], a.in_shape[2])
 
     def quantize(self, w: torch.Tensor, bias) -> quant.LayerQuant:
+        """The layer's integers as the import quantizes them (:meth:`_quantize`); an output integrator (a
+        membrane readout, ``make_integrator``) keeps them and never spikes (``core.quant.as_integrator``)."""
+        lq = self._quantize(w, bias)
+        return quant.as_integrator(lq) if self.integrator_steps else lq
+
+    def _quantize(self, w: torch.Tensor, bias) -> quant.LayerQuant:
         """int8 weights on clip * max|w| / 127 (saturating); weight_exp: the calibrated one where it keeps
         the threshold on Loihi's grid, 0 for a conv whose threshold fits, else ``quant.choose_weight_exp``
         (no current wrap); threshold and bias on the state scale."""
@@ -308,7 +314,7 @@ def init_from(model: SpikingNet, plans: list) -> None:
             if param is not None:
                 v = np.asarray(value, np.float64)
                 param.copy_(torch.as_tensor(v.reshape(layer.arch.out_shape[0], -1)[:, 0] if kind == "channel" else v))
-        if plan.recurrent is not None:
+        if plan.recurrent is not None and layer.arch.recurrent:  # (an output integrator drops its recurrence)
             layer.weight_rec.copy_(torch.as_tensor(plan.recurrent))
 
 

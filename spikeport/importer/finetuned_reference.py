@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeport.core.readout import predict_net
+from spikeport.core.readout import predict_net, reads_values
 from spikeport.errors import SpikeportError
 from spikeport.files import runfolder
 from spikeport.importer import finetune_net, runio
@@ -37,6 +37,8 @@ class FinetunedReference(ImportedReference):
                  labels: str | Path | None = None):
         super().__init__(run_dir, net, inputs=inputs, labels=labels)
         self.model, _ = finetune_net.load(run_dir)
+        if reads_values(net.meta):  # --readout current_sum: the output integrator (importer.integrator)
+            self.model.layers[-1].make_integrator(net.time_steps)
         if [layer.spec.n_out for layer in self.model.layers] != [p.size for p in net.populations]:
             raise SpikeportError(f"{self.run_dir / runfolder.MODEL_NIR}: its layers do not match the fine-tuned "
                                  f"checkpoint {runfolder.WEIGHTS}")
@@ -50,11 +52,15 @@ class FinetunedReference(ImportedReference):
         with torch.no_grad():
             ref = [s.numpy() for s in self.model.forward_int(flat)]
         _, prod_pred, readout = reference(self.fg, self.prod, self.dt, self.x[:, samples], self.names, readout=True)
-        pred = predict_net(self.net, flat, ref)
+        values = None
+        if self.model.layers[-1].integrator_steps:  # its voltage per step; it never spikes
+            values, ref[-1] = ref[-1], np.zeros(ref[-1].shape, bool)
+        pred = predict_net(self.net, ref, values)
         self.agree[0] += int(np.sum(pred == prod_pred))
         self.agree[1] += len(pred)
-        return RefChunk(ref, pred, prod_pred, {"reference": ref[-1].sum(axis=0),
-                                               f"{self.prod.name} float reference": readout})
+        mine = ref[-1].sum(axis=0) if values is None else values[-1]
+        return RefChunk(ref, pred, prod_pred, {"reference": mine, f"{self.prod.name} float reference": readout},
+                        values=values)
 
     def report(self) -> dict:
         ft = self.info.get("finetune", {})

@@ -29,6 +29,7 @@ from spikeport.deploy import emulator
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.importer import conventions, lower, quantize, runio
+from spikeport.importer.integrator import output_inputs, output_integrator
 from spikeport.importer.simulate import predict, simulate
 from spikeport.nirfmt import nodes
 from spikeport.nirfmt.flat import flat_graph, read_any
@@ -75,7 +76,11 @@ def build_graph(plans: list[lower.LayerPlan], layers: list[quantize.QLayer], *,
     return nodes.graph(layer_nodes, input_shape, (n_out,), sp, type_check=False)
 
 
-IMPORT_READOUTS = ("spike_count", "current_sum")  # core.readout's readouts an import can choose
+IMPORT_READOUTS = ("spike_count", "current_sum")  # the readouts an import can choose
+# the graph readout (core.readout) each deploys: current_sum runs on the chip as an output integrator read by its
+# voltage (importer.integrator)
+DEPLOYED_READOUT = {"spike_count": "spike_count", "current_sum": "membrane"}
+GRADED_MAX = 255  # largest graded input integer (quantize.input_spec's levels)
 
 
 def _check_dt(dt, prod: conventions.Producer, metadata: dict, notes: list[str]) -> float:
@@ -106,7 +111,8 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
     dense layers get 16-bit weights, two Loihi synapses each (``importer.quantize``). ``progress(stage, done,
     total)`` follows the calibration, the layers quantized and the check. ``readout`` (``--readout``): how
     the deployed network's outputs become classes (``core.readout``: spike_count, or current_sum, the output
-    population's summed synaptic current). ``netx`` (``--netx``): integers lava-dl's netx expresses, so
+    population's summed synaptic current, computed on the chip by the output population deployed as a
+    non-spiking integrator read by its voltage: ``importer.integrator``, graph readout ``membrane``). ``netx`` (``--netx``): integers lava-dl's netx expresses, so
     ``spikeport export RUN --netx`` can write the run (weight_exp 0, bias_exp 6, no bias lines: a bias current
     becomes the voltage-bias approximation, which needs ``allow_approx``). ``calibration`` (``--calibration``):
     how many of the inputs calibrate, a count >= 1 or a fraction in (0, 1) (default: min(256, N // 2)); the
@@ -136,7 +142,16 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
                                    f"quantized to integers of {spec.unit:.6g} (worst error {spec.max_error:.3g})"})
     names = [p.name for p in low.layers]
     layers = quantize_all(fg, prod, dt, low.layers, spec, cal[0], int(T), tick, wide=weight_bits == 16, netx=netx)
-    meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names, "readout": readout}
+    if readout == "current_sum":  # the chip sums the output current itself: a non-spiking integrator
+        graded = spec.graded and len(layers) == 1
+        calib = None if cal[0] is None else \
+            (output_inputs(low.layers, layers, spec.to_int(cal[0]), spec.graded), graded)
+        layers[-1], more, approx = output_integrator(low.layers[-1], layers[-1], int(T),
+                                                     GRADED_MAX if graded else 1, netx, calib)
+        notes += more
+        low.approximations.extend(approx)
+    meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names,
+            "readout": DEPLOYED_READOUT[readout]}
     graph = build_graph(low.layers, layers, input_shape=fg.input_shape, spec=spec, time_steps=int(T), dt=dt, meta=meta)
     net = to_loihi_net(graph, out / runfolder.MODEL_NIR)  # the graph deploys as written (validated here)
     result = {"format": 1, "source": str(path), "producer": prod.name, "dt": dt, "time_steps": int(T),
@@ -144,7 +159,7 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
               "conventions": prod.describe(), "notes": low.conventions + notes,
               "approximations": low.approximations, "exact": not low.approximations,
               "input": {"unit": spec.unit, "graded": spec.graded, "max_error": spec.max_error},
-              "readout": readout, "target": "netx" if netx else "lava",
+              "readout": readout, "deployed_readout": DEPLOYED_READOUT[readout], "target": "netx" if netx else "lava",
               "weight_bits": {"option": weight_bits, "synapses_per_weight": [2 if q.lq.wide else 1 for q in layers]},
               "network": net.describe(), "layers": [_layer_report(i, p, q) for i, (p, q) in enumerate(zip(low.layers, layers))]}
     if check is not None:
@@ -261,7 +276,7 @@ def agreement(fg, prod, dt: float, net, x: np.ndarray, y, spec: quantize.InputSp
     """Float reference vs the integer network (emulator) on the scored inputs ``x`` [T, B, ...]."""
     ref, ref_pred = reference(fg, prod, dt, x, names)
     run = emulator.run(net, spec.to_int(x))
-    pred = predict_net(net, spec.to_int(x), run.spikes)
+    pred = predict_net(net, run.spikes, run.values)
     out = {"samples": int(x.shape[1]), "prediction_agreement": float(np.mean(pred == ref_pred)),
            "spike_agreement": [float(np.mean(a == b)) for a, b in zip(ref, run.spikes)]}
     if y is not None:

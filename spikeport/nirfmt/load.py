@@ -373,7 +373,7 @@ def load_nir(path: str | Path) -> LoihiNet:
     try:
         graph = read_graph(path)
         net = to_loihi_net(graph, path)
-        _dry_readout(net)
+        _dry_readout(net, path)
         return net
     except SpikeportError:
         raise
@@ -382,11 +382,15 @@ def load_nir(path: str | Path) -> LoihiNet:
         raise SpikeportError(f"{path}: invalid graph ({type(err).__name__}: {str(err)[:160]})") from None
 
 
-def _dry_readout(net: LoihiNet) -> None:
+def _dry_readout(net: LoihiNet, path) -> None:
     """Read out one silent sample, so bad readout metadata (unknown readout, targets of the wrong shape,
-    a filter outside (0, 1)) fails here, naming the file, rather than after the run."""
-    from spikeport.core.readout import predict
+    a filter outside (0, 1), a membrane readout of a population that spikes) fails here, naming the file,
+    rather than after the run."""
+    from spikeport.core.readout import predict, reads_values
 
+    if reads_values(net.meta) and not net.regression:
+        raise SpikeportError(f"{path}: readout 'membrane' reads the voltage of a non-spiking output integrator, "
+                             f"but population '{net.populations[-1].name}' can spike (vth {net.populations[-1].lif.vth})")
     silent = np.zeros((net.time_steps, 1, net.n_outputs), dtype=bool)
     predict(silent, net.meta, silent.astype(np.int64))
 

@@ -50,8 +50,10 @@ CONVENTIONS = {
                     "always-on input line, integers in metadata loihi.line_weight / line_weight_exp)",
     "initial_state": "u = v = 0 at the start of every sample",
     "lag": "none within a sample: layer l at step t sees layer l-1's spikes of step t",
-    "readout": "see 'readout' (spike_count: argmax of output spike counts; current_sum: argmax of the output "
-               "population's synaptic current u summed over the sample; ties to the lowest index)",
+    "readout": "see 'readout' (spike_count: argmax of output spike counts; membrane: the output population is a "
+               "non-spiking integrator (dv = 0, a threshold v never reaches), argmax of its voltage v at the last "
+               "step, v = the synaptic current summed over the sample plus T times its voltage bias; ties to the "
+               "lowest index)",
     "layout": "tensors C-major as torch (C, H, W); conv weights [C_out, C_in, kh, kw], cross-correlation",
     "flatten": "whole sample, C-major (start_dim 0, no batch axis)",
     "pooling": "SumPool2d sums windows; AvgPool2d with loihi.as_sum: the next layer's integers take the sum",

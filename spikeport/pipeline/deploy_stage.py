@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from spikeport.core.readout import needs_current, predict_net
+from spikeport.core.readout import classifies, predict_net
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.measure import parity as parity_mod
@@ -48,17 +48,21 @@ def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, back
     values = []
 
     def one(xs):
-        res = run_backend(net, xs, b, record="all" if needs_current(net.meta) or net.regression else "output",
+        res = run_backend(net, xs, b, record="all" if net.regression else "output",
                           timeout_s=timeout_s, netx_file=netx_file, netx_options=netx_options)
         if net.regression:
             values.append(res.values)
         return res
 
     run = BackendRun(*streaming.run_chunks(one, x_int, chunk, progress))
-    pred = predict_net(net, x_int, run.spikes)  # current_sum: u recomputed from the output's input spikes
+    all_values = np.concatenate(values, axis=1) if net.regression else None  # [T, B, n_out]
+    classify = classifies(net)
+    pred = predict_net(net, run.spikes, all_values) if classify else np.zeros(x_int.shape[1], np.int64)
     result = {"backend": backend, "graph": str(nir_path), "network": net.describe(), "samples": int(len(pred)),
-              "accuracy": None if y is None or net.regression else parity_mod.accuracy(pred, y),
-              "output": "values per step (predictions.npz 'values')" if net.regression else "classes",
+              "accuracy": None if y is None or not classify else parity_mod.accuracy(pred, y),
+              "output": ("classes (membrane readout: the output integrator's voltage at the last step; "
+                         "predictions.npz 'values')" if net.regression else "classes") if classify
+              else "values per step (predictions.npz 'values')",
               "samples_per_s": round(run.samples_per_s, 2), "seconds": round(run.seconds, 3)}
     if out:
         out = Path(out)
@@ -66,6 +70,6 @@ def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, back
         arrays = {"predictions": pred, "output_counts": (run.spikes[-1] != 0).sum(0),
                   **({} if y is None else {"labels": y})}
         if net.regression:
-            arrays["values"] = np.concatenate(values, axis=1).transpose(1, 0, 2)
+            arrays["values"] = all_values.transpose(1, 0, 2)
         fileio.write_npz(out / runfolder.PREDICTIONS, arrays)
     return result

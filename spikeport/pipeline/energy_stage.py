@@ -144,11 +144,16 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
         mapping["note"] = ("graded (sigma-delta) messages exist on Loihi 2 only: this Loihi 1 count is a capacity "
                            "figure, the network does not run on Loihi 1")
     t = counts["totals"]
+    notes = list(est["notes"])
+    if net.regression and net.populations[-1].lif is not None:  # an output integrator (a membrane readout)
+        notes.append(f"readout: the output population '{net.populations[-1].name}' never spikes; it runs on the chip "
+                     "(its synaptic operations and neuron updates are counted) and its voltage is read once per "
+                     f"sample ({net.n_outputs} values at the last step: host I/O, not priced)")
     result = {"graph": str(nir_path), "network": net.describe(), "samples": counts["samples"],
               "time_steps": counts["time_steps"], "synops": t["synops"], "effective_macs": t["effective_macs"],
               "dense_macs": t["dense_macs"], "neuron_updates": t["neuron_updates"],
               "energy_j": est["energy_j"], "prices": est["prices"], "breakdown": est["breakdown"],
-              "notes": est["notes"], "counts": counts, "loihi_mapping": mapping,
+              "notes": notes, "counts": counts, "loihi_mapping": mapping,
               "loihi2_mapping": map_to_loihi2(resources), "validation": est["validation"], "columns": est["columns"],
               **{k: est[k] for k in ("energy_j_with_overhead", "overhead_j", "overhead_basis")},
               "units": "per sample: operations and joules", **_energy_split(counts, table, list(est["energy_j"]))}

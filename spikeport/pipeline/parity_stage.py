@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from spikeport.core.net import LoihiNet
+from spikeport.core.readout import classifies
 from spikeport.deploy import emulator
 from spikeport.errors import ParityFailure, SpikeportError
 from spikeport.files import fileio, runfolder
@@ -30,6 +31,9 @@ from spikeport.pipeline.inputs import check_samples
 from spikeport.pipeline.reference import Reference, for_run
 
 NO_LABELS = "no labels: agreement only"
+OUTPUT_KINDS = {(True, False): "values per step (regression)",  # (net.regression, classifies)
+                (True, True): "the output integrator's voltage at the last step (membrane readout, classes)",
+                (False, True): "spikes (classes)"}
 Progress = Callable[[str, int, int], None]  # (side: "reference" or a backend, samples done, samples in all)
 
 
@@ -106,6 +110,7 @@ def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends
     """parity.json's content (see the module docstring for the gate). Without labels no accuracy is
     reported (None), only agreement."""
     acc = (lambda pred: None) if y is None else (lambda pred: parity_mod.accuracy(pred, y))  # noqa: E731
+    classify = classifies(net)  # a regression output has values, not classes
     comparisons = []
     for b in backends:
         comparisons.append({"pair": f"reference-{b}", "backend": b, "backend_accuracy": acc(cp.preds[b]),
@@ -118,11 +123,11 @@ def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends
             row["prediction_agreement"] = parity_mod.agreement(cp.preds[a], cp.preds[b])
         spike_checks.append(row)
     for row in spike_checks:  # a regression output's values per step, beside its spikes
-        if row["pair"] in cp.value_tallies:
+        if row["pair"] in cp.value_tallies and cp.value_tallies[row["pair"]].count:
             row["output_values"] = cp.value_tallies[row["pair"]].result()
     for c in comparisons:  # an exact reference's spike check belongs to its backend's row
         c.update(next((r for r in spike_checks if r["pair"] == c["pair"]), {}))
-        if net.regression:
+        if not classify:
             c["backend_accuracy"] = c["prediction_agreement"] = None
     comparisons += [r for r in spike_checks if not r["pair"].startswith("reference-")]
     measured = [c for c in comparisons if "spike_mismatches" in c and (ref.exact or c["pair"].split("-")[0] != "reference")]
@@ -143,11 +148,12 @@ def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends
         "samples_per_s": {c["backend"]: c["samples_per_s"] for c in comparisons if "backend" in c},
         "comparisons": comparisons, "max_mismatches": max_mismatches, "shards": shards, **ref.report(),
         "graph_notes": graph_notes(net),
-        "output": "values per step (regression)" if net.regression else "spikes (classes)",
+        "output": OUTPUT_KINDS[(net.regression, classify)],
         "payload_mismatches": int(sum(r.get("payload_mismatches", 0) for c in measured for r in c["per_layer"])),
     }
-    if net.regression:
+    if not classify:
         result["float_accuracy"] = result["reference_accuracy"] = None
+    if net.regression:
         result["output_values"] = {c["pair"]: c["output_values"] for c in measured if "output_values" in c}
         result["value_mismatches"] = value_mismatches
     if mismatches is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeport.core.net import LoihiNet
-from spikeport.core.readout import predict
+from spikeport.core.readout import classifies, predict
 from spikeport.errors import SpikeportError
 from spikeport.files import runfolder
 from spikeport.measure.parity import RefChunk, Reference
@@ -53,12 +53,16 @@ class CheckpointReference(Reference):
         with torch.no_grad():
             ref = [s.numpy() for s in self.model.forward_int(torch.from_numpy(x_int.astype(np.int64)))]
             xf = torch.from_numpy(float_view(x_int, self.cfg.encoder))
-            float_out = self.model(xf, qat=False)[-1].numpy() > 0
+            float_out = self.model(xf, qat=False)[-1].numpy()
         if [s.shape[2] for s in ref] != [p.size for p in self.net.populations]:
             raise SpikeportError(f"{self.run_dir / runfolder.MODEL_NIR} does not match the checkpoint's layers; "
                                  f"run `spikeport export {self.run_dir}` again")
-        return RefChunk(ref, predict(ref[-1], self.net.meta), predict(float_out, self.net.meta),
-                        {"reference": ref[-1].sum(axis=0), "float": float_out.sum(axis=0)})
+        if self.net.regression:  # a membrane readout: the output integrator's voltage, it never spikes
+            values, ref[-1] = ref[-1], np.zeros(ref[-1].shape, bool)
+            return RefChunk(ref, predict(ref[-1], self.net.meta, values), predict(float_out > 0, self.net.meta, float_out),
+                            {"reference": values[-1], "float": float_out[-1]}, values=values)
+        return RefChunk(ref, predict(ref[-1], self.net.meta), predict(float_out > 0, self.net.meta),
+                        {"reference": ref[-1].sum(axis=0), "float": (float_out > 0).sum(axis=0)})
 
 
 class NetxReference(Reference):
@@ -110,7 +114,7 @@ class NetxReference(Reference):
         spikes, values = run_netx(self.source, x_int, timeout_s=self.timeout_s or DEFAULT_TIMEOUT_S, with_values=True,
                                   **self.options)
         self.last = (x_int, BackendRun(spikes, time.perf_counter() - t0, values))
-        pred = np.zeros(x_int.shape[1], np.int64) if self.net.regression else predict(spikes[-1], self.net.meta)
+        pred = predict(spikes[-1], self.net.meta, values) if classifies(self.net) else np.zeros(x_int.shape[1], np.int64)
         return RefChunk(spikes, pred, pred, {"reference": np.count_nonzero(spikes[-1], axis=0)}, values=values)
 
 

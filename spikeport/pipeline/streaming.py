@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from spikeport.core.readout import predict_net
+from spikeport.core.readout import classifies, predict_net
 from spikeport.measure import parity as parity_mod
 
 Spikes = list  # one array per population, each [T, B, N]: bool spikes or integer payloads
@@ -70,7 +70,8 @@ class ChunkedParity:
     """What parity needs from a chunked run: predictions and per-sample outputs of every side, seconds
     per backend, one :class:`Tally` per compared pair and the kept samples' spikes ``{pair or None:
     (sample, {side: [[T, N_i] per layer]})}`` (None: sample 0). ``outputs[side]`` is [B, n_out]: output
-    spike counts (backends, integer references) or the float model's readout sums."""
+    spike counts (backends, integer references) or the float model's readout sums; a membrane readout's
+    voltage at the last step; a regression output's values [B, T, n_out]."""
 
     ref_pred: np.ndarray
     float_pred: np.ndarray
@@ -97,7 +98,7 @@ def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[st
     names = [p.name for p in net.populations]
     B = x_int.shape[1]
     tallies = {f"{a}-{b}": Tally(names) for a, b in pairs}
-    regression = bool(getattr(net, "regression", False))
+    regression, classify = bool(getattr(net, "regression", False)), classifies(net)
     value_tallies = {f"{a}-{b}": ValueTally() for a, b in pairs} if regression else {}
     preds: dict[str, list] = {b: [] for b in ["reference", "float", *backends]}
     outputs: dict[str, list] = {}
@@ -117,21 +118,25 @@ def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[st
             if progress:
                 progress(b, done, B)
         if regression:
+            for (a, b), tally in zip(pairs, value_tallies.values()):
+                if values[a] is not None and values[b] is not None:  # a float reference has none
+                    tally.add(values[a], values[b])
+        if not classify:  # a regression output: its values per step are the result, no classes
             zeros = np.zeros(xs.shape[1], np.int64)
             for key in preds:
                 preds[key].append(zeros)
             for side, val in values.items():
                 if val is not None:
                     outputs.setdefault(side, []).append(np.asarray(val).transpose(1, 0, 2))
-            for (a, b), tally in zip(pairs, value_tallies.values()):
-                tally.add(values[a], values[b])
         else:
             preds["reference"].append(np.asarray(ref.pred))
             preds["float"].append(np.asarray(ref.float_pred))
-            for side, out in {**ref.outputs, **{b: np.count_nonzero(sides[b][-1], axis=0) for b in backends}}.items():
+            ours = {b: np.asarray(values[b])[-1] if regression else np.count_nonzero(sides[b][-1], axis=0)
+                    for b in backends}  # a membrane readout's voltage at the last step, or spike counts
+            for side, out in {**ref.outputs, **ours}.items():
                 outputs.setdefault(side, []).append(np.asarray(out))
             for b in backends:
-                preds[b].append(predict_net(net, xs, sides[b]))
+                preds[b].append(predict_net(net, sides[b], values[b]))
         if lo == 0:
             kept[None] = (0, _slice(sides, 0))
         for (a, b), tally in zip(pairs, tallies.values()):

@@ -87,16 +87,19 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     p, e = rep.get("parity"), rep.get("energy")
     if p:
+        regression = str(p.get("output", "")).startswith("values per step")  # values, no classes
         rows += [("network", f"{p['network']} (T={p['time_steps']}, {p['dataset']})"),
                  ("reference", str(p.get("reference", "quantized torch forward"))),
                  ("samples", str(p["samples"]))]
         if p.get("labels", "given") != "given":
             rows.append(("labels", str(p["labels"])))
-        rows += [("float accuracy", pct(p["float_accuracy"])),
-                 ("reference accuracy", pct(p["reference_accuracy"]))]
-        values = p.get("output_values")  # a regression output: values per step, no classes
+        rows += [("float accuracy", pct(p["float_accuracy"], regression)),
+                 ("reference accuracy", pct(p["reference_accuracy"], regression))]
+        values = p.get("output_values")  # a value output: per step (regression), or read as classes (membrane)
+        if values:
+            rows.append(("output", str(p.get("output", "values per step"))))
         for c in p["comparisons"]:
-            if "backend" in c and values:
+            if "backend" in c and values and c.get("prediction_agreement") is None:
                 rows.append((f"{c['backend']}", f"{c['samples_per_s']:.1f} samples/s"))
             elif "backend" in c:
                 rows.append((f"{c['backend']} accuracy", f"{pct(c['backend_accuracy'])}  "
@@ -224,9 +227,12 @@ def finetune_rows(parity: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def pct(value) -> str:
-    """A fraction as a percentage; None (no labels, so no accuracy) says so."""
-    return "n/a (no labels, or a regression output)" if value is None else f"{value:.2%}"
+def pct(value, regression: bool = False) -> str:
+    """A fraction as a percentage; None says why there is no accuracy: no labels, or (``regression``) an
+    output of values per step, not classes."""
+    if value is None:
+        return "n/a (a regression output: values per step)" if regression else "n/a (no labels: agreement only)"
+    return f"{value:.2%}"
 
 
 def parity_rows(parity: dict) -> Table:

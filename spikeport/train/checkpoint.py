@@ -65,6 +65,8 @@ def build_model(cfg: TrainConfig, n_in: int, n_classes: int, input_shape: tuple[
     for layer in model.layers:
         layer.netx = cfg.target == "netx"
     method.prepare(model, cfg)
+    if cfg.readout == "membrane":  # the output layer reads out by its voltage: a non-spiking integrator
+        model.layers[-1].make_integrator(cfg.time_steps)
     return model
 
 

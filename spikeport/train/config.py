@@ -66,6 +66,13 @@ class TrainConfig(StrictModel):
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     limit: Annotated[int, Field(ge=1)] | None = None  # training samples used (None: all)
     population: Count = 1  # output neurons per class: a class scores the spikes of its group (spike_count readout)
+    # how output neurons become a class: "spike_count" (argmax of spike counts) or "membrane" (the output layer
+    # is a non-spiking integrator, no voltage leak, read once at the last step: argmax of its voltage; the loss
+    # is on that voltage; core.readout)
+    readout: Literal["spike_count", "membrane"] = "spike_count"
+    # training samples held out as a validation split (a fixed draw, the same for every seed and config): never
+    # trained on, scored at the end (metrics.json "validation"), to choose hyper-parameters without the test set
+    validation: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     augment_flip: bool = False  # training batches: mirror each image left-right with probability 1/2 (data.augment)
     # training batches: shift each image by up to this many pixels, zero-filled (0: off)
     augment_shift: Annotated[int, Field(ge=0, le=8)] = 0
@@ -127,6 +134,8 @@ class TrainConfig(StrictModel):
         if self.method == "spikeseq" and self.seq_onset >= self.time_steps:
             raise FieldError("seq_onset", f"must be below time_steps ({self.time_steps}) so the target trains "
                                           "have spikes")
+        if self.method == "spikeseq" and self.readout != "spike_count":
+            raise FieldError("readout", "spikeseq reads out the output spike trains (its own readout)")
         if self.method in ("bpsrm", "hnsg") and self.bias:
             why = "temporal channel normalization's shift is the bias" if self.method == "bpsrm" else \
                 "a hidden-network search learns no parameters but the synapse scores"

@@ -1,6 +1,7 @@
 """Surrogate-gradient BPTT training with quantization-aware forward, and evaluation."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -51,10 +52,11 @@ def evaluate(model: SpikingMLP, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, 
             else:
                 outs = model(float_input(enc, cfg.encoder), qat=qat)
             meta = meta or method.readout_meta(cfg, outs[-1].shape[2])
-            pred = predict(outs[-1].numpy() > 0, meta)
+            membrane = cfg.readout == "membrane"  # the output integrator's voltage, never spikes
+            pred = predict(outs[-1].numpy() > 0, meta, outs[-1].numpy() if membrane else None)
             correct += int((pred == y[i:i + batch_size]).sum())
             total += len(enc[0])
-            counts = [float(o.float().sum()) for o in outs]
+            counts = [float(o.float().sum()) for o in (outs[:-1] if membrane else outs)] + ([0.0] if membrane else [])
             spikes = [a + b for a, b in zip(spikes, counts)] if spikes else counts
             sizes = [o.shape[0] * o.shape[2] for o in outs]  # neuron-steps per sample
     rates = [s / (n * max(total, 1)) for s, n in zip(spikes, sizes)]
@@ -80,15 +82,17 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     ds = checkpoint.dataset_for(cfg)
+    x_train, y_train, x_val, y_val = validation_split(ds.x_train, ds.y_train, cfg.validation)
     n_in = int(np.prod(ds.input_shape))
     model = checkpoint.build_model(cfg, n_in, ds.n_classes, tuple(ds.input_shape)).to(world.device)
     net = distributed.wrap(model, world)
     method = methods.get(cfg.method)
     opt = torch.optim.Adam(method.param_groups(model, cfg), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    n = len(ds.x_train)
+    n = len(x_train)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
     history, t0, first_step = [], time.time(), None
+    cpu0, load0, clock = time.process_time(), _load_average(), []
     state = resume_mod.load_state(out, cfg, model, opt, sched, rng) if resume else None
     start = state.epoch if state else 0
     path = compiling.choose(cfg.compile, steps=steps * (cfg.epochs - start), device=world.device,
@@ -102,14 +106,14 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
         losses = []
         for b in range(steps):
             idx = distributed.local_slice(order[b * cfg.batch_size:(b + 1) * cfg.batch_size], world)
-            xb = ds.x_train[idx]
+            xb = x_train[idx]
             if cfg.augment_flip or cfg.augment_shift:  # its own generator per batch: resumable, like the encoding
                 xb = augment(xb, flip=cfg.augment_flip, shift=cfg.augment_shift,
                              rng=np.random.default_rng([cfg.seed, epoch, b, 0xA06]))
             enc = _encode_batch(xb, cfg, seed=cfg.seed * 7919 + epoch * steps + b)
             xf = float_input(enc, cfg.encoder, world.device)
             outs = net(xf, qat=cfg.qat)
-            labels = torch.from_numpy(np.asarray(ds.y_train[idx], dtype=np.int64)).to(world.device)
+            labels = torch.from_numpy(np.asarray(y_train[idx], dtype=np.int64)).to(world.device)
             loss = method.loss(outs, labels, cfg)
             opt.zero_grad()
             loss.backward()
@@ -120,9 +124,11 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
                 progress("train", epoch * steps + b + 1, cfg.epochs * steps)
         sched.step()
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
+        clock.append({"epoch": epoch + 1, "wall_s": round(time.time() - t0, 1),
+                      "cpu_s": round(time.process_time() - cpu0, 1)})  # cumulative, this process
         if world.is_main:
             resume_mod.save_state(out, epoch + 1, cfg, model, opt, sched, rng, history)
-    train_time = time.time() - t0
+    train_time, train_cpu = time.time() - t0, time.process_time() - cpu0
     if path.compiled and not compiling.fell_back() and first_step is not None:
         compiling.mark_warm(compiling.signature(cfg))
     model.cpu().eval()
@@ -136,11 +142,18 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
         "float_accuracy": float_acc["accuracy"], "qat_accuracy": qat_acc["accuracy"],
         "quantized_accuracy": int_acc["accuracy"],
         "test_samples": float_acc["samples"], "train_samples": n, "train_seconds": round(train_time, 2),
+        "train_cpu_seconds": round(train_cpu, 1), "threads": torch.get_num_threads(),
+        "load_average": [load0, _load_average()],  # 1-minute load of the machine, at the start and the end
+        "epoch_clock": clock,  # per epoch trained by this process: cumulative wall and CPU seconds
         "train_samples_per_s": round(n * cfg.epochs / max(train_time, 1e-9), 1), "history": history,
         "firing_rates": [round(r, 6) for r in int_acc["firing_rates"]],  # per layer, integer forward, test set
         "fire_intensity": round(_fire_intensity(model, int_acc["firing_rates"]), 6),
         **method.metrics(model),
     }
+    if len(x_val):  # hyper-parameters are chosen on these, never on the test set
+        metrics["validation"] = {"samples": len(x_val), "of_train_samples": len(ds.x_train),
+                                 "qat_accuracy": evaluate(model, x_val, y_val, cfg, integer=False, qat=True)["accuracy"],
+                                 "quantized_accuracy": evaluate(model, x_val, y_val, cfg, integer=True)["accuracy"]}
     metrics.update({"device": world.device, "processes": world.size, "resumed_from_epoch": start,
                     "train_path": _path_name(path), "train_path_reason": path.reason,
                     "chip": "xylo-audio2" if cfg.target == "xylo-audio2" else "loihi",
@@ -150,6 +163,29 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     fileio.write_json(out / runfolder.METRICS, metrics)
     distributed.finish(world)
     return metrics
+
+
+VALIDATION_SEED = 0x5A11D  # one fixed draw: every seed and configuration holds out the same samples
+
+
+def validation_split(x: np.ndarray, y: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
+    """(x_train, y_train, x_val, y_val): ``count`` training samples drawn once (``VALIDATION_SEED``, the
+    same draw for every run of the dataset) held out as the validation split, the rest kept in order."""
+    if count >= len(x):
+        raise SpikeportError(f"validation = {count} leaves no training samples (the split has {len(x)})")
+    if count == 0:
+        return x, y, x[:0], y[:0]
+    held = np.zeros(len(x), bool)
+    held[np.random.default_rng(VALIDATION_SEED).permutation(len(x))[:count]] = True
+    return x[~held], y[~held], x[held], y[held]
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average (None where the OS has none): how shared the CPUs were."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _path_name(path: compiling.Choice) -> str:

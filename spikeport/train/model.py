@@ -63,6 +63,7 @@ class LIFDense(nn.Module):
     compile_fused = False  # run the fused op's loops through torch.compile (set by train.loop per run: train.compiling)
     netx = False  # quantize as lava-dl's netx can express (core.quant: weight_exp 0, bias_exp 6); set by
     # checkpoint.build_model from TrainConfig.target
+    integrator_steps = 0  # > 0: a non-spiking integrator read by its voltage after that many steps (make_integrator)
 
     def __init__(self, spec: LayerSpec, input_unit: float = 1.0, surrogate_slope: float = 10.0):
         super().__init__()
@@ -79,6 +80,13 @@ class LIFDense(nn.Module):
         # faster than the GEMM on this machine; False: always the GEMM; "always": the kernel wherever it applies
         self.sparse_input: bool | str = self.input_unit == 1.0
 
+    def make_integrator(self, steps: int) -> None:
+        """Make this (output) layer a membrane readout: no spikes, no voltage leak, its voltage v [T, B, N] is
+        the output (``forward`` and ``forward_int`` return it); quantized by ``core.quant.quantize_integrator``
+        so that v cannot saturate in ``steps`` steps. The current keeps the layer's decay beta_syn."""
+        self.integrator_steps = int(steps)
+        self.v_floor = False
+
     # --- hooks ------------------------------------------------------------------------------------
     def float_params(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The float weight [out, in] and per-neuron voltage bias [out] (or None) this layer deploys.
@@ -91,6 +99,10 @@ class LIFDense(nn.Module):
         # on a loaded 2-core machine, waited milliseconds for its second thread at every QAT step
         wn = _float64(w)
         bn = None if bias is None else _float64(bias)
+        if self.integrator_steps:
+            return quant.quantize_integrator(wn, beta_syn=self.spec.beta_syn, input_unit=self.input_unit,
+                                             steps=self.integrator_steps, bias=bn, max_input=self.max_input_int(),
+                                             netx=self.netx)
         return quant.quantize_layer(wn, beta_syn=self.spec.beta_syn, beta_mem=self.spec.beta_mem,
                                     theta=self.spec.theta, input_unit=self.input_unit, bias=bn,
                                     floor_v=bool(self.v_floor), max_input=self.max_input_int(), netx=self.netx)
@@ -147,7 +159,8 @@ class LIFDense(nn.Module):
 
     # --- float / QAT forward --------------------------------------------------------------------
     def forward(self, x: torch.Tensor, qat: bool = False) -> torch.Tensor:
-        """x [T, B, n_in] float -> spikes [T, B, n_out] float (0/1, surrogate gradient)."""
+        """x [T, B, n_in] float -> spikes [T, B, n_out] float (0/1, surrogate gradient); an integrator
+        (``make_integrator``): its voltage [T, B, n_out] (float units)."""
         w, bias = self.float_params(x)
         beta_syn, beta_mem, theta = self.spec.beta_syn, self.spec.beta_mem, self.spec.theta
         if qat:
@@ -160,6 +173,8 @@ class LIFDense(nn.Module):
                 fb = torch.tensor(np.broadcast_to(lq.float_bias(), (self.spec.n_out,)), dtype=bias.dtype, device=bias.device)
                 bias = bias + (fb - bias).detach()
         cur = self.input_current(x, w)
+        if self.integrator_steps:
+            return integrate(cur, beta_syn, bias)
         fused_kw = self.fused_neuron() if self.use_fused else None
         if fused_kw is not None:  # the whole time loop as one op with a hand-written BPTT backward
             return cuba_lif_multistep(cur, beta_syn, beta_mem, float(theta), bias=0.0 if bias is None else bias,
@@ -179,21 +194,37 @@ class LIFDense(nn.Module):
     # --- deploy-mode forward (Loihi integers) ---------------------------------------------------
     @torch.no_grad()
     def forward_int(self, x: torch.Tensor, lq: quant.LayerQuant | None = None) -> torch.Tensor:
-        """x [T, B, n_in] integer -> spikes [T, B, n_out] bool, exactly as Loihi computes them."""
+        """x [T, B, n_in] integer -> spikes [T, B, n_out] bool, exactly as Loihi computes them (an integrator:
+        its voltage v [T, B, n_out] int64 instead)."""
         lq = lq or self.quant()
         a_all = self.synaptic_input_int(x, lq)
         T, B = x.shape[:2]
         u = torch.zeros(B, self.spec.n_out, dtype=torch.int64)
         v = torch.zeros_like(u)
         bias = torch.as_tensor(lq.lif.effective_bias(), dtype=torch.int64)
-        out = torch.zeros(T, B, self.spec.n_out, dtype=torch.bool)
+        out = torch.zeros(T, B, self.spec.n_out, dtype=torch.int64 if self.integrator_steps else torch.bool)
         for t in range(T):
-            out[t], u, v = loihi.lif_step(u, v, a_all[t], lq.lif, bias)
+            s, u, v = loihi.lif_step(u, v, a_all[t], lq.lif, bias)
+            out[t] = v if self.integrator_steps else s
         return out
 
 
+def integrate(cur: torch.Tensor, beta_syn: float, bias: torch.Tensor | None) -> torch.Tensor:
+    """A non-spiking integrator's voltage (float units) for the weighted input cur [T, B, N]:
+    u[t] = beta_syn u[t-1] + cur[t], v[t] = v[t-1] + u[t] + bias (no leak, no threshold) -> v [T, B, N]."""
+    u = v = cur.new_zeros(cur.shape[1:])
+    b = 0.0 if bias is None else bias
+    out = []
+    for t in range(cur.shape[0]):
+        u = beta_syn * u + cur[t]
+        v = v + u + b
+        out.append(v)
+    return torch.stack(out)
+
+
 class SpikingMLP(nn.Module):
-    """Feed-forward CUBA-LIF MLP; the output layer's spike counts are the class scores."""
+    """Feed-forward CUBA-LIF MLP; the output layer's spike counts are the class scores (a membrane readout:
+    the voltage of an output integrator, ``LIFDense.make_integrator``)."""
 
     def __init__(self, specs: list[LayerSpec], graded_input: bool, input_levels: int, surrogate_slope: float = 10.0,
                  layer_cls: type[LIFDense] = LIFDense, layer_kwargs: dict | None = None):
