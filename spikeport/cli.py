@@ -51,10 +51,13 @@ def train(
     epochs: Optional[int] = typer.Option(None, min=1, help="training epochs"),
     out_dir: Path = typer.Option(..., "--out", help="run folder to write (model.safetensors, config.json, metrics.json)"),
     method: Optional[str] = typer.Option(None, help="training method (lif, ...)"),
+    neuron: Optional[str] = typer.Option(None, help="lif (default) | sigma-delta (Loihi 2 SDNN: ReLU layers sending "
+                                         "thresholded changes; sd_* fields via --config)"),
     arch: Optional[str] = typer.Option(None, help="network architecture: fc | conv | rfc (conv geometry via --config)"),
     hidden: Optional[str] = typer.Option(None, help="hidden layer sizes, comma-separated, e.g. 256,128"),
     time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1, help="time steps per sample"),
-    encoder: Optional[str] = typer.Option(None, help="input encoder: direct | rate | latency"),
+    encoder: Optional[str] = typer.Option(None, help="input encoder: direct | rate | latency | moving (the image "
+                                          "moving by up to 1 px per step)"),
     batch_size: Optional[int] = typer.Option(None, min=1),
     lr: Optional[float] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
@@ -102,7 +105,7 @@ def train(
         cfg = TrainConfig.from_dict(resume_state.read_state(out_dir)[0]["config"], str(out_dir / resume_state.STATE))
     else:
         cfg = TrainConfig()
-    given = {"data": data, "epochs": epochs, "method": method,
+    given = {"data": data, "epochs": epochs, "method": method, "neuron": neuron,
              "arch": arch, "time_steps": time_steps, "encoder": encoder, "batch_size": batch_size, "lr": lr,
              "seed": seed, "limit": limit, "data_dir": data_dir, "population": population, "compile": compile}
     cfg.override(given, hidden)
@@ -131,6 +134,12 @@ def export(run_dir: Path = typer.Argument(..., help="run folder written by `spik
     imported run (`spikeport import`) already holds its model.nir: --onnx / --netx are written from it."""
     from spikeport.export.nir_export import export_run
 
+    from spikeport.export.sd_export import export_lines, is_sigma_delta
+
+    if is_sigma_delta(run_dir):  # no NIR node: the netx file is the run's graph
+        for line in export_lines(run_dir, out_path, netx=netx, onnx=onnx):
+            out.print(line)
+        return
     notes = []
     imported = runfolder.is_imported(run_dir)
     if imported and out_path is not None:

@@ -17,13 +17,18 @@ Readouts (graph metadata ``spikeport.readout``):
   the Loihi quantity closest to it: a Loihi neuron fires at most once per step, its input current does not
   saturate. :func:`output_current` recomputes u exactly from what reaches the output population (its
   input, its own previous spikes, its bias line), so every backend's spikes give the same prediction.
+* ``last_value`` - class = argmax_n value[T-1, b, n]: the output population's value at the last step, for a
+  network whose output is a value per step (a regression output, :attr:`LoihiNet.regression`): a ``sigma``
+  population's payload (its running sum: the logits of a trained sigma-delta network), or the values a
+  backend records. Ties go to the lowest index.
 """
 from __future__ import annotations
 
 import numpy as np
 
 DIST_DECIMALS = 9
-READOUTS = ("spike_count", "spike_sequence", "current_sum")
+READOUTS = ("spike_count", "spike_sequence", "current_sum", "last_value")
+VALUE_READOUTS = ("last_value",)  # readouts that turn a value output into classes
 
 
 def _text(val) -> str:
@@ -55,6 +60,16 @@ def sequence_distances(output_spikes: np.ndarray, targets: np.ndarray, alpha: fl
     for c in range(tg.shape[0]):
         dist[:, c] = ((f_out - f_tg[:, c][:, None, :]) ** 2).sum(axis=(0, 2))
     return dist
+
+
+def reads_values(meta: dict) -> bool:
+    """True when the readout classifies by the output's values (a regression output read as classes)."""
+    return _text(meta.get("readout", "spike_count")) in VALUE_READOUTS
+
+
+def classifies(net) -> bool:
+    """True when ``net``'s output gives classes: spikes, or values read by a value readout."""
+    return not net.regression or reads_values(net.meta)
 
 
 def needs_current(meta: dict) -> bool:
@@ -100,10 +115,17 @@ def _grouped(values: np.ndarray, meta: dict) -> np.ndarray:
     return values.reshape(values.shape[0], -1, int(pop)).sum(axis=2)
 
 
-def predict(output_spikes: np.ndarray, meta: dict, current: np.ndarray | None = None) -> np.ndarray:
+def predict(output_spikes: np.ndarray, meta: dict, current: np.ndarray | None = None,
+            values: np.ndarray | None = None) -> np.ndarray:
     """output_spikes [T, B, N] bool -> predicted class [B] int, by ``meta["readout"]`` (default spike_count);
-    ``current_sum`` also needs ``current`` [T, B, N] (:func:`output_current`; zeros for a dry run)."""
+    ``current_sum`` also needs ``current`` [T, B, N] (:func:`output_current`; zeros for a dry run);
+    ``last_value`` reads ``values`` [T, B, N] (default: ``output_spikes``, a sigma population's payloads)."""
     readout = _text(meta.get("readout", "spike_count"))
+    if readout == "last_value":
+        vals = np.asarray(output_spikes if values is None else values)
+        if vals.ndim != 3 or vals.shape[0] < 1:
+            raise ValueError(f"readout last_value needs values [T, B, N], got shape {vals.shape}")
+        return _grouped(vals[-1].astype(np.int64), meta).argmax(axis=1)
     if readout == "current_sum":
         if current is None or np.shape(current) != np.shape(output_spikes):
             raise ValueError("readout current_sum needs the output population's current u [T, B, N]")

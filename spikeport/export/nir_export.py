@@ -84,6 +84,10 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     from spikeport.train import checkpoint, methods
 
     model, cfg, raw = checkpoint.load(run_dir)
+    if cfg.neuron == "sigma-delta":
+        from spikeport.export.sd_export import NO_NIR
+
+        raise SpikeportError(f"{run_dir}: {NO_NIR}")
     misfits = weight_misfits(model)
     if misfits:
         raise SpikeportError(f"{run_dir}: values do not fit Loihi's integers after scaling and would be clipped: "

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from spikeport.core.net import LoihiNet
+from spikeport.core.readout import classifies
 from spikeport.deploy import emulator
 from spikeport.errors import ParityFailure, SpikeportError
 from spikeport.files import fileio, runfolder
@@ -122,7 +123,7 @@ def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends
             row["output_values"] = cp.value_tallies[row["pair"]].result()
     for c in comparisons:  # an exact reference's spike check belongs to its backend's row
         c.update(next((r for r in spike_checks if r["pair"] == c["pair"]), {}))
-        if net.regression:
+        if not classifies(net):
             c["backend_accuracy"] = c["prediction_agreement"] = None
     comparisons += [r for r in spike_checks if not r["pair"].startswith("reference-")]
     measured = [c for c in comparisons if "spike_mismatches" in c and (ref.exact or c["pair"].split("-")[0] != "reference")]
@@ -143,11 +144,12 @@ def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends
         "samples_per_s": {c["backend"]: c["samples_per_s"] for c in comparisons if "backend" in c},
         "comparisons": comparisons, "max_mismatches": max_mismatches, "shards": shards, **ref.report(),
         "graph_notes": graph_notes(net),
-        "output": "values per step (regression)" if net.regression else "spikes (classes)",
+        "output": _output_kind(net),
         "payload_mismatches": int(sum(r.get("payload_mismatches", 0) for c in measured for r in c["per_layer"])),
     }
     if net.regression:
-        result["float_accuracy"] = result["reference_accuracy"] = None
+        if not classifies(net):
+            result["float_accuracy"] = result["reference_accuracy"] = None
         result["output_values"] = {c["pair"]: c["output_values"] for c in measured if "output_values" in c}
         result["value_mismatches"] = value_mismatches
     if mismatches is None:
@@ -165,6 +167,12 @@ def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends
         passed = passed and (need is None or agreement >= need)
     result["passed"] = bool(passed)
     return result
+
+
+def _output_kind(net: LoihiNet) -> str:
+    if not net.regression:
+        return "spikes (classes)"
+    return "values per step, read as classes at the last step" if classifies(net) else "values per step (regression)"
 
 
 def save_outputs(path: Path, cp: streaming.ChunkedParity, y) -> None:

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from spikeport.core.readout import predict_net
+from spikeport.core.readout import classifies, predict_net
 from spikeport.measure import parity as parity_mod
 
 Spikes = list  # one array per population, each [T, B, N]: bool spikes or integer payloads
@@ -117,19 +117,22 @@ def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[st
             if progress:
                 progress(b, done, B)
         if regression:
-            zeros = np.zeros(xs.shape[1], np.int64)
-            for key in preds:
-                preds[key].append(zeros)
             for side, val in values.items():
                 if val is not None:
                     outputs.setdefault(side, []).append(np.asarray(val).transpose(1, 0, 2))
             for (a, b), tally in zip(pairs, value_tallies.values()):
                 tally.add(values[a], values[b])
-        else:
+        if regression and not classifies(net):
+            zeros = np.zeros(xs.shape[1], np.int64)
+            for key in preds:
+                preds[key].append(zeros)
+        else:  # classes: from spikes, or from the values by a value readout (core.readout.last_value)
             preds["reference"].append(np.asarray(ref.pred))
             preds["float"].append(np.asarray(ref.float_pred))
-            for side, out in {**ref.outputs, **{b: np.count_nonzero(sides[b][-1], axis=0) for b in backends}}.items():
-                outputs.setdefault(side, []).append(np.asarray(out))
+            if not regression:
+                for side, out in {**ref.outputs, **{b: np.count_nonzero(sides[b][-1], axis=0)
+                                                    for b in backends}}.items():
+                    outputs.setdefault(side, []).append(np.asarray(out))
             for b in backends:
                 preds[b].append(predict_net(net, xs, sides[b]))
         if lo == 0:
