@@ -6,7 +6,7 @@ PYTHON ?= $(shell \
     if [ -n "$$c" ] && "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; then echo "$$c"; break; fi; \
   done)
 
-.PHONY: demo test test-slow test-peers venv netx clean bench
+.PHONY: demo test test-slow test-peers verify venv netx clean bench
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x "$(PY)" ]; then \
@@ -50,11 +50,18 @@ $(SINABS_VENV)/.installed: $(VENV)/.installed
 test-peers: $(VENV)/.installed $(SINABS_VENV)/.installed
 	SPIKEPORT_SINABS_VENV=$(abspath $(SINABS_VENV)) $(PY) -m pytest -q -m 'not slow' tests/peers
 
-demo: $(VENV)/.installed
+# Everything a README command needs, netx included (spikeport parity --backend netx runs lava-dl's loader).
+demo: $(VENV)/.installed $(VENV)/.netx
 	$(VENV)/bin/spikeport demo --out runs/demo
 
 test: $(VENV)/.installed $(VENV)/.netx
 	$(PY) -m pytest -q -m 'not slow' --ignore=tests/peers
+
+# The headline figures of README.md and docs/, regenerated (reduced where a full run would not fit; each
+# entry says how) and compared with what the docs print: fails on a stale or unreproducible figure.
+# <= 40 min on 2 cores (benchmarks/claims.py; .ci/run runs it after make test and make test-peers).
+verify: $(VENV)/.installed $(VENV)/.netx
+	$(PY) benchmarks/claims.py
 
 test-slow: $(VENV)/.installed $(VENV)/.netx $(SINABS_VENV)/.installed
 	SPIKEPORT_SINABS_VENV=$(abspath $(SINABS_VENV)) $(PY) -m pytest -q -m slow

@@ -31,30 +31,10 @@ SHAPE = (3, 33, 100)
 
 
 def pilotnet_sdnn(path: Path, seed: int = 0) -> None:
-    import h5py
-    import torch
-    from lava.lib.dl import slayer
+    from tests.slayer_nets import sdnn
 
-    torch.manual_seed(seed)
-    sd = {"threshold": 0.1, "tau_grad": 0.5, "scale_grad": 1.0, "requires_grad": False, "shared_param": True,
-          "activation": torch.nn.functional.relu}
-    b = slayer.block.sigma_delta
-    blocks = [b.Input(dict(sd)),
-              b.Conv(dict(sd), 3, 24, 3, stride=2, weight_scale=2, weight_norm=False),
-              b.Conv(dict(sd), 24, 36, 3, stride=2, weight_scale=2, weight_norm=False),
-              b.Conv(dict(sd), 36, 48, 3, stride=(2, 1), padding=(1, 0), weight_scale=2, weight_norm=False),
-              b.Conv(dict(sd), 48, 64, 3, padding=1, weight_scale=2, weight_norm=False),
-              b.Conv(dict(sd), 64, 64, 3, weight_scale=2, weight_norm=False),
-              b.Flatten(),
-              b.Dense(dict(sd), 64 * 2 * 20, 100, weight_scale=2, weight_norm=False),
-              b.Dense(dict(sd), 100, 50, weight_scale=2, weight_norm=False),
-              b.Dense(dict(sd), 50, 10, weight_scale=2, weight_norm=False),
-              b.Output(dict(sd), 10, 1, weight_scale=2)]
-    torch.nn.Sequential(*blocks)(torch.rand(1, *SHAPE, 3))
-    with h5py.File(path, "w") as fh:
-        layer = fh.create_group("layer")
-        for i, block in enumerate(blocks):
-            block.export_hdf5(layer.create_group(str(i)))
+    sdnn(path, SHAPE, [(24, 3, 2, 0), (36, 3, 2, 0), (48, 3, (2, 1), (1, 0)), (64, 3, 1, 1), (64, 3, 1, 0)],
+         [100, 50, 10, 1], seed)
 
 
 def versions() -> str:

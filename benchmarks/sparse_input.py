@@ -8,6 +8,9 @@ needs none). Rows:
 - ``sparse``: ``spikeport.train.spike_input`` (numba): the index pass, the gather-sum forward and
   the weight gradient by scatter-adds or tables (forced on at every density and width: the index pass
   and ``SpikeLinear`` without ``spike_linear``'s switch);
+- ``default``: what training runs, ``spike_linear`` with its measured choice (``files.fastest``: both
+  paths timed on this shape once, during the warm-up calls; cached under ``$XDG_CACHE_HOME/spikeport``,
+  so point that at an empty folder for a fresh choice): it must never be slower than ``dense``;
 - ``torch-csr`` (``--torch-csr``): torch's own sparse CSR product, the CSR built from the same index
   pass, forward ``torch.sparse.mm(x_csr, W^T)``, weight gradient ``x_csr.t() @ g``.
 
@@ -61,7 +64,12 @@ def _methods(torch, x, w, g, x_grad: bool, torch_csr: bool):
         xa = x.requires_grad_(x_grad)
         spike_input.SpikeLinear.apply(xa, w, *spike_input.active_index(xa)).backward(g)
 
-    out = {"dense": dense, "sparse": sparse}
+    def default():  # the layer's own switch: the kernel where measured faster (and within the density cap)
+        xa = x.requires_grad_(x_grad)
+        y = spike_input.spike_linear(xa, w)
+        (xa @ w.t() if y is None else y).backward(g)
+
+    out = {"dense": dense, "sparse": sparse, "default": default}
     if torch_csr:
         def csr():
             idx, cnt = spike_input.active_index(x)
@@ -74,6 +82,15 @@ def _methods(torch, x, w, g, x_grad: bool, torch_csr: bool):
                 _ = g @ w.detach()
         out["torch-csr"] = csr
     return out
+
+
+def _chosen(spike_input, x, x_grad: bool) -> str:
+    """The path the layer's switch took for this input ("dense" where it stops before timing)."""
+    made = spike_input.chooser().choices()
+    density = round(float(x.mean()) / spike_input.DENSITY_BAND) * spike_input.DENSITY_BAND
+    hits = [v for k, v in made.items() if k.startswith(f"spike_linear {x.shape[0]}x{x.shape[1]}->")
+            and k.endswith(f"density {density:.2f}") and ("input gradient" in k) == x_grad]
+    return hits[-1] if hits else "dense (above the cap)"
 
 
 def _time(fns: dict, reps: int) -> dict:
@@ -118,7 +135,8 @@ def main() -> None:
           f"numpy {np.__version__}; numba threading layer (after first call) below")
     print(f"layer {args.n_in} -> {args.n_out}, {args.rows} rows, float32, forward + backward "
           f"(weight gradient{', input gradient' if args.x_grad else ''}); {args.reps} interleaved reps; "
-          f"SPARSE_MAX_DENSITY = {spike_input.SPARSE_MAX_DENSITY}")
+          f"default: the measured choice below SPARSE_MAX_DENSITY = {spike_input.SPARSE_MAX_DENSITY} "
+          f"({spike_input.SPARSE_MAX_DENSITY_GRAD} with the input gradient)")
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     gen = torch.Generator().manual_seed(0)
     w = (torch.randn(args.n_out, args.n_in, generator=gen) * 0.05).requires_grad_()
@@ -127,7 +145,8 @@ def main() -> None:
     real = None if args.no_fmnist else _fmnist_rate(args.rows, args.n_in)
     if real is not None:
         inputs.append(("fmnist-rate", torch.from_numpy(real)))
-    head = "| input | density | dense ms median (best) | sparse ms median (best) | dense / sparse median (best) |"
+    head = ("| input | density | dense ms median (best) | sparse ms median (best) | dense / sparse median (best) |"
+            " default: path | default ms median (best) | dense / default median |")
     head += " torch-csr ms median (best) |" if args.torch_csr else ""
     print(head + " CPU ms dense / sparse |")
     print("|" + "---|" * (head.count("|") + 0))
@@ -138,7 +157,8 @@ def main() -> None:
         cpu_ms = {k: statistics.median(v[1]) for k, v in res.items()}
         row = (f"| {name} | {float(x.mean()):.3f} | {med['dense']:.2f} ({best['dense']:.2f}) | "
                f"{med['sparse']:.2f} ({best['sparse']:.2f}) | {med['dense'] / med['sparse']:.2f} "
-               f"({best['dense'] / best['sparse']:.2f}) |")
+               f"({best['dense'] / best['sparse']:.2f}) | {_chosen(spike_input, x, args.x_grad)} | "
+               f"{med['default']:.2f} ({best['default']:.2f}) | {med['dense'] / med['default']:.2f} |")
         if args.torch_csr:
             row += f" {med['torch-csr']:.2f} ({best['torch-csr']:.2f}) |"
         print(row + f" {cpu_ms['dense']:.1f} / {cpu_ms['sparse']:.1f} |", flush=True)

@@ -7,18 +7,33 @@ check). Each (framework, net) runs in a fresh subprocess so that ``ru_maxrss`` i
 workers are run in interleaved rounds and per-step times pooled, because other jobs may share the
 machine (the load average is printed).
 
+Every framework runs its own best idiom for the net, written as its users would write it.
+
 Nets (LIF, beta = 0.9, theta = 1, reset to zero, no bias):
-  mlp : 784-256-10, T=25, batch 128
-  conv: conv3x3(1->16)-LIF-maxpool2-conv3x3(16->32)-LIF-maxpool2-fc(1568->10)-LIF, 28x28, T=8, batch 128
-  lif : the neuron alone: the mlp's first-layer current [25, 128, 256] as the only parameter,
-        forward + backward, no optimizer step (what the fused op changes, without the GEMMs)
-Row ``floor-no-neuron``: the mlp / conv with a ReLU in place of each neuron (layers, loss, Adam alone):
-the time no neuron implementation can go below.
+  mlp       : 784-256-10, T=25, batch 128, rate-coded input
+  mlp-direct: the mlp on the direct encoder's graded frame, the same at every step: every framework
+              applies the first Linear once to the frame and steps the neurons on that constant current
+              (spikeport does so itself for a stride-0 input; the peers are written that way)
+  conv      : the network ``spikeport train --arch conv --channels 16 32 --pool 2`` builds, QAT on:
+              conv3x3(1->16)-LIF-sumpool2-conv3x3(16->32)-LIF-sumpool2-fc(1568->10)-LIF, 28x28, T=8,
+              batch 128, rate-coded. spikeport rows run that model (``checkpoint.build_model``, its own
+              QAT: int8 weights, leaks and threshold on Loihi's grid); the peers and the floor run the
+              same layers and sum pools with int8 fake-quantized weights (a straight-through
+              quantizer registered as a weight parametrization, evaluated once per step), the QAT a
+              peer's user writes. Their first loss therefore differs from spikeport's (its threshold
+              and leaks are rounded too); the check compares the peers with each other.
+  lif       : the neuron alone: the mlp's first-layer current [25, 128, 256] as the only parameter,
+              forward + backward, no optimizer step (what the fused op changes, without the GEMMs)
+Row ``floor-no-neuron``: the net with a ReLU in place of each neuron (layers, pools, QAT, loss, Adam
+alone): the time no neuron implementation can go below.
 
 Usage: ``python benchmarks/train_speed.py [--rounds 3] [--iters 15] [--threads 2] [--nets mlp conv lif]
 [--frameworks spikeport-train spikeport-train-dense floor-no-neuron]`` (``--frameworks``: only those rows).
-Row ``spikeport-train-dense``: the default model with the spike-input kernel switched off on every layer
-(``LIFDense.sparse_input = False``), i.e. the default before ``train.spike_input``.
+Rows ``spikeport-train``: the model ``spikeport train`` builds, as it runs by default (on the mlp, the
+spike-input kernel where it was measured faster than the GEMM on this machine, ``train.spike_input``;
+the choice is printed); ``spikeport-train-dense``: the kernel off (``LIFDense.sparse_input = False``);
+``spikeport-train-kernel``: the kernel wherever it applies (``sparse_input = "always"``);
+``spikeport-train-compile``: the fused op compiled (what ``compile = "auto"`` runs for long runs).
 On a machine shared with other jobs, ``--threads 1 --ratio-by cpu`` compares process CPU time, which
 descheduling does not inflate (with 2 threads, OpenMP barriers spin while a sibling waits for a core).
 Peers are optional (``pip install snntorch spikingjelly``); missing ones are reported and skipped.
@@ -51,13 +66,15 @@ FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 NETS = {"mlp": dict(T=25, B=128), "mlp-direct": dict(T=25, B=128), "conv": dict(T=8, B=128),
         "lif": dict(T=25, B=128)}
 BETA, THETA, SLOPE = 0.9, 1.0, 10.0
+CONV = dict(arch="conv", channels=[16, 32], hidden=[], pool=2, pool_mode="sum", kernel=3)  # spikeport train's conv
 FRAMEWORKS = {
-    "mlp": ["spikeport-train", "spikeport-train-dense", "spikeport-fused", "spikeport-fused-compile", "spikeport-loop",
-            "spikingjelly", "spikingjelly-compile", "snntorch", "snntorch-hoisted", "floor-no-neuron"],
+    "mlp": ["spikeport-train", "spikeport-train-dense", "spikeport-train-kernel", "spikeport-fused-compile",
+            "spikeport-loop", "spikingjelly", "spikingjelly-compile", "snntorch", "snntorch-hoisted",
+            "floor-no-neuron"],
     "mlp-direct": ["spikeport-train", "spikeport-loop", "spikingjelly", "spikingjelly-compile", "snntorch",
-                   "snntorch-hoisted", "floor-no-neuron"],
-    "conv": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly",
-             "spikingjelly-compile", "snntorch", "floor-no-neuron"],
+                   "floor-no-neuron"],
+    "conv": ["spikeport-train", "spikeport-train-compile", "spikeport-loop", "spikingjelly", "spikingjelly-compile",
+             "snntorch", "floor-no-neuron"],
     "lif": ["spikeport-fused", "spikeport-fused-compile", "spikeport-loop", "spikingjelly", "snntorch"],
 }
 PEERS = {"spikingjelly": "spikingjelly", "snntorch": "snntorch"}
@@ -120,7 +137,7 @@ def _weights(torch, net: str):
     gen = torch.Generator().manual_seed(1)
     net = "mlp" if net == "mlp-direct" else net
     shapes = {"mlp": [(256, 784), (10, 256)], "conv": [(16, 1, 3, 3), (32, 16, 3, 3), (10, 1568)]}[net]
-    gains = {"mlp": [2.5, 4.0], "conv": [3.0, 3.0, 5.0]}[net]
+    gains = {"mlp": [2.5, 4.0], "conv": [3.0, 1.5, 2.5]}[net]  # conv: sum pools (spikeport's init: / pool)
     out = []
     for shape, gain in zip(shapes, gains):
         fan_in = 1
@@ -137,27 +154,71 @@ def _current_holder(torch):
     return m
 
 
+def _int8_weights(torch, modules) -> list:
+    """QAT as a peer's user writes it: each module's weight fake-quantized to int8 (symmetric, per tensor,
+    straight-through gradient), registered as a parametrization; returns the trainable originals. Forwards
+    run inside ``parametrize.cached()``, so the quantizer runs once per step."""
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    class Int8(nn.Module):
+        def forward(self, w):
+            s = w.detach().abs().max().clamp_min(1e-12) / 127
+            return w + (torch.clamp(torch.round(w / s), -127, 127) * s - w).detach()
+    for m in modules:
+        parametrize.register_parametrization(m, "weight", Int8())
+    return [m.parametrizations.weight.original for m in modules]
+
+
+def _cached(forward):
+    """``forward`` with the weight parametrizations evaluated once per call."""
+    from torch.nn.utils import parametrize
+
+    def run(m, x):
+        with parametrize.cached():
+            return forward(m, x)
+    return run
+
+
+def _frame_once(x):
+    """The first frame of a stride-0 input [T, B, ...] (mlp-direct), else None."""
+    return x[0] if x.shape[0] > 1 and x.stride(0) == 0 else None
+
+
 def _spikeport_model(torch, net: str, impl: str):
-    """spikeport: ``train`` the model ``spikeport train`` runs (SpikingMLP: fused op, constant input
-    projected once, spike input through ``train.spike_input`` below its crossover density), ``train-dense``
-    the same with the dense product on every layer (the default before the spike-input kernel), ``loop``
-    the same model with the step loop (``LIFDense.use_fused = False``), or torch layers + ``cuba_lif_multistep`` (fused / compile)."""
+    """spikeport: ``train`` the model ``spikeport train`` runs (mlp: SpikingMLP, fused op, constant input
+    projected once, spike input through ``train.spike_input`` where measured faster; conv:
+    ``checkpoint.build_model``'s conv net with its QAT), ``train-dense`` / ``train-kernel`` the mlp with the
+    kernel off / always on, ``train-compile`` the conv net with the fused op compiled, ``loop`` the same
+    model with the step loop (``use_fused = False``), or torch layers + ``cuba_lif_multistep`` (fused /
+    compile: the mlp) or + ReLU (floor)."""
     from torch import nn
 
-    from spikeport.train.fused import cuba_lif_multistep, reference_multistep
+    from spikeport.train.fused import cuba_lif_multistep
 
-    if impl in ("train", "train-dense", "loop") and net.startswith("mlp"):
+    if impl in ("train", "train-dense", "train-kernel", "loop") and net.startswith("mlp"):
         from spikeport.train.model import LayerSpec, LIFDense, SpikingMLP
 
         LIFDense.use_fused = impl != "loop"
         specs = [LayerSpec(784, 256, beta_syn=0.0, beta_mem=BETA, theta=THETA),
                  LayerSpec(256, 10, beta_syn=0.0, beta_mem=BETA, theta=THETA)]
         model = SpikingMLP(specs, graded_input=False, input_levels=1, surrogate_slope=SLOPE)
-        for layer in model.layers:  # train-dense: the default before the spike-input kernel (train.spike_input)
-            layer.sparse_input = impl != "train-dense"
+        for layer in model.layers:
+            layer.sparse_input = {"train-dense": False, "train-kernel": "always"}.get(impl, layer.sparse_input)
         return model, [l.weight for l in model.layers], lambda m, x: m(x)[-1]
-    fire = reference_multistep if impl == "loop" else (
-        lambda c, *a, **k: cuba_lif_multistep(c, *a, compile=impl == "compile", **k))
+    if impl in ("train", "train-compile", "loop") and net == "conv":
+        from spikeport.train import checkpoint, compiling
+        from spikeport.train.config import TrainConfig
+
+        cfg = TrainConfig(data="fashion-mnist", beta_syn=0.0, beta_mem=BETA, theta=THETA, surrogate_slope=SLOPE,
+                          time_steps=NETS["conv"]["T"], encoder="rate", qat=True, **CONV)
+        model = checkpoint.build_model(cfg, 784, 10, (1, 28, 28))
+        if impl == "train-compile":
+            compiling.use_cache()
+        for layer in model.layers:
+            layer.use_fused, layer.compile_fused = impl != "loop", impl == "train-compile"
+        return model, [l.weight for l in model.layers], lambda m, x: m(x, qat=cfg.qat)[-1]
+    fire = lambda c, *a, **k: cuba_lif_multistep(c, *a, compile=impl == "compile", **k)  # noqa: E731
     if impl == "floor":  # no neuron: one ReLU, so the step is the layers, loss and Adam alone
         fire = lambda c, *a, **k: torch.relu(c)  # noqa: E731
 
@@ -172,26 +233,35 @@ def _spikeport_model(torch, net: str, impl: str):
         model = nn.Sequential(nn.Linear(784, 256, bias=False), nn.Linear(256, 10, bias=False))
 
         def forward(m, x):
-            return lif(m[1](lif(m[0](x))))
+            frame = _frame_once(x)
+            cur = m[0](x) if frame is None else m[0](frame).expand(x.shape[0], -1, -1)
+            return lif(m[1](lif(cur)))
         return model, [model[0].weight, model[1].weight], forward
+    # the conv floor: spikeport's conv net with ReLU neurons and the peers' int8 QAT
     model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.Conv2d(16, 32, 3, padding=1, bias=False),
                           nn.Linear(1568, 10, bias=False))
+    params = _int8_weights(torch, list(model))
 
     def per_frame(f, h):  # apply a frame-wise layer to [T, B, ...]
         return f(h.flatten(0, 1)).unflatten(0, h.shape[:2])
 
+    def sum_pool(z):
+        return torch.nn.functional.avg_pool2d(z, 2, divisor_override=1)
+
     def forward(m, x):
         h = x.view(*x.shape[:2], 1, 28, 28)
-        h = per_frame(lambda z: torch.max_pool2d(z, 2), lif(per_frame(m[0], h)))
-        h = per_frame(lambda z: torch.max_pool2d(z, 2), lif(per_frame(m[1], h)))
+        h = per_frame(sum_pool, lif(per_frame(m[0], h)))
+        h = per_frame(sum_pool, lif(per_frame(m[1], h)))
         return lif(m[2](h.flatten(2)))
-    return model, [model[0].weight, model[1].weight, model[2].weight], forward
+    return model, params, _cached(forward)
 
 
 def _spikingjelly_model(torch, net: str, compile: bool = False):
     """SpikingJelly multi-step: layer.* and neuron.LIFNode(step_mode='m') with no backend argument
     (2.x removed it and picks its operator itself, ``functional.lif_multi_step``; 0.0.0.0.14's default
-    is 'torch'). ``compile``: the model wrapped in ``torch.compile`` (the state reset stays outside)."""
+    is 'torch'). ``compile``: the model wrapped in ``torch.compile`` (the state reset stays outside).
+    mlp-direct: the first Linear (single-step) applied once to the frame, its output repeated over time as a
+    stride-0 view, then the multi-step neurons. conv: sum pools (AvgPool2d with divisor 1), int8 QAT."""
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
     from torch import nn
 
@@ -206,24 +276,41 @@ def _spikingjelly_model(torch, net: str, compile: bool = False):
             functional.reset_net(m)
             return m.node(m.cur)
         return model, [model.cur], forward_lif
-    if net.startswith("mlp"):
+    if net == "mlp-direct":
+        class FrameOnce(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.lif1 = layer.Linear(784, 256, bias=False), lif()  # fc1 single-step: one frame
+                self.fc2, self.lif2 = layer.Linear(256, 10, bias=False, step_mode="m"), lif()
+
+            def forward(self, frame, steps: int):
+                cur = self.fc1(frame)
+                return self.lif2(self.fc2(self.lif1(cur.unsqueeze(0).expand(steps, *cur.shape))))
+        model = FrameOnce()
+        run = torch.compile(model) if compile else model
+
+        def forward_direct(m, x):
+            functional.reset_net(m)
+            return run(x[0], x.shape[0])
+        return model, [model.fc1.weight, model.fc2.weight], forward_direct
+    if net == "mlp":
         model = nn.Sequential(layer.Linear(784, 256, bias=False, step_mode="m"), lif(),
                               layer.Linear(256, 10, bias=False, step_mode="m"), lif())
         params = [model[0].weight, model[2].weight]
     else:
         model = nn.Sequential(layer.Conv2d(1, 16, 3, padding=1, bias=False, step_mode="m"), lif(),
-                              layer.MaxPool2d(2, step_mode="m"),
+                              layer.AvgPool2d(2, divisor_override=1, step_mode="m"),
                               layer.Conv2d(16, 32, 3, padding=1, bias=False, step_mode="m"), lif(),
-                              layer.MaxPool2d(2, step_mode="m"), layer.Flatten(step_mode="m"),
+                              layer.AvgPool2d(2, divisor_override=1, step_mode="m"), layer.Flatten(step_mode="m"),
                               layer.Linear(1568, 10, bias=False, step_mode="m"), lif())
-        params = [model[0].weight, model[3].weight, model[7].weight]
+        params = _int8_weights(torch, [model[0], model[3], model[7]])
 
     run = torch.compile(model) if compile else model
 
     def forward(m, x):
         functional.reset_net(m)
         return run(x if net.startswith("mlp") else x.view(*x.shape[:2], 1, 28, 28))
-    return model, params, forward
+    return model, params, forward if net == "mlp" else _cached(forward)
 
 
 def _spikingjelly_backend(torch) -> str:
@@ -241,7 +328,9 @@ def _spikingjelly_backend(torch) -> str:
 
 def _snntorch_model(torch, net: str, hoisted: bool):
     """snnTorch: snn.Leaky(reset_mechanism='zero') stepped in a Python loop (the tutorials' form:
-    layers applied per step; ``hoisted``: the MLP's first Linear applied to all T steps at once)."""
+    layers applied per step; ``hoisted``: the MLP's first Linear applied to all T steps at once).
+    mlp-direct: the first Linear applied once to the frame (the tutorials' static-input form), its output
+    fed to the neurons at every step. conv: sum pools (AvgPool2d with divisor 1), int8 QAT."""
     import snntorch as snn
     from snntorch import surrogate
     from torch import nn
@@ -263,17 +352,20 @@ def _snntorch_model(torch, net: str, hoisted: bool):
         model = nn.ModuleList([nn.Linear(784, 256, bias=False), leaky(), nn.Linear(256, 10, bias=False), leaky()])
         params = [model[0].weight, model[2].weight]
     else:
-        model = nn.ModuleList([nn.Conv2d(1, 16, 3, padding=1, bias=False), leaky(), nn.MaxPool2d(2),
-                               nn.Conv2d(16, 32, 3, padding=1, bias=False), leaky(), nn.MaxPool2d(2), nn.Flatten(),
-                               nn.Linear(1568, 10, bias=False), leaky()])
-        params = [model[0].weight, model[3].weight, model[7].weight]
+        model = nn.ModuleList([nn.Conv2d(1, 16, 3, padding=1, bias=False), leaky(), nn.AvgPool2d(2, divisor_override=1),
+                               nn.Conv2d(16, 32, 3, padding=1, bias=False), leaky(),
+                               nn.AvgPool2d(2, divisor_override=1), nn.Flatten(), nn.Linear(1568, 10, bias=False),
+                               leaky()])
+        params = _int8_weights(torch, [model[0], model[3], model[7]])
+    hoisted = hoisted or net == "mlp-direct"
 
     def forward(m, x):
         mems = {i: mod.reset_mem() for i, mod in enumerate(m) if isinstance(mod, snn.Leaky)}
-        first = m[0](x) if hoisted else None
+        first = (m[0](x[0]) if net == "mlp-direct" else m[0](x)) if hoisted else None
         out = []
         for t in range(x.shape[0]):
-            h = first[t] if hoisted else (x[t] if net.startswith("mlp") else x[t].view(-1, 1, 28, 28))
+            h = (first if net == "mlp-direct" else first[t]) if hoisted else (
+                x[t] if net.startswith("mlp") else x[t].view(-1, 1, 28, 28))
             for i, mod in enumerate(m):
                 if hoisted and i == 0:
                     continue
@@ -283,7 +375,7 @@ def _snntorch_model(torch, net: str, hoisted: bool):
                     h = mod(h)
             out.append(h)
         return torch.stack(out)
-    return model, params, forward
+    return model, params, _cached(forward) if net == "conv" else forward
 
 
 def _saved_mib(torch, forward, model, x) -> float:
@@ -323,7 +415,8 @@ def worker(framework: str, net: str, args) -> dict:
         allocator.keep_freed_memory()
     device, cuda = args.device, args.device == "cuda"
     torch.manual_seed(0)
-    impls = {"spikeport-train": "train", "spikeport-train-dense": "train-dense", "spikeport-fused": "fused",
+    impls = {"spikeport-train": "train", "spikeport-train-dense": "train-dense",
+             "spikeport-train-kernel": "train-kernel", "spikeport-train-compile": "train-compile", "spikeport-fused": "fused",
              "spikeport-fused-compile": "compile", "spikeport-loop": "loop", "floor-no-neuron": "floor"}
     if framework in impls:
         model, params, forward = _spikeport_model(torch, net, impls[framework])
@@ -365,7 +458,16 @@ def worker(framework: str, net: str, args) -> dict:
         times.append(time.perf_counter() - t0)
         cpu_times.append(time.process_time() - c0)
     peak = torch.cuda.max_memory_allocated() / 1024 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return dict(framework=framework, net=net, times=times, cpu_times=cpu_times, first_loss=first_loss, out_rate=out_rate,
+    choices = {}
+    if framework.startswith("spikeport-train") and net.startswith("mlp"):  # the spike-input paths it took
+        from spikeport.train import spike_input
+
+        if spike_input._CHOOSER:
+            made = spike_input._CHOOSER[0]
+            choices = {k: f"{v} ({', '.join(f'{n} {t * 1e3:.2f}' for n, t in made.timings.get(k, {}).items())} ms)"
+                       if k in made.timings else f"{v} (cached)" for k, v in made.choices().items()}
+    return dict(framework=framework, net=net, choices=choices, times=times, cpu_times=cpu_times,
+                first_loss=first_loss, out_rate=out_rate,
                 first_step_s=first_step_s, saved_mib=saved, peak_rss_mib=peak / 1024, rss_before_mib=rss_before / 1024,
                 batch=int(x.shape[1]), env=_worker_env(torch, framework))
 
@@ -482,6 +584,9 @@ def main() -> None:
                         runs[f].append(r)
             _table(net, runs, args.device, args.ratio_by)
             _environments(runs)
+            for f, rs in runs.items():
+                for key, how in (rs[0].get("choices", {}) if rs else {}).items():
+                    print(f"{f}: {key}: {how}")
             print(f"load average after {net}: {os.getloadavg()[0]:.2f}")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
@@ -525,9 +630,17 @@ def _table(net: str, runs: dict[str, list[dict]], device: str, ratio_by: str) ->
         print(f"| {f} | {r['median_ms']:.1f} ({r['best_ms']:.1f}) | {r['cpu_ms']:.1f} | {r['samples_s']:.0f} | {ratios} | "
               f"{r['saved']:.1f} | {r['peak']:.0f} ({r['delta']:.0f}) | {r['loss']:.6f} | {r['first_s']:.2f} |")
     losses = {f: r["loss"] for f, r in rows.items() if f != "floor-no-neuron"}
-    spread = max(losses.values()) - min(losses.values())
-    print(f"first-loss check (all but the floor row): {'equal' if spread <= 1e-4 * max(losses.values()) else 'DIFFERENT'}"
-          f" (spread {spread:.2e} over {len(losses)} rows)")
+    # conv: spikeport's own QAT (threshold and leaks on Loihi's grid too) against the peers' int8 weights
+    groups = {"spikeport rows": [f for f in losses if f.startswith("spikeport")],
+              "peer rows": [f for f in losses if not f.startswith("spikeport")]} if net == "conv" else \
+        {"all but the floor row": list(losses)}
+    for name, members in groups.items():
+        if not members:
+            continue
+        vals = [losses[f] for f in members]
+        spread = max(vals) - min(vals)
+        print(f"first-loss check ({name}): {'equal' if spread <= 1e-4 * max(vals) else 'DIFFERENT'}"
+              f" (spread {spread:.2e} over {len(vals)} rows)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ prints through :mod:`spikeport.report.console`.
 
 Exit codes: 0 done; 1 a parity gate failed (measured, reported); 2 bad input (one line on stderr:
 what is wrong and where); 3 an internal error, a bug in spikeport (one line naming the saved
-traceback file); 130 interrupted."""
+traceback file), or Lava's runtime failing twice (one line naming the Lava children's saved log; no
+result); 130 interrupted."""
 from __future__ import annotations
 
 import time
@@ -13,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from spikeport.errors import ParityFailure, SpikeportError
+from spikeport.errors import LavaRuntimeError, ParityFailure, SpikeportError
 from spikeport.files import runfolder
 from spikeport.report import markdown as md
 from spikeport.report.console import Bars, exit_on_errors, out
@@ -21,7 +22,8 @@ from spikeport.report.console import columns_table as _table
 from spikeport.report.console import summary as _summary
 
 EXIT_CODES = ("Exit codes: 0 done, 1 parity gate failed, 2 bad input (one line saying what and where), "
-              "3 internal error (a bug: the line names the saved traceback), 130 interrupted.")
+              "3 internal error (a bug: the line names the saved traceback) or a Lava runtime failure (the line names "
+              "Lava's log), 130 interrupted.")
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train spiking networks, export them to NIR, run them bit-exact on Lava's Loihi "
                        "model or the batched emulator, and measure parity, operations and energy. " + EXIT_CODES)
@@ -83,8 +85,9 @@ def train(
     keep: Optional[str] = typer.Option(None, help="--from: best (default; the epoch best on the training samples) "
                                        "| last (the last epoch; suits --lr-schedule cosine)"),
     holdout: Optional[float] = typer.Option(None, help="--from: fraction of the run's samples held out from "
-                                            "fine-tuning (default 0.2; 0: train on all, e.g. when a separate "
-                                            "test split is measured with parity --inputs)"),
+                                            "fine-tuning, drawn from those the import did not calibrate on "
+                                            "(default 0.2; 0: train on all, e.g. when a separate test split is "
+                                            "measured with parity --inputs)"),
     quiet: bool = _quiet(),
 ):
     """Train a spiking network with surrogate-gradient BPTT and quantization-aware training."""
@@ -201,7 +204,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
                                         "neuron with the most spikes, or with the largest summed synaptic current "
                                         "(Loihi's u: what several spikes per step, e.g. Sinabs's IAF, stand for; "
                                         "a Loihi neuron fires once per step)"),
-            inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...] (calibration and parity); a netx "
+            inputs: Optional[Path] = typer.Option(None, help="inputs .npy [N, T, ...]: --calibration of them calibrate "
+                                                  "the quantizer, the others are scored (agreement, parity); a netx "
                                                   "file also takes one integer frame per sample, [N, C, H, W] or flat "
                                                   "[N, n] in torch's C-major order (netx's (W, H, C) transposed), "
                                                   "repeated for --time-steps: an input block with a neuron takes it "
@@ -209,12 +213,17 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
             labels: Optional[Path] = typer.Option(None, help="labels .npy [N] integers"),
             time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1,
                                                      help="steps per sample when no --inputs are given"),
+            calibration: Optional[float] = typer.Option(None, help="how many of --inputs calibrate: a count N >= 1 "
+                                                        "or a fraction in (0, 1) (default: min(256, half of them)); a "
+                                                        "seeded choice, recorded in import.json. The others are "
+                                                        "scored and never calibrate; at least one of each is needed "
+                                                        "(else exit 2)"),
             finetune: Optional[int] = typer.Option(None, "--finetune", min=1, help="then fine-tune EPOCHS on Loihi "
                                                    "integers (QAT, surrogate BPTT; needs --inputs)"),
             target: str = typer.Option("auto", help="fine-tuning target: labels | producer (distil the producer's "
                                        "float outputs) | auto (labels when given)"),
             holdout: float = typer.Option(0.2, help="fine-tuning: fraction of --inputs held out (the run's parity "
-                                          "samples; the rest trains)"),
+                                          "samples, drawn from those not calibrated on; the rest trains)"),
             lr_schedule: str = typer.Option("constant", "--lr-schedule", help="fine-tuning: constant | cosine "
                                             "(learning rate annealed to 0 over the batches)"),
             keep: str = typer.Option("best", help="fine-tuning: best (the epoch best on the training samples) | "
@@ -237,9 +246,9 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
     if graph.suffix == ".net":
         from spikeport.importer.netx_import import import_netx
 
-        if weight_bits != 8 or readout != "spike_count" or netx:
-            raise SpikeportError("--weight-bits, --readout and --netx apply to NIR graphs; a netx file is taken as "
-                                 "it is")
+        if weight_bits != 8 or readout != "spike_count" or netx or calibration is not None:
+            raise SpikeportError("--weight-bits, --readout, --netx and --calibration apply to NIR graphs; a netx file "
+                                 "is taken as it is")
 
         with Bars(quiet) as bars:
             bars.callback(f"importing {graph}")
@@ -252,7 +261,8 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
     with Bars(quiet) as bars:
         res = import_graph(graph, dt=dt, out=out_dir, producer=producer, reset=reset, reset_timing=reset_timing,
                            allow_approx=allow_approx, weight_bits=weight_bits, readout=readout, netx=netx,
-                           inputs=inputs, labels=labels, time_steps=time_steps, progress=bars.update)
+                           inputs=inputs, labels=labels, time_steps=time_steps, calibration=calibration,
+                           progress=bars.update)
     _summary(md.import_rows(res) + [("run folder", str(out_dir))], "imported")
     if finetune:
         _finetune(out_dir, out_dir, quiet, epochs=finetune, target=target, holdout=holdout, schedule=lr_schedule,
@@ -349,11 +359,12 @@ def energy(target: Path = typer.Argument(..., help="run folder or .nir file"),
                                           "effective MACs": "effective\nMACs", "dense ANN MACs": "dense ANN\nMACs",
                                           "updates active": "updates\nactive", "spikes routed": "spikes\nrouted",
                                           "firing rate": "firing\nrate", "input sparsity": "input\nsparsity"})
-    _table(md.energy_rows(res), "energy per sample", {"profile": "profile", "kind": "kind", "energy / sample": "energy",
-                                                      "ratio to loihi": "x loihi", "quality": "price quality"})
+    _table(md.energy_console_rows(res), "energy per sample: two estimates, each with its own validation status",
+           {"profile": "profile", "kind": "kind", md.PER_OP: "per-op\n(core\ndynamic)", "per-op status": "status",
+            md.SYSTEM: "system\n(+ idle,\nhost)", "system status": "status"})
     m = res["loihi_mapping"]
-    out.print(f"Loihi 1 mapping: {m['total_cores']} cores, {m['chips']} chip(s).\n{md.LOIHI2_STATEMENT}\n"
-              f"{md.ANN_STATEMENT}\nwrote {runfolder.model_nir(target).parent / runfolder.ENERGY}")
+    out.print(f"{md.ESTIMATES_NOTE}\nLoihi 1 mapping: {m['total_cores']} cores, {m['chips']} chip(s).\n"
+              f"{md.LOIHI2_STATEMENT}\n{md.ANN_STATEMENT}\nwrote {runfolder.model_nir(target).parent / runfolder.ENERGY}")
 
 
 @app.command()
@@ -408,7 +419,7 @@ def demo(out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="run fold
 
 def main() -> None:
     """Run the command; every way it can end is one exit code (see the module docstring)."""
-    exit_on_errors(app, ParityFailure, SpikeportError)
+    exit_on_errors(app, ParityFailure, SpikeportError, LavaRuntimeError)
 
 
 if __name__ == "__main__":

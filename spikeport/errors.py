@@ -10,3 +10,12 @@ class SpikeportError(Exception):
 
 class ParityFailure(SpikeportError):
     """Parity was measured and failed its gate (the CLI exits 1, not 2)."""
+
+
+class LavaRuntimeError(Exception):
+    """Lava's runtime failed (its child process or a process model died or raised, a pipe broke), twice
+    in fresh processes: no result was measured. Not bad input: the CLI exits 3. ``str(err)`` is one line
+    naming the saved log of the Lava children (``log``)."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))

@@ -1,8 +1,8 @@
 """netx files made by lava-dl itself: small slayer networks (random weights, called once so every block
 learns its shape), exported with slayer's own ``export_hdf5``. Each covers blocks and neurons netx builds:
 
-* :func:`cuba_encoder_cnn`: a CUBA ``Input`` encoder (driven by its bias: the image), strided and grouped
-  ``Conv``, ``Flatten``, ``Dense`` (a spiking classifier);
+* :func:`cuba_encoder_cnn`: a CUBA ``Input`` encoder (driven by its bias: the image), strided, grouped,
+  padded and dilated ``Conv``, ``Flatten``, ``Dense`` (a spiking classifier);
 * :func:`sdnn_pilotnet`: PilotNet's shape with sigma-delta neurons: ``sigma_delta.Input`` (Delta), strided
   ``Conv`` blocks, ``Flatten``, ``Dense``, ``Output`` (a Sigma regression output);
 * :func:`cuba_delays_recurrent`: ``Dense`` with graded spikes (``messageBits`` added to the file, as
@@ -35,10 +35,39 @@ def cuba_encoder_cnn(path, seed: int = 0) -> tuple[int, ...]:
     cuba = slayer.block.cuba
     blocks = [cuba.Input(dict(CUBA), weight=2.0, bias=0.5),
               cuba.Conv(dict(CUBA), 2, 4, 3, stride=2, padding=1, groups=2, weight_scale=4, weight_norm=False),
-              cuba.Conv(dict(CUBA), 4, 6, (3, 2), padding=(1, 0), weight_scale=4, weight_norm=False),
+              cuba.Conv(dict(CUBA), 4, 6, (3, 2), padding=(1, 0), dilation=(1, 2), weight_scale=4,
+                        weight_norm=False),
               cuba.Flatten(),
-              cuba.Dense(dict(CUBA), 6 * 5 * 5, 8, weight_scale=4, weight_norm=False)]
+              cuba.Dense(dict(CUBA), 6 * 5 * 4, 8, weight_scale=4, weight_norm=False)]
     shape = (2, 10, 12)
+    torch.nn.Sequential(*blocks)(torch.rand(2, *shape, 4))
+    _export(blocks, path)
+    return shape
+
+
+def sdnn(path, shape: tuple[int, ...], convs: list[tuple], dense: list[int], seed: int = 0) -> tuple[int, ...]:
+    """A sigma-delta network: Input (Delta) ``shape`` -> a Conv block per ``convs`` entry (out channels,
+    kernel, stride, padding) -> Flatten -> a Dense block per ``dense`` width -> the last width as an
+    ``Output`` (Sigma). Returns ``shape`` (C, H, W)."""
+    import torch
+    from lava.lib.dl import slayer
+
+    torch.manual_seed(seed)
+    sd = {"threshold": 0.1, "tau_grad": 0.5, "scale_grad": 1.0, "requires_grad": False, "shared_param": True,
+          "activation": torch.nn.functional.relu}
+    sdb = slayer.block.sigma_delta
+    blocks, c = [sdb.Input(dict(sd))], shape[0]
+    for out, kernel, stride, padding in convs:
+        blocks.append(sdb.Conv(dict(sd), c, out, kernel, stride=stride, padding=padding, weight_scale=2,
+                               weight_norm=False))
+        c = out
+    blocks.append(sdb.Flatten())
+    net = torch.nn.Sequential(*blocks)
+    n = int(np.prod(net(torch.rand(1, *shape, 2)).shape[1:-1]))  # the flattened size
+    for width in dense[:-1]:
+        blocks.append(sdb.Dense(dict(sd), n, width, weight_scale=2, weight_norm=False))
+        n = width
+    blocks.append(sdb.Output(dict(sd), n, dense[-1], weight_scale=2))
     torch.nn.Sequential(*blocks)(torch.rand(2, *shape, 4))
     _export(blocks, path)
     return shape
@@ -47,23 +76,7 @@ def cuba_encoder_cnn(path, seed: int = 0) -> tuple[int, ...]:
 def sdnn_pilotnet(path, seed: int = 0) -> tuple[int, ...]:
     """sigma_delta Input 3x15x24 -> Conv 8x7x11 (stride 2) -> Conv 12x3x5 (stride 2) -> Flatten -> Dense 16 ->
     Output 2 (Sigma); returns the input shape (C, H, W)."""
-    import torch
-    from lava.lib.dl import slayer
-
-    torch.manual_seed(seed)
-    sd = {"threshold": 0.1, "tau_grad": 0.5, "scale_grad": 1.0, "requires_grad": False, "shared_param": True,
-          "activation": torch.nn.functional.relu}
-    sdb = slayer.block.sigma_delta
-    blocks = [sdb.Input(dict(sd)),
-              sdb.Conv(dict(sd), 3, 8, 3, stride=2, weight_scale=2, weight_norm=False),
-              sdb.Conv(dict(sd), 8, 12, 3, stride=2, weight_scale=2, weight_norm=False),
-              sdb.Flatten(),
-              sdb.Dense(dict(sd), 12 * 3 * 5, 16, weight_scale=2, weight_norm=False),
-              sdb.Output(dict(sd), 16, 2, weight_scale=2)]
-    shape = (3, 15, 24)
-    torch.nn.Sequential(*blocks)(torch.rand(2, *shape, 4))
-    _export(blocks, path)
-    return shape
+    return sdnn(path, (3, 15, 24), [(8, 3, 2, 0), (12, 3, 2, 0)], [16, 2], seed)
 
 
 def cuba_delays_recurrent(path, seed: int = 0, message_bits: int = 4) -> tuple[int, ...]:

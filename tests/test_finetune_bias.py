@@ -151,21 +151,23 @@ def test_conv_bias_line_per_channel(tmp_path):
 
 
 @pytest.mark.slow
-def test_braille_trained_finetune_figures(tmp_path):
-    """The figures of docs/nir_peers.md (``benchmarks/braille_import.py --epochs 30 --finetune 10``): the
-    braille net trained by snnTorch with the same-step reset, imported exactly, fine-tuned on the 700
-    training samples by distilling snnTorch, measured on the 280 held-out test samples against
-    snnTorch's own predictions. Asserted: exact import and fine-tuned run (lines, no voltage bias, no
-    approximation), Lava == emulator == checkpoint (0 mismatches), before / after in import.json and
-    parity.json equal to what snnTorch's predictions give. With 8-bit weights the issue's >= 97 % agreement
-    is printed, not asserted: it is not reached (docs/nir_peers.md, int8 noise floor). With 16-bit weights
-    (``--weight-bits 16``, two synapses per weight) it is asserted after fine-tuning, with the same checks."""
+@pytest.mark.timeout(3600)  # snnTorch trains 30 epochs, two fine-tunes, two Lava runs: 10-20 min on 2 CPUs
+def test_braille_16bit_import_agrees_97_and_finetuning_keeps_the_best_epoch(tmp_path):
+    """The figures of docs/nir_peers.md (``benchmarks/braille_import.py --epochs 30 --finetune 10
+    [--weight-bits 16]``): the braille net trained by snnTorch with the same-step reset, imported exactly
+    with the 700 training samples as ``--inputs`` (256 of them calibrate), fine-tuned on all 700 (``--holdout
+    0``) by distilling snnTorch, and measured on the 280 test samples, which neither calibration nor
+    fine-tuning saw, against snnTorch's own predictions. Asserted: exact import and fine-tuned run (lines, no
+    voltage bias, no approximation); Lava == emulator == checkpoint (0 mismatches) on the test samples;
+    parity's producer agreement equal to the emulator's predictions against snnTorch's; ``--keep best``
+    keeps the first epoch best on the training samples, and when that is the start (epoch 0) the fine-tuned
+    integers predict what the import's do. The issue's >= 97 % agreement is asserted where it is reached:
+    on the 16-bit import (``--weight-bits 16``); the 8-bit figures are printed, not asserted."""
     import importlib.util
 
     from snntorch.export_nir import export_to_nir
 
     from spikeport import pipeline
-    from spikeport.files import fileio, runfolder
 
     spec = importlib.util.spec_from_file_location("braille_bench", ROOT / "benchmarks" / "braille_import.py")
     bench = importlib.util.module_from_spec(spec)
@@ -177,40 +179,35 @@ def test_braille_trained_finetune_figures(tmp_path):
     with torch.no_grad():
         theirs = net.same_step(torch.from_numpy(x_te))[1].numpy().sum(0).argmax(1)  # snnTorch's predictions
     nir.write(str(tmp_path / "b.nir"), export_to_nir(net, torch.zeros(1, N_IN), ignore_dims=[0]))
-    np.save(tmp_path / "x.npy", x_te.transpose(1, 0, 2))
-    np.save(tmp_path / "y.npy", y_te)
-    run, ft = tmp_path / "run", tmp_path / "ft"
-    info = import_graph(tmp_path / "b.nir", dt=1e-4, out=run, producer="snntorch", reset="zero",
-                        reset_timing="same-step", inputs=tmp_path / "x.npy", labels=tmp_path / "y.npy")
-    assert info["exact"] and info["approximations"] == []
-    fileio.write_npy(run / runfolder.TRAIN_INPUTS, np.ascontiguousarray(x_tr.transpose(1, 0, 2)))
-    res = finetune_run(run, epochs=10, out=ft, target="producer", lr=2e-3)
-    x_int = np.rint(x_te).astype(np.int64)
-    for folder, key in ((run, "before"), (ft, "after")):
-        pred = emulator.run(load_nir(folder / "model.nir"), x_int).output_counts().argmax(1)
-        assert res[key]["prediction_agreement"] == pytest.approx(float(np.mean(pred == theirs)))
-        assert res[key]["integer_accuracy"] == pytest.approx(float(np.mean(pred == y_te)))
-    assert json.loads((ft / "import.json").read_text())["exact"] and res["bias_lines"] == ["lif1.lif", "lif2"]
-    _assert_line_not_voltage(ft / "model.nir", ["fc0", "fc1"], ["lif0", "lif1"])
-    par = pipeline.parity(ft, backend="lava,emulator")
-    assert par["spike_mismatches"] == 0 and par["passed"] and par["samples"] == 280
-    assert par["producer_agreement"] == pytest.approx(res["after"]["prediction_agreement"])
-    saved = json.loads((ft / "parity.json").read_text())["finetune"]
-    assert saved["before"] == res["before"] and saved["after"] == res["after"]
-    print(f"braille (same-step, exact): agreement with snnTorch {res['before']['prediction_agreement']:.4f} -> "
-          f"{res['after']['prediction_agreement']:.4f}, accuracy {res['before']['integer_accuracy']:.4f} -> "
-          f"{res['after']['integer_accuracy']:.4f} (snnTorch {res['after']['producer_accuracy']:.4f}); "
-          f"Lava == emulator == checkpoint on {par['samples']} samples")
-    run16, ft16 = tmp_path / "run16", tmp_path / "ft16"
-    info16 = import_graph(tmp_path / "b.nir", dt=1e-4, out=run16, producer="snntorch", reset="zero",
-                          reset_timing="same-step", inputs=tmp_path / "x.npy", labels=tmp_path / "y.npy", weight_bits=16)
-    assert info16["exact"] and info16["weight_bits"]["synapses_per_weight"] == [2, 2]
-    fileio.write_npy(run16 / runfolder.TRAIN_INPUTS, np.ascontiguousarray(x_tr.transpose(1, 0, 2)))
-    res16 = finetune_run(run16, epochs=10, out=ft16, target="producer", lr=5e-4)
-    pred = emulator.run(load_nir(ft16 / "model.nir"), x_int).output_counts().argmax(1)
-    assert res16["after"]["prediction_agreement"] == pytest.approx(float(np.mean(pred == theirs)))
-    par16 = pipeline.parity(ft16, backend="lava,emulator")
-    assert par16["spike_mismatches"] == 0 and par16["passed"] and par16["samples"] == 280
-    print(f"braille, 16-bit weights: agreement with snnTorch {res16['before']['prediction_agreement']:.4f} -> "
-          f"{res16['after']['prediction_agreement']:.4f} (kept epoch {res16['history'][-1]['kept_epoch']})")
-    assert res16["after"]["prediction_agreement"] >= 0.97
+    for name, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
+        np.save(tmp_path / f"x_{name}.npy", x.transpose(1, 0, 2))
+        np.save(tmp_path / f"y_{name}.npy", y)
+    test = {"inputs": tmp_path / "x_test.npy", "labels": tmp_path / "y_test.npy"}
+    agree = {}
+    for bits, lr in ((8, 2e-3), (16, 5e-4)):
+        run, ft = tmp_path / f"run{bits}", tmp_path / f"ft{bits}"
+        info = import_graph(tmp_path / "b.nir", dt=1e-4, out=run, producer="snntorch", reset="zero",
+                            reset_timing="same-step", inputs=tmp_path / "x_train.npy",
+                            labels=tmp_path / "y_train.npy", weight_bits=bits)
+        assert info["exact"] and info["approximations"] == [] and info["samples"]["count"] == 700
+        assert info["weight_bits"]["synapses_per_weight"] == [bits // 8] * 2
+        res = finetune_run(run, epochs=10, out=ft, target="producer", lr=lr, holdout=0.0)
+        assert res["train_samples"] == 700 and json.loads((ft / "import.json").read_text())["exact"]
+        assert res["bias_lines"] == ["lif1.lif", "lif2"]
+        _assert_line_not_voltage(ft / "model.nir", ["fc0", "fc1"], ["lif0", "lif1"])
+        scores = [h["train_score"] for h in res["history"][:-1]]
+        kept = res["history"][-1]["kept_epoch"]
+        assert kept == int(np.argmax(scores))
+        x_int = np.rint(x_te).astype(np.int64)
+        before, after = (emulator.run(load_nir(f / "model.nir"), x_int).output_counts().argmax(1) for f in (run, ft))
+        if kept == 0:  # the start is the import, spike for spike: the same predictions
+            assert np.array_equal(before, after)
+        par = pipeline.parity(ft, backend="lava,emulator", **test)
+        assert par["spike_mismatches"] == 0 and par["passed"] and par["samples"] == 280
+        assert par["scored_samples"]["trained_among_scored"] == 0 == par["scored_samples"]["calibrated_among_scored"]
+        assert par["producer_agreement"] == pytest.approx(float(np.mean(after == theirs)))
+        agree[bits] = (float(np.mean(before == theirs)), float(np.mean(after == theirs)), kept)
+        print(f"braille, {bits}-bit weights, test samples: agreement with snnTorch {agree[bits][0]:.4f} (import) -> "
+              f"{agree[bits][1]:.4f} (fine-tuned, lr {lr:g}, kept epoch {kept}); accuracy "
+              f"{np.mean(before == y_te):.4f} -> {np.mean(after == y_te):.4f} (snnTorch {np.mean(theirs == y_te):.4f})")
+    assert agree[16][0] >= 0.97  # the 16-bit import (the 8-bit one: printed)

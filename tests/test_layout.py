@@ -1,5 +1,5 @@
 """The package's structure: dependencies point one way (style: cli -> pipeline -> export / importer /
-deploy / measure -> nirfmt -> core), no import cycles, deploy never imports train, and the README's
+deploy / measure -> nirfmt -> core), no import cycles, deploy never imports train, and docs/architecture.md's
 Layout section names every package. Imports are read from the source (every ``import`` statement,
 also those inside functions), so a lazy import counts like any other."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import spikeport
 
 ROOT = Path(spikeport.__file__).parent
-README = ROOT.parent / "README.md"
+ARCHITECTURE = ROOT.parent / "docs" / "architecture.md"  # the Layout section (moved from the README)
 # package -> the spikeport packages it may import (besides itself). Lower rooms never import higher ones.
 ALLOWED = {
     "errors": set(),
@@ -97,11 +97,11 @@ def test_every_room_is_known_and_deploy_never_imports_train():
     assert not [t for m, ts in graph().items() if room(m) == "deploy" for t in ts if room(t) == "train"]
 
 
-def test_readme_layout_names_every_package():
-    section = README.read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+def test_architecture_layout_names_every_package():
+    section = ARCHITECTURE.read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"spikeport/(\w+)", section))
     packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
-    assert packages <= listed, f"README's Layout misses {packages - listed}"
+    assert packages <= listed, f"docs/architecture.md's Layout misses {packages - listed}"
 
 
 def test_the_rules_catch_a_cycle_and_an_upward_import(tmp_path, monkeypatch):

@@ -299,11 +299,10 @@ def test_mapping_axon_limits_and_errors():
 def test_synops_match_neurobench():
     """Same weights (with pruned zeros) and spikes through NeuroBench's SynapticOperations.
 
-    neurobench 2.3.0 installs beside lava-nc/torch without changing numpy or torch, but it is
-    not a spikeport dependency, so the test skips where it is missing.
+    neurobench 2.3.0 installs beside lava-nc/torch without changing numpy or torch. It is a test
+    dependency (pyproject's ``test`` extra), so where it is missing the test fails, never skips.
     """
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("neurobench")
+    import torch
     from neurobench.metrics.workload import SynapticOperations
     from neurobench.models import TorchModel
 

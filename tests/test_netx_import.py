@@ -12,6 +12,7 @@ from spikeport.errors import SpikeportError
 from spikeport.export.netx_export import write_netx
 from spikeport.importer.netx_import import import_netx
 from spikeport.nirfmt.load import load_nir
+from spikeport.nirfmt.runnet import load_run
 from tests import netx_nets
 
 NEURON = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.1, "tau_grad": 0.1, "scale_grad": 1.0,
@@ -30,7 +31,7 @@ def _slayer_file(path, kind: str, steps: int = 3):
     if kind == "dense":
         blocks = [cuba.Dense(dict(NEURON), 40, 24, weight_scale=2, weight_norm=False),
                   cuba.Recurrent(dict(NEURON), 24, 16, weight_scale=2, weight_norm=False),
-                  cuba.Dense(dict(NEURON), 16, 10, weight_scale=2, weight_norm=False)]
+                  cuba.Affine(dict(NEURON), 16, 10, weight_scale=2, weight_norm=False)]  # read by its voltage
         shape = (40,)
     else:
         blocks = [cuba.Conv(dict(NEURON), 1, 4, 3, padding=1, weight_scale=2, weight_norm=False),
@@ -58,15 +59,17 @@ def test_slayer_file_imports_and_equals_netx_on_lava(tmp_path, kind):
     shape = _slayer_file(src, kind)
     info = import_netx(src, tmp_path / "run", time_steps=T, input_shape=shape)
     assert (tmp_path / "run" / "source.net").is_file() and info["exact"]
-    net = load_nir(tmp_path / "run" / "model.nir")
+    net = load_run(tmp_path / "run")
     x = (np.random.default_rng(1).random((T, 16, *shape)) < 0.3).astype(np.int64)
-    ref = emulator.run(net, x).spikes
-    got = run_netx(src, x, timeout_s=300)  # slayer's file itself, loaded by netx
+    emu = emulator.run(net, x)
+    ref = emu.spikes
+    got, values = run_netx(src, x, timeout_s=300, with_values=True)  # slayer's file itself, loaded by netx
     assert [r.shape for r in ref] == [g.shape for g in got]
-    assert all(0.005 < r.mean() < 0.98 for r in ref)
+    assert all(0.005 < r.mean() < 0.98 for r in (ref[:-1] if net.regression else ref))
     assert [int((r != g).sum()) for r, g in zip(ref, got)] == [0] * len(ref)
-    if kind == "dense":
-        assert net.populations[1].recurrent is not None  # slayer's Recurrent block -> dense_rec
+    if kind == "dense":  # slayer's Recurrent block -> dense_rec; its Affine block: a voltage read every step
+        assert net.populations[1].recurrent is not None and net.regression and not net.isolated_samples
+        assert np.array_equal(emu.values, values) and np.count_nonzero(values) > values.size // 2
 
 
 @pytest.mark.parametrize("build", [netx_nets.spatial_net, netx_nets.flat_net])

@@ -47,7 +47,7 @@ def test_parity_outputs_hold_every_side_per_sample(digits, tmp_path):  # noqa: F
     from spikeport.importer.runio import run_inputs
 
     run = _imported(digits, tmp_path, labels=True)
-    pipeline.parity(run, backend="emulator", samples=40)
+    pipeline.parity(run, backend="emulator", samples=40, min_agreement=0.0)  # the outputs are tested, not the gate
     with np.load(run / "parity_outputs.npz", allow_pickle=False) as f:
         out = {k: f[k] for k in f.files}
     assert set(out["sides"]) == {"float reference", "emulator"}

@@ -86,7 +86,7 @@ def test_import_current_sum_on_lava_and_emulator(tmp_path):
     res = pipeline.parity(run, backend="lava,emulator", samples=12, min_agreement=0.0)
     assert res["spike_mismatches"] == 0 and res["deployment"] == {"readout": "current_sum", "weight_bits": 8}
     assert ("imported deployment", "--readout current_sum, --weight-bits 8") in summary_rows({"parity": res})
-    x_int = np.rint(np.swapaxes(x[:12], 0, 1)).astype(np.int64).reshape(8, 12, -1)
+    x_int = np.rint(np.swapaxes(np.load(run / "inputs.npy")[:12], 0, 1)).astype(np.int64).reshape(8, 12, -1)  # scored
     emu = emulator.run(net, x_int, record_states=True)
     want = emu.states[-1][0].sum(axis=0).argmax(axis=1)
     assert not np.array_equal(want, emu.output_counts().argmax(axis=1))  # the readouts differ on these samples

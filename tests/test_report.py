@@ -236,8 +236,13 @@ def test_html_shows_validation_of_every_priced_profile_and_the_loihi2_map(runs):
     assert len(body_rows) == len(e["energy_j"])
     for name in e["energy_j"]:
         row = next(r for r in body_rows if r.startswith(f"<td>{name}</td>"))
-        assert f"<td>{e['validation'][name]['status']}</td>" in row
-    assert "<td>calibrated</td>" in section and "<td>not validated</td>" in section
+        cells = row.split("</td>")
+        assert e["validation"][name]["per_op"]["label"] in cells[2]  # beside the per-op figure, its own status
+        system = e["validation"][name]["system"]
+        assert (system["label"] if system else "<td>-") in cells[4]
+    loihi = next(r for r in body_rows if r.startswith("<td>loihi</td>")).split("</td>")
+    assert "not reproduced" in loihi[2] and "calibrated" not in loihi[2]  # issue 27: not "calibrated" there
+    assert "calibrated (fitted" in loihi[4] and "<td>not validated (no comparison)</td>" in section
     mapping = page.split('id="mapping"')[1].split("</section>")[0]
     assert "Loihi 2 (estimate)" in mapping and "publishes no per-core" in mapping
     for layer in e["loihi2_mapping"]["layers"]:

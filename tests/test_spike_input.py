@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from spikeport.files import fastest
 from spikeport.train import spike_input
 from spikeport.train.model import LayerSpec, LIFDense
 from spikeport.train.spike_input import SpikeLinear, active_index, spike_linear
@@ -82,7 +83,7 @@ def test_same_bits_on_every_call_and_any_thread_count():
         for t in (1, 2, 1):
             torch.set_num_threads(t)
             w.grad = None
-            y = spike_linear(x, w, max_density=1.0)
+            y = spike_linear(x, w, max_density=1.0, choose=False)
             y.backward(g)
             results.append((y.detach().clone(), w.grad.clone()))
     finally:
@@ -94,32 +95,32 @@ def test_same_bits_on_every_call_and_any_thread_count():
 @pytest.mark.parametrize("bad", [0.5, 2.0, -1.0, float("nan")])
 def test_non_binary_input_falls_back(bad):
     x = _binary(30, 20, 0.2, 14)
-    w = torch.randn(spike_input.SPARSE_MIN_OUT, 20, dtype=F64)
-    assert spike_linear(x, w, max_density=1.0) is not None
+    w = torch.randn(128, 20, dtype=F64)
+    assert spike_linear(x, w, max_density=1.0, choose=False) is not None
     x[7, 3] = bad
     assert active_index(x) is None
-    assert spike_linear(x, w, max_density=1.0) is None
+    assert spike_linear(x, w, max_density=1.0, choose=False) is None
 
 
-def test_switch_reads_density_dtype_and_width():
-    w = torch.randn(spike_input.SPARSE_MIN_OUT, 200, dtype=F64)
+def test_switch_reads_density_and_dtype():
+    """Where the kernel may run at all (before any timing): binary, one float dtype, density within the cap."""
+    w = torch.randn(128, 200, dtype=F64)
     x = _binary(100, 200, 0.2, 15)
     density = float(x.mean())
-    assert spike_linear(x, w, max_density=density) is not None  # at the crossover: sparse
-    assert spike_linear(x, w, max_density=density - 1e-3) is None  # above it: dense
-    assert spike_linear(x.float(), w, max_density=1.0) is None  # mixed dtypes
-    assert spike_linear(x, w[: spike_input.SPARSE_MIN_OUT - 1], max_density=1.0) is None  # too narrow
-    assert spike_linear(x.t(), torch.randn(spike_input.SPARSE_MIN_OUT, 100, dtype=F64), max_density=1.0) is None
-    assert spike_linear(x[:, :150].contiguous(), w, max_density=1.0) is None  # shape mismatch: the GEMM reports it
+    assert spike_linear(x, w, max_density=density, choose=False) is not None  # at the cap: the kernel may run
+    assert spike_linear(x, w, max_density=density - 1e-3, choose=False) is None  # above it: dense
+    assert spike_linear(x.float(), w, max_density=1.0, choose=False) is None  # mixed dtypes
+    assert spike_linear(x.t(), torch.randn(128, 100, dtype=F64), max_density=1.0, choose=False) is None
+    assert spike_linear(x[:, :150].contiguous(), w, max_density=1.0, choose=False) is None  # the GEMM reports it
     with pytest.raises(ValueError, match="do not match"):
         SpikeLinear.apply(x[:, :150].contiguous(), w, *active_index(x))
-    # the default crossovers: data input vs an input that needs its gradient (a hidden layer)
+    # the default caps: data input vs an input that needs its gradient (a hidden layer)
     lo, hi = spike_input.SPARSE_MAX_DENSITY_GRAD, spike_input.SPARSE_MAX_DENSITY
     between = _binary(100, 200, (lo + hi) / 2, 18)
     between[1], between[3] = between[0], between[2]  # no forced empty / full rows: density near the middle
     assert lo < float(between.mean()) < hi
-    assert spike_linear(between, w) is not None
-    assert spike_linear(between.requires_grad_(), w) is None
+    assert spike_linear(between, w, choose=False) is not None
+    assert spike_linear(between.requires_grad_(), w, choose=False) is None
 
 
 def test_layer_uses_sparse_path_on_spikes_and_matches_dense(monkeypatch):
@@ -131,7 +132,7 @@ def test_layer_uses_sparse_path_on_spikes_and_matches_dense(monkeypatch):
     real = spike_input.SpikeLinear.apply
     monkeypatch.setattr(spike_input.SpikeLinear, "apply", lambda *a: calls.append(1) or real(*a))
     out = []
-    for sparse in (True, False):
+    for sparse in ("always", False):
         layer.sparse_input = sparse
         layer.weight.grad = None
         s = layer(x)
@@ -157,8 +158,9 @@ def test_both_weight_gradient_forms_equal_autograd(monkeypatch, density):
 
 
 def test_rate_coded_training_takes_sparse_path_and_resumes_bit_identical(tmp_path, monkeypatch):
-    """``spikeport train`` on rate-coded digits (first layer 64 -> 128, binary input near 30 % density):
-    the sparse path runs, and an interrupted run resumed from its checkpoint ends with the same bits."""
+    """``spikeport train`` on rate-coded digits (first layer 64 -> 128, binary input near 30 % density),
+    the kernel measured faster: the sparse path runs, and an interrupted run resumed from its checkpoint
+    ends with the same bits."""
     from safetensors.torch import load_file
 
     from spikeport.train.config import TrainConfig
@@ -169,6 +171,9 @@ def test_rate_coded_training_takes_sparse_path_and_resumes_bit_identical(tmp_pat
     calls = []
     real = spike_input.SpikeLinear.apply
     monkeypatch.setattr(spike_input.SpikeLinear, "apply", lambda *a: calls.append(1) or real(*a))
+    kernel_wins = fastest.Chooser(None, machine_id="test")  # as measured on a machine where the kernel is faster
+    monkeypatch.setattr(kernel_wins, "measure", lambda candidates: {"dense": 2.0, "sparse": 1.0})
+    monkeypatch.setattr(spike_input, "chooser", lambda: kernel_wins)
     train(TrainConfig(**cfg), tmp_path / "full")
     assert calls  # the rate-coded input went through the spike-input kernel
 

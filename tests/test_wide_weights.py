@@ -155,14 +155,17 @@ def test_wide_weights_cost_two_synaptic_operations():
 
 def test_wide_weights_take_twice_the_synaptic_memory(braille):
     """One layer of 38 neurons x 12 inputs, 8-bit synapses: the dense block is 38 * 12 * 8 bits = 456 bytes,
-    twice that with two synapses per weight; Loihi 2 counts twice the synapses. ``spikeport energy`` on the
-    16-bit import maps it so (every layer two synapses per weight)."""
+    twice that with two synapses per weight. Loihi 2 counts twice the synapses: a dense 1000 x 500 layer
+    holds 500,000 synapses, within one core's assumed 120,000,000 / 128 = 937,500 (neurons 1000 <= 7812,
+    fan-in 500 <= 4096: one core); as 16-bit weights 1,000,000 synapses, ceil(1,000,000 / 937,500) = 2
+    cores, bound by synapses. ``spikeport energy`` on the 16-bit import maps it so (every layer two
+    synapses per weight)."""
     layer = {"name": "l", "n_neurons": 38, "fan_in": 12, "n_synapses": 456, "weight_bits": 8}
     one, two = (map_to_loihi([{**layer, "synapses_per_weight": k}])["layers"][0] for k in (1, 2))
     assert (one["synaptic_memory_bytes"], two["synaptic_memory_bytes"]) == (456, 912)
-    l2 = [map_to_loihi2([{**layer, "synapses_per_weight": k}])["layers"][0]["cores_by_constraint"]["synapses"]
-          for k in (1, 2)]
-    assert l2 == [1, 1]
+    big = {"name": "b", "n_neurons": 1000, "fan_in": 500, "n_synapses": 500_000, "weight_bits": 8}
+    l2 = [map_to_loihi2([{**big, "synapses_per_weight": k}])["layers"][0] for k in (1, 2)]
+    assert [m["cores"] for m in l2] == [1, 2] and l2[1]["binding"] == "synapses"
     with pytest.raises(SpikeportError, match="synapses_per_weight must be 1 or 2"):
         map_to_loihi([{**layer, "synapses_per_weight": 3}])
     from spikeport.pipeline.energy_stage import energy

@@ -64,9 +64,9 @@ class Connection:
     ``delay``: dense only, int [out, in] extra steps per synapse (0..``MAX_DELAY``), or None.
     ``binary``: Lava's synapse runs with ``num_message_bits = 0`` and reads any nonzero payload as 1 (a
     netx block whose graded source declares no message bits).
-    ``native``: dense weights held as Lava's Dense uses them, [-256, 255] (a netx file's weights after
-    netx's shift and Lava's clip and truncation that are no int8 value times a power of two); given to
-    Lava unchanged (Lava's clip and truncation leave them as they are).
+    ``native``: weights held as Lava uses them: dense [-256, 255] (a netx file's weights after netx's shift
+    and Lava's clip and truncation that are no int8 value times a power of two; Lava's clip and truncation
+    leave them as they are), conv int16 with exponent 0 (Lava's Conv takes any integer kernel).
     """
 
     name: str
@@ -88,8 +88,9 @@ class Connection:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"connection {self.name}: kind {self.kind!r} is not one of {KINDS}")
-        if self.native and (self.kind != "dense" or self.wide or self.pool is not None):
-            raise ValueError(f"connection {self.name}: native (Lava Dense) weights are for plain dense maps")
+        if self.native and (self.kind == "pool" or self.wide or self.pool is not None
+                            or (self.kind == "conv" and int(self.weight_exp) != 0)):
+            raise ValueError(f"connection {self.name}: native weights are for plain dense maps and unshifted convs")
         if self.wide and (self.kind != "dense" or int(self.weight_exp) != 0):
             raise ValueError(f"connection {self.name}: wide weights are dense with weight_exp 0, got "
                              f"{self.kind} with weight_exp {self.weight_exp}")
@@ -224,7 +225,7 @@ class Connection:
         w = self.lava_conv()["weight"] if self.lava_process == "conv" else self.to_matrix().data
         lo, hi = (loihi.WIDE_MIN, loihi.WIDE_MAX) if self.wide else (loihi.WEIGHT_MIN, loihi.WEIGHT_MAX)
         if self.native:
-            lo, hi = loihi.NATIVE_MIN, loihi.NATIVE_MAX
+            lo, hi = (loihi.NATIVE_MIN, loihi.NATIVE_MAX) if self.kind == "dense" else (-(1 << 15), (1 << 15) - 1)
         if w.size and (w.min() < lo or w.max() > hi):
             why = " after folding the pool (overlapping pool windows add weights)" if self.pool is not None else ""
             bits = "16 bits as two synapses" if self.wide else "8 bits"

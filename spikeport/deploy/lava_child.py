@@ -13,6 +13,16 @@ process model raised, blocks forever):
 - the actor watcher notices a Lava process model (an actor process Lava forked) that died with an
   exception. Lava itself then deadlocks (the runtime waits for the dead model's output), so the
   watcher writes the model's exception to ``error.txt`` and ends the child at once.
+
+The watcher reads each actor's exception pipe, which Lava's own ``SystemProcess.join`` also reads:
+two threads reading one pipe can split a message (one takes the length header, the other reads the
+payload as a length and unpickles nothing: ``EOFError: Ran out of input`` in Lava's ``stop``, seen on a
+busy machine). :func:`_one_reader_at_a_time` makes both take one lock around their reads.
+
+Exit codes (read by the supervisor): 0 spikes written; :data:`RUNTIME_FAILED_EXIT` an exception of
+:data:`RUNTIME_FAILURES` (retried), :data:`ACTOR_FAILED_EXIT` a Lava process model failed (retried);
+``supervise.BAD_INPUT_EXIT`` any other exception (not retried). ``error.txt`` holds the exception and
+its traceback.
 """
 from __future__ import annotations
 
@@ -26,6 +36,12 @@ from pathlib import Path
 import numpy as np
 
 ACTOR_FAILED_EXIT = 4  # exit code when a Lava actor process failed (error.txt says which)
+RUNTIME_FAILED_EXIT = 3  # exit code for an exception of RUNTIME_FAILURES (error.txt says which)
+# Exceptions of Lava's runtime plumbing (pipes, shared memory, the process models' channels), not of the
+# network: a fresh child may well succeed
+RUNTIME_FAILURES = (EOFError, BrokenPipeError, ConnectionError)
+WATCH_INTERVAL_S = 0.2  # how often the watcher looks at Lava's actors
+_PIPE_LOCK = threading.Lock()  # one reader at a time on an actor's exception pipe
 
 
 def _heartbeat(path: Path, stop: threading.Event, parent: int) -> None:
@@ -37,8 +53,9 @@ def _heartbeat(path: Path, stop: threading.Event, parent: int) -> None:
 
 
 def _failed_actor() -> str | None:
-    """Why a Lava actor process (``SystemProcess``) failed, if one did: the exception it reported, or
-    a non-zero exit status (e.g. killed for memory) read from /proc without reaping it."""
+    """Why a Lava actor process (``SystemProcess``) failed, if one did: the exception it reported (one
+    line, then the model's traceback), or a non-zero exit status (e.g. killed for memory) read from /proc
+    without reaping it."""
     import multiprocessing.process as mpp
 
     for proc in list(mpp._children):  # processes this interpreter started (Lava's actors among them)
@@ -48,7 +65,8 @@ def _failed_actor() -> str | None:
             continue
         if exc:
             err = exc[0] if isinstance(exc, tuple) else exc
-            return f"a Lava process model failed: {type(err).__name__}: {err}"
+            trace = f"\n{exc[1]}" if isinstance(exc, tuple) and len(exc) > 1 else ""
+            return f"a Lava process model failed: {type(err).__name__}: {err}{trace}"
         status = _zombie_status(proc.pid)
         if status:
             how = f"killed by {signal.Signals(status & 0x7F).name}" if status & 0x7F else f"exit status {status >> 8}"
@@ -66,8 +84,30 @@ def _zombie_status(pid: int | None) -> int:
     return int(fields[-1]) if fields and fields[0] == "Z" and len(fields) >= 50 else 0
 
 
+def _one_reader_at_a_time() -> None:
+    """Lava's ``SystemProcess.join`` and ``.exception`` read the actor's exception pipe under
+    :data:`_PIPE_LOCK` (the watcher's reads go through ``.exception``); join waits for the actor outside it."""
+    import multiprocessing
+
+    from lava.magma.runtime.message_infrastructure.multiprocessing import SystemProcess
+
+    join, exception = SystemProcess.join, SystemProcess.exception.fget
+
+    def joined(self):
+        if not self._is_done:
+            multiprocessing.Process.join(self)  # an actor still running: wait without the lock
+        with _PIPE_LOCK:
+            join(self)
+
+    def guarded(self):
+        with _PIPE_LOCK:
+            return exception(self)
+
+    SystemProcess.join, SystemProcess.exception = joined, property(guarded)
+
+
 def _watch_actors(work: Path, stop: threading.Event) -> None:
-    while not stop.wait(0.2):
+    while not stop.wait(WATCH_INTERVAL_S):
         why = _failed_actor()
         if why:
             (work / "error.txt").write_text(why + "\n")
@@ -79,8 +119,9 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     parent = os.getppid()
     threading.Thread(target=_heartbeat, args=(work / "heartbeat", stop, parent), daemon=True).start()
-    threading.Thread(target=_watch_actors, args=(work, stop), daemon=True).start()
     try:
+        _one_reader_at_a_time()
+        threading.Thread(target=_watch_actors, args=(work, stop), daemon=True, name="lava-actor-watcher").start()
         x = np.load(work / "x.npy", allow_pickle=False)
         from spikeport.deploy.supervise import NETX_FILE
 
@@ -107,8 +148,10 @@ def main(argv: list[str]) -> int:
         os.replace(tmp, work / "spikes.npz")
         return 0
     except BaseException as err:  # reported to the parent as one line
+        from spikeport.deploy.supervise import BAD_INPUT_EXIT
+
         (work / "error.txt").write_text(f"{type(err).__name__}: {err}\n{traceback.format_exc()}")
-        return 3
+        return RUNTIME_FAILED_EXIT if isinstance(err, RUNTIME_FAILURES) else BAD_INPUT_EXIT
     finally:
         stop.set()
 

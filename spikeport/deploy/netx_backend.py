@@ -99,16 +99,42 @@ def _read(recorded, network) -> dict:
     return out
 
 
-def _pauses(network, T: int, B: int) -> list[tuple[int, list]]:
-    """(Lava step after which to pause, [recurrent synapses to clear]) for every later sample window."""
+def reset_pauses(network, T: int, B: int) -> list[tuple[int, list]]:
+    """(Lava step after which to pause, [recurrent synapses to clear]) for every later sample window of a
+    netx ``Network`` built with ``reset_interval=T, reset_offset=1`` whose input gives sample n at steps
+    n*T+1 .. n*T+T: block i's window n starts at step n*T + i + 2."""
     by_step: dict[int, list] = {}
     for i, block in enumerate(network.layers):
         syn = getattr(block, "synapse_rec", None)
         if syn is None:
             continue
         for n in range(1, B):
-            by_step.setdefault(n * T + i + 1, []).append(syn)  # block i's window n starts at step n*T + i + 2
+            by_step.setdefault(n * T + i + 1, []).append(syn)
     return sorted(by_step.items())
+
+
+def run_windows(network, T: int, B: int, run_cfg, *, runner=None, reset_recurrent: bool = True) -> int:
+    """Run ``B`` sample windows of ``T`` steps through a netx ``Network`` as spikeport verifies it (streaming,
+    module docstring): pause before each later window of a recurrent block and zero that block's one-step
+    synapse buffer, then run to the end (``B*T + len(network.layers) + 1`` steps, the last block's lag).
+
+    ``run_cfg``: ``Loihi2SimCfg(select_tag="fixed_pt")`` here (tested against the emulator), or
+    ``Loihi2HwCfg()`` on a machine with Intel's lava-loihi (not run by spikeport). ``runner``: the process
+    to call ``run`` on (default the network; any process of the connected graph runs all of it).
+    ``reset_recurrent=False`` runs without the buffer reset (to measure what it changes). Returns the
+    number of steps run."""
+    from lava.magma.core.run_conditions import RunSteps
+
+    runner = network if runner is None else runner
+    steps = B * T + len(network.layers) + 1
+    done = 0
+    for at, synapses in reset_pauses(network, T, B) + [(steps, [])]:
+        if at > done:
+            runner.run(condition=RunSteps(num_steps=at - done), run_cfg=run_cfg)
+            done = at
+        for syn in synapses if reset_recurrent else []:
+            syn.a_buff.set(np.zeros(syn.a_buff.shape, np.int32))
+    return steps
 
 
 def _state_procs(network) -> list:
@@ -190,7 +216,6 @@ attribute, else netx's 6); ``output``: the last
 
 
 def _run_streaming(path, net, x, tmp, message_bits, sparse_fc, spike_exp, value_of_last) -> dict:
-    from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     from spikeport.deploy.lava_procs.process import FrameSource
@@ -202,15 +227,8 @@ def _run_streaming(path, net, x, tmp, message_bits, sparse_fc, spike_exp, value_
     source = FrameSource(frames=np.ascontiguousarray(frames, dtype=np.int32))
     _into(source.s_out, tuple(network.layers[0].inp.shape)).connect(network.inp)
     recorded = _recorders(network, tmp, steps, [p.graded for p in net.populations], value_of_last)
-    cfg = Loihi2SimCfg(select_tag="fixed_pt")
     try:
-        done = 0
-        for at, synapses in _pauses(network, T, B) + [(steps, [])]:
-            if at > done:
-                source.run(condition=RunSteps(num_steps=at - done), run_cfg=cfg)
-                done = at
-            for syn in synapses:
-                syn.a_buff.set(np.zeros(syn.a_buff.shape, np.int32))
+        run_windows(network, T, B, Loihi2SimCfg(select_tag="fixed_pt"), runner=source)
         raw = _read(recorded, network)
     finally:
         source.stop()

@@ -21,8 +21,10 @@ MODEL_NETX = "model.net"
 # written by `spikeport import` only: the peer's graph and the inputs its float reference runs on
 IMPORT = "import.json"
 SOURCE = "source.nir"
-INPUTS = "inputs.npy"
+INPUTS = "inputs.npy"  # the samples the import scored (never its calibration samples)
 LABELS = "labels.npy"
+CALIBRATION_INPUTS = "calibration_inputs.npy"  # the samples the import calibrated its quantizer on
+CALIBRATION_LABELS = "calibration_labels.npy"
 # written by fine-tuning an imported run (importer.finetune): the samples it trained on; inputs.npy /
 # labels.npy then hold the held-out ones (the checkpoint is WEIGHTS + CONFIG of format
 # "spikeport-imported-finetune")

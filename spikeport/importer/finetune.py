@@ -16,10 +16,12 @@ quantizes it and exported as the same line (``bias_lines`` in the result names t
   the producer's conventions) plus the squared difference of every layer's spike trains from the
   producer's (per neuron and step), so predictions *and* ties follow the producer's.
 
-Samples: the run's ``inputs.npy`` / ``labels.npy`` are split once (seeded) into a training part
-(``train_inputs.npy`` / ``train_labels.npy``) and a held-out part, which becomes the run's
-``inputs.npy`` / ``labels.npy``: parity and the report then measure on samples fine-tuning never saw.
-A run that was already fine-tuned keeps its split and continues from its checkpoint. ``keep="best"``
+Samples: the run's samples (the import's calibration samples, ``calibration_inputs.npy``, and the
+samples it scored, ``inputs.npy``) are split once (seeded) into a training part (``train_inputs.npy`` /
+``train_labels.npy``: every calibration sample and the rest of the scored ones) and a held-out part,
+drawn from the scored samples only, which becomes the run's ``inputs.npy`` / ``labels.npy``: parity and
+the report then measure on samples neither the import's calibration nor fine-tuning saw. A run that
+was already fine-tuned keeps its split and continues from its checkpoint. ``keep="best"``
 keeps the epoch whose integer network does best on the training part (accuracy with labels as
 target, else agreement with the producer; the start counts as epoch 0), ``keep="last"`` the last
 epoch (with ``schedule="cosine"``, whose learning rate falls to 0 over the run, the last epoch is the
@@ -59,23 +61,40 @@ GRADED_MAX = 255  # largest graded input integer (importer.quantize.input_spec's
 Progress = Callable[[str, int, int], None]
 
 
-def _split(run_dir: Path, net, holdout: float, seed: int):
-    """((x_train, y_train), (x_test, y_test)): floats [T, N, ...], labels [N] or None (module docstring)."""
-    tr = run_dir / runfolder.TRAIN_INPUTS
-    if tr.is_file():
-        lab = run_dir / runfolder.TRAIN_LABELS
-        train = runio.load_inputs(tr, lab if lab.is_file() else None, net.input_shape, net.time_steps)
-        test = runio.run_inputs(net, run_dir / runfolder.MODEL_NIR)
-        return train, (test[2], test[1])
-    _, y, x = runio.run_inputs(net, run_dir / runfolder.MODEL_NIR)
-    n = x.shape[1]
+def _load(run_dir: Path, net, inputs: str, labels: str):
+    """(x [T, N, ...] float, labels [N] or None) from the run folder's ``inputs`` / ``labels`` files."""
+    lab = run_dir / labels
+    return runio.load_inputs(run_dir / inputs, lab if lab.is_file() else None, net.input_shape, net.time_steps)
+
+
+def _split(run_dir: Path, net, holdout: float, seed: int, info: dict):
+    """((x_train, y_train), (x_test, y_test), samples): floats [T, N, ...], labels [N] or None, and which
+    samples of the import's ``--inputs`` each part holds (module docstring)."""
+    if (run_dir / runfolder.TRAIN_INPUTS).is_file():
+        train = _load(run_dir, net, runfolder.TRAIN_INPUTS, runfolder.TRAIN_LABELS)
+        return train, _load(run_dir, net, runfolder.INPUTS, runfolder.LABELS), \
+            (info.get("finetune") or {}).get("samples")
+    x, y = _load(run_dir, net, runfolder.INPUTS, runfolder.LABELS)
+    cal = (run_dir / runfolder.CALIBRATION_INPUTS).is_file()
+    xc, yc = _load(run_dir, net, runfolder.CALIBRATION_INPUTS, runfolder.CALIBRATION_LABELS) if cal else (x[:, :0], None)
+    n_sc, n = x.shape[1], x.shape[1] + xc.shape[1]
     n_test = int(round(holdout * n))
     if n - n_test < 1 or (holdout > 0 and n_test < 1):
         raise SpikeportError(f"{run_dir / runfolder.INPUTS}: {n} samples cannot be split with --holdout {holdout:g}")
-    order = np.random.default_rng(seed).permutation(n)
-    te, trn = np.sort(order[:n_test]), np.sort(order[n_test:])
-    pick = lambda idx: (x[:, idx], None if y is None else y[idx])  # noqa: E731
-    return pick(trn), (pick(te) if n_test else pick(trn))
+    if n_test > n_sc:
+        raise SpikeportError(f"{run_dir}: --holdout {holdout:g} holds out {n_test} of {n} samples, but only {n_sc} "
+                             "were not calibrated on; lower --holdout or import with a smaller --calibration")
+    order = np.random.default_rng(seed).permutation(n_sc)
+    te, rest = np.sort(order[:n_test]), np.sort(order[n_test:])
+    x_tr = np.concatenate([xc, x[:, rest]], axis=1)
+    y_tr = None if y is None else np.concatenate([yc if yc is not None else y[:0], y[rest]])
+    rec = info.get("samples") or {}
+    sc_idx = np.asarray(rec.get("scored_indices", np.arange(n_sc)), np.int64)
+    cal_idx = np.asarray(rec.get("calibration_indices", []), np.int64)
+    samples = {"indices_of": rec.get("inputs", f"the run's {runfolder.INPUTS}"), "seed": seed,
+               "train_indices": [int(i) for i in np.concatenate([cal_idx, sc_idx[rest]])],
+               "heldout_indices": [int(i) for i in sc_idx[te]]}
+    return (x_tr, y_tr), ((x[:, te], None if y is None else y[te]) if n_test else (x_tr, y_tr)), samples
 
 
 def _predictions(model, x_int: np.ndarray, readout: Callable | None = None,
@@ -195,7 +214,7 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
         raise SpikeportError(f"{run_dir}: imported with --netx; fine-tuning trains the Loihi integers of an import "
                              "without it (import again without --netx to fine-tune)")
     net0 = load_nir(run_dir / runfolder.MODEL_NIR)
-    (x_tr, y_tr), (x_te, y_te) = _split(run_dir, net0, holdout, seed)
+    (x_tr, y_tr), (x_te, y_te), samples = _split(run_dir, net0, holdout, seed, info)
     if target == "auto":
         target = "labels" if y_tr is not None else "producer"
     if target == "labels" and y_tr is None:
@@ -245,7 +264,8 @@ def finetune_run(run_dir: str | Path, *, epochs: int, out: str | Path | None = N
               "bias_lines": [p.name for p in low.layers if p.current is not None],
               "seed": seed, "holdout": holdout, "train_samples": int(x_tr.shape[1]),
               "heldout_samples": int(x_te.shape[1]), "measured_on": "held-out samples (the run's inputs.npy)"
-              if kept_split else "the training samples (--holdout 0)", "train_seconds": round(seconds, 2),
+              if kept_split else "the training samples (--holdout 0)", "samples": samples,
+              "train_seconds": round(seconds, 2),
               "before": before, "after": _figures(pred, t_pred_te, y_te),
               "integer_forward_vs_emulator_mismatches": mismatches, "history": history, "layers": _integers(quants)}
     _write(run_dir, out, graph, model, info, result, (x_tr, y_tr), (x_te, y_te))
@@ -275,7 +295,9 @@ def _write(run_dir: Path, out: Path, graph, model, info: dict, result: dict, tra
     finetune_net.save(out, model, {k: result[k] for k in ("epochs", "target", "lr", "lr_schedule", "keep",
                                                           "batch_size", "seed")})
     if run_dir.resolve() != out.resolve():
-        fileio.write_with(out / runfolder.SOURCE, lambda tmp: shutil.copyfile(run_dir / runfolder.SOURCE, tmp))
+        for name in (runfolder.SOURCE, runfolder.CALIBRATION_INPUTS, runfolder.CALIBRATION_LABELS):
+            if (run_dir / name).is_file():
+                fileio.write_with(out / name, lambda tmp, _n=name: shutil.copyfile(run_dir / _n, tmp))
     fileio.write_npy(out / runfolder.TRAIN_INPUTS, np.ascontiguousarray(np.swapaxes(train[0], 0, 1)))
     if train[1] is not None:
         fileio.write_npy(out / runfolder.TRAIN_LABELS, np.asarray(train[1]))

@@ -6,6 +6,9 @@ and the dt recorded in ``import.json``. The backends (emulator, Lava) run ``mode
 makes float and integer spikes differ slightly, so the reference is not ``exact``: parity gates on
 backend spikes against the integer reference (the emulator) and on prediction agreement
 (``MIN_AGREEMENT`` by default). Without labels only agreement is reported, never an accuracy.
+parity.json's ``scored_samples`` says what was scored: the file, the samples' indices in the import's
+``--inputs`` (the run's own inputs), the import's calibration indices, and how many scored samples equal
+a calibration (or fine-tuning) sample, compared by value (``runio.shared_samples``).
 """
 from __future__ import annotations
 
@@ -51,10 +54,28 @@ class ImportedReference(Reference):
         spikes, pred, readout = reference(self.fg, self.prod, self.dt, self.x[:, samples], self.names, readout=True)
         return RefChunk(spikes, pred, pred, {"float reference": readout})
 
+    def samples(self) -> dict:
+        """parity.json's ``scored_samples`` (module docstring); call after the inputs were loaded."""
+        rec, ft = self.info.get("samples") or {}, (self.info.get("finetune") or {}).get("samples") or {}
+        given, n = self.files[0] is not None, int(self.x.shape[1])
+        out = {"scored": n, "file": str(self.files[0]) if given else f"the run's {runio.INPUTS}"}
+        if not given:
+            idx = (ft.get("heldout_indices") or ft.get("train_indices")) if ft else rec.get("scored_indices")
+            out["scored_indices"] = None if idx is None else idx[:n]
+            out["indices_of"] = ft.get("indices_of") or rec.get("inputs")
+        out["calibration_indices"] = rec.get("calibration_indices")
+        for key, name in (("calibrated_among_scored", runfolder.CALIBRATION_INPUTS),
+                          ("trained_among_scored", runfolder.TRAIN_INPUTS)):
+            if (self.run_dir / name).is_file():
+                other, _ = runio.load_inputs(self.run_dir / name, None, self.net.input_shape, self.net.time_steps)
+                out[key] = runio.shared_samples(self.x, other)
+        return out
+
     def report(self) -> dict:
         timing = conventions.timing_words(self.prod)
         bits = self.info.get("weight_bits")
         return {"imported": True, "approximations": self.info.get("approximations", []),
+                "scored_samples": self.samples(),
                 "conventions": {"producer": self.prod.name, "reset": self.prod.reset, "reset_timing": timing},
                 "deployment": {"readout": str(self.info.get("readout", "spike_count")),
                                "weight_bits": int(bits["option"]) if isinstance(bits, dict) else 8},

@@ -4,8 +4,15 @@ report work on.
 The folder holds ``model.nir`` (spikeport's own format: float parameters of the *quantized* network,
 Loihi integers in node metadata, recurrent layers as ``lifK -> recK -> lifK``), ``source.nir`` (a copy
 of the peer's file, the float reference's input), ``import.json`` (producer, dt, conventions, the
-approximations made, per-layer quantization error and clipped-weight fraction, and the float
-reference vs integer agreement on the inputs) and, when given, ``inputs.npy`` / ``labels.npy``.
+approximations made, per-layer quantization error and clipped-weight fraction, which samples calibrated
+and which were scored, and the float reference vs integer agreement on the scored ones) and, when given,
+``calibration_inputs.npy`` / ``calibration_labels.npy`` (the samples the quantizer was calibrated on) and
+``inputs.npy`` / ``labels.npy`` (the others: what the agreement, parity and the report score).
+
+Calibration and scoring never share a sample (``runio.calibration_split``): with ``--inputs`` of N
+samples, ``--calibration`` of them (default min(256, N // 2), a seeded choice) calibrate the quantizer
+(and the reset-timing check), and the agreement is measured on the rest. ``import.json``'s ``samples``
+names both by their index in the ``--inputs`` file.
 """
 from __future__ import annotations
 
@@ -27,8 +34,6 @@ from spikeport.nirfmt import nodes
 from spikeport.nirfmt.flat import flat_graph, read_any
 from spikeport.nirfmt.load import to_loihi_net
 from spikeport.nirfmt.spec import graph_meta
-
-CALIBRATION_SAMPLES = 256
 
 
 def _conn_nodes(i: int, plan: lower.LayerPlan, ql: quantize.QLayer, unit: float) -> list[tuple[str, nir.NIRNode]]:
@@ -93,7 +98,7 @@ def _check_dt(dt, prod: conventions.Producer, metadata: dict, notes: list[str]) 
 def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str = "auto", reset: str | None = None,
                  reset_timing: str | None = None, allow_approx: bool = False, inputs: str | Path | None = None,
                  labels: str | Path | None = None, time_steps: int | None = None, weight_bits: int = 8,
-                 readout: str = "spike_count", netx: bool = False,
+                 readout: str = "spike_count", netx: bool = False, calibration: float | None = None,
                  progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Import ``path`` into the run folder ``out``; returns (and writes) import.json's content.
     ``reset`` / ``reset_timing`` (``--reset zero|subtract``, ``--reset-timing same-step|next-step``; None:
@@ -103,7 +108,9 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
     the deployed network's outputs become classes (``core.readout``: spike_count, or current_sum, the output
     population's summed synaptic current). ``netx`` (``--netx``): integers lava-dl's netx expresses, so
     ``spikeport export RUN --netx`` can write the run (weight_exp 0, bias_exp 6, no bias lines: a bias current
-    becomes the voltage-bias approximation, which needs ``allow_approx``)."""
+    becomes the voltage-bias approximation, which needs ``allow_approx``). ``calibration`` (``--calibration``):
+    how many of the inputs calibrate, a count >= 1 or a fraction in (0, 1) (default: min(256, N // 2)); the
+    rest are scored (module docstring)."""
     if weight_bits not in (8, 16):
         raise SpikeportError(f"--weight-bits must be 8 or 16, got {weight_bits}")
     if netx and weight_bits != 8:
@@ -118,21 +125,17 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
     dt = _check_dt(dt, prod, dict(getattr(raw, "metadata", None) or {}), notes)
     fg = flat_graph(raw, str(path), prod.flatten_batch, input_batch=prod.input_batch)
     low = lower.lower(fg, prod, dt, allow_approx, lines=not netx)
-    x = y = None
-    if inputs is not None:
-        x, y = runio.load_inputs(inputs, labels, fg.input_shape)
-    elif labels is not None:
-        raise SpikeportError("--labels needs --inputs")
+    x, split, cal, scored = _samples(inputs, labels, calibration, fg.input_shape)
     T = x.shape[0] if x is not None else time_steps
     if T is None or not 1 <= int(T) <= 100_000:
         raise SpikeportError("pass --inputs FILE.npy ([N, T, ...]) or --time-steps to say how many steps a sample runs")
-    check = None if x is None else timing_check(fg, prod, dt, x, y, reset_timing, str(path), notes)
-    spec = quantize.input_spec(x)
+    check = None if x is None else timing_check(fg, prod, dt, *cal, reset_timing, str(path), notes)
+    spec = quantize.input_spec(x)  # the input format (binary, graded, float unit) every sample must fit
     if spec.max_error > 0:
         low.approximations.append({"node": fg.input, "issue": "float inputs", "change":
                                    f"quantized to integers of {spec.unit:.6g} (worst error {spec.max_error:.3g})"})
     names = [p.name for p in low.layers]
-    layers = quantize_all(fg, prod, dt, low.layers, spec, x, int(T), tick, wide=weight_bits == 16, netx=netx)
+    layers = quantize_all(fg, prod, dt, low.layers, spec, cal[0], int(T), tick, wide=weight_bits == 16, netx=netx)
     meta = {"source_producer": prod.name, "source_graph": runio.SOURCE, "source_layers": names, "readout": readout}
     graph = build_graph(low.layers, layers, input_shape=fg.input_shape, spec=spec, time_steps=int(T), dt=dt, meta=meta)
     net = to_loihi_net(graph, out / runfolder.MODEL_NIR)  # the graph deploys as written (validated here)
@@ -146,25 +149,38 @@ def import_graph(path: str | Path, *, dt: float, out: str | Path, producer: str 
               "network": net.describe(), "layers": [_layer_report(i, p, q) for i, (p, q) in enumerate(zip(low.layers, layers))]}
     if check is not None:
         result["reset_timing_check"] = check
-    if x is not None:
-        tick("float reference vs integers (samples)", 0, x.shape[1])
-        result["agreement"] = agreement(fg, prod, dt, net, x, y, spec, names)
-        tick("float reference vs integers (samples)", x.shape[1], x.shape[1])
-    _write_run(out, path, graph, x, y, result)
+    if split is not None:
+        result["samples"] = runio.split_record(inputs, x.shape[1], *split)
+        tick("float reference vs integers (scored samples)", 0, len(split[1]))
+        result["agreement"] = agreement(fg, prod, dt, net, *scored, spec, names)
+        tick("float reference vs integers (scored samples)", len(split[1]), len(split[1]))
+    _write_run(out, path, graph, scored, cal, result)
     return result
+
+
+def _samples(inputs, labels, calibration, input_shape: tuple[int, ...]) -> tuple:
+    """(x [T, N, ...] float or None, (calibration indices, scored indices) or None, (x, y) of the calibration
+    samples, (x, y) of the scored samples): ``--inputs`` split by ``runio.calibration_split``."""
+    if inputs is None:
+        if labels is not None or calibration is not None:
+            raise SpikeportError("--labels and --calibration need --inputs")
+        return None, None, (None, None), (None, None)
+    x, y = runio.load_inputs(inputs, labels, input_shape)
+    split = runio.calibration_split(x.shape[1], calibration, str(inputs))
+    cal, scored = ((x[:, idx], None if y is None else y[idx]) for idx in split)
+    return x, split, cal, scored
 
 
 def quantize_all(fg, prod, dt: float, plans: list[lower.LayerPlan], spec: quantize.InputSpec, x: np.ndarray | None,
                  T: int, tick, wide: bool = False, netx: bool = False) -> list[quantize.QLayer]:
-    """Every layer quantized in turn; with inputs ``x`` [T, B, ...] each candidate is scored against the
-    float reference's spikes on up to CALIBRATION_SAMPLES samples (the layer fed the reference's inputs)."""
+    """Every layer quantized in turn; with calibration inputs ``x`` [T, B, ...] each candidate is scored
+    against the float reference's spikes on them (the layer fed the reference's inputs)."""
     names, ref = [p.name for p in plans], None
     if x is not None:
-        cal = x[:, :CALIBRATION_SAMPLES]
-        tick("calibration: float simulation (samples)", 0, cal.shape[1])
-        ref = simulate(fg, prod, dt, cal, record=names)
-        tick("calibration: float simulation (samples)", cal.shape[1], cal.shape[1])
-        layer_in = spec.to_int(cal).reshape(cal.shape[0], cal.shape[1], -1)
+        tick("calibration: float simulation (samples)", 0, x.shape[1])
+        ref = simulate(fg, prod, dt, x, record=names)
+        tick("calibration: float simulation (samples)", x.shape[1], x.shape[1])
+        layer_in = spec.to_int(x).reshape(x.shape[0], x.shape[1], -1)
     layers = []
     for i, plan in enumerate(plans):
         target = None if ref is None else ref.outputs[plan.name].reshape(T, -1, plan.size) > 0
@@ -183,12 +199,17 @@ def _layer_report(i: int, plan: lower.LayerPlan, ql: quantize.QLayer) -> dict:
             "connection": plan.conn.kind, "du": int(lif.du), "dv": int(lif.dv), "vth": int(lif.vth), **ql.report}
 
 
-def _write_run(out: Path, path: Path, graph, x, y, result: dict) -> None:
+def _write_run(out: Path, path: Path, graph, scored: tuple, cal: tuple, result: dict) -> None:
+    """model.nir, source.nir, the scored samples (inputs.npy / labels.npy), the calibration samples
+    (calibration_inputs.npy / calibration_labels.npy; removed when none), import.json."""
     out.mkdir(parents=True, exist_ok=True)
     fileio.write_with(out / runfolder.MODEL_NIR, lambda tmp: nir.write(str(tmp), graph))
     if path.resolve() != (out / runio.SOURCE).resolve():
         fileio.write_with(out / runio.SOURCE, lambda tmp: shutil.copyfile(path, tmp))
-    runio.save_inputs(out, x, y)
+    runio.save_inputs(out, *scored)
+    for name in (runfolder.CALIBRATION_INPUTS, runfolder.CALIBRATION_LABELS):
+        (out / name).unlink(missing_ok=True)
+    runio.save_inputs(out, *cal, names=(runfolder.CALIBRATION_INPUTS, runfolder.CALIBRATION_LABELS))
     fileio.write_json(out / runio.IMPORT_JSON, result)
 
 
@@ -198,24 +219,23 @@ TIMING_MARGIN = 0.05  # accuracy points by which the other reset timing must win
 def timing_check(fg, prod: conventions.Producer, dt: float, x: np.ndarray, y, option: str | None, path: str,
                  notes: list[str]) -> dict | None:
     """The observable that tells reset timings apart (NIR stores none): the float reference's predictions
-    on up to CALIBRATION_SAMPLES inputs under the timing applied and under each uniform timing of
-    ``--reset-timing``. Returns ``{"applied", "accuracy" (with labels), "prediction_agreement"}`` per timing.
-    With labels, when another timing classifies at least TIMING_MARGIN better: an error naming
+    on the calibration inputs ``x`` [T, B, ...] (labels ``y``) under the timing applied and under each
+    uniform timing of ``--reset-timing``. Returns ``{"applied", "accuracy" (with labels),
+    "prediction_agreement"}`` per timing. With labels, when another timing classifies at least TIMING_MARGIN better: an error naming
     ``--reset-timing`` if the timing was the producer's default, a note if the user chose it."""
     if prod.name not in conventions.NEXT_STEP_PRODUCERS:
         return None
-    cal, ys = x[:, :CALIBRATION_SAMPLES], None if y is None else y[:CALIBRATION_SAMPLES]
     applied = conventions.timing_words(prod)
-    preds = {applied: predict(simulate(fg, prod, dt, cal, record=[fg.output]))}
+    preds = {applied: predict(simulate(fg, prod, dt, x, record=[fg.output]))}
     for word, t in conventions.TIMINGS.items():
         if word != applied:
             alt = replace(prod, reset_timing=t, recurrent_cuba_reset=t)
-            preds[word] = predict(simulate(fg, alt, dt, cal, record=[fg.output]))
-    out = {"applied": applied, "samples": int(cal.shape[1]),
+            preds[word] = predict(simulate(fg, alt, dt, x, record=[fg.output]))
+    out = {"applied": applied, "samples": int(x.shape[1]),
            "prediction_agreement": {w: float(np.mean(p == preds[applied])) for w, p in preds.items()}}
-    if ys is None:
+    if y is None:
         return out
-    acc = {w: float(np.mean(p == ys)) for w, p in preds.items()}
+    acc = {w: float(np.mean(p == y)) for w, p in preds.items()}
     out["accuracy"] = acc
     best = max(acc, key=acc.get)
     if acc[best] >= acc[applied] + TIMING_MARGIN:
@@ -238,7 +258,7 @@ def reference(fg, prod, dt: float, x: np.ndarray, names: list[str], readout: boo
 
 
 def agreement(fg, prod, dt: float, net, x: np.ndarray, y, spec: quantize.InputSpec, names: list[str]) -> dict:
-    """Float reference vs the integer network (emulator) on all inputs."""
+    """Float reference vs the integer network (emulator) on the scored inputs ``x`` [T, B, ...]."""
     ref, ref_pred = reference(fg, prod, dt, x, names)
     run = emulator.run(net, spec.to_int(x))
     pred = predict_net(net, spec.to_int(x), run.spikes)

@@ -2,11 +2,14 @@
 
 Inputs are ``[N, T, *input_shape]`` (N samples, each time-major: T steps of the graph's input),
 floats or integers, finite and non-negative; labels ``[N]`` integers. Internally spikeport runs
-time-major batches ``[T, N, ...]``. An imported run folder keeps copies as ``inputs.npy`` /
-``labels.npy``; its graph metadata says how floats become Loihi integers (``input_unit``).
+time-major batches ``[T, N, ...]``. An imported run folder keeps the samples its import scored as
+``inputs.npy`` / ``labels.npy`` and those it calibrated on as ``calibration_inputs.npy`` /
+``calibration_labels.npy`` (:func:`calibration_split`: never the same sample); its graph metadata says
+how floats become Loihi integers (``input_unit``).
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,51 @@ from spikeport.files import fileio, runfolder
 
 INPUTS, LABELS, IMPORT_JSON, SOURCE = runfolder.INPUTS, runfolder.LABELS, runfolder.IMPORT, runfolder.SOURCE
 MAX_BYTES = 4 << 30
+DEFAULT_CALIBRATION = 256  # samples that calibrate by default (at most half of them: the rest are scored)
+SPLIT_SEED = 0  # seeds the choice of the calibration samples
+SPLIT_RULE = ("calibration: --calibration N samples or fraction F of --inputs (default min(256, N // 2)), chosen "
+              f"by a permutation seeded {SPLIT_SEED}; scored: all the others")
+
+
+def calibration_split(n: int, calibration: float | None, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration indices, scored indices) into ``n`` samples: disjoint, sorted, together all of them.
+    ``calibration``: None -> min(DEFAULT_CALIBRATION, n // 2); a whole number >= 1 -> that many; a
+    fraction in (0, 1) -> round(fraction * n), at least 1. Chosen by a permutation seeded SPLIT_SEED.
+    SpikeportError (one line) when fewer than one sample would be left for either side."""
+    if n < 2:
+        raise SpikeportError(f"{where}: {n} sample; calibration and scoring need one each, never the same: "
+                             "pass at least 2 samples")
+    if calibration is None:
+        k = min(DEFAULT_CALIBRATION, n // 2)
+    else:
+        c = float(calibration)
+        if not np.isfinite(c) or c <= 0 or (c >= 1 and c != int(c)):
+            raise SpikeportError(f"--calibration must be a whole number of samples (>= 1) or a fraction in (0, 1), "
+                                 f"got {calibration!r}")
+        k = max(1, int(round(c * n))) if c < 1 else int(c)
+        if k >= n:
+            raise SpikeportError(f"{where}: --calibration {c:g} takes {k} of the {n} samples and leaves none to "
+                                 "score; pass a smaller count or fraction")
+    order = np.random.default_rng(SPLIT_SEED).permutation(n)
+    return np.sort(order[:k]), np.sort(order[k:])
+
+
+def split_record(inputs: str | Path, n: int, cal: np.ndarray, scored: np.ndarray) -> dict:
+    """import.json's ``samples``: which samples of the ``--inputs`` file did what (indices into it)."""
+    return {"inputs": str(inputs), "count": int(n), "rule": SPLIT_RULE,
+            "calibration_indices": [int(i) for i in cal], "scored_indices": [int(i) for i in scored]}
+
+
+def sample_keys(x: np.ndarray) -> list[bytes]:
+    """One digest per sample of ``x`` [T, N, ...] (its values as float64): equal samples, equal keys."""
+    per_sample = np.ascontiguousarray(np.moveaxis(np.asarray(x, np.float64), 1, 0))
+    return [hashlib.blake2b(s.tobytes(), digest_size=16).digest() for s in per_sample]
+
+
+def shared_samples(x: np.ndarray, others: np.ndarray) -> int:
+    """How many samples of ``x`` [T, N, ...] equal a sample of ``others`` [T, M, ...] (same input shape)."""
+    seen = set(sample_keys(others))
+    return sum(k in seen for k in sample_keys(x))
 
 
 def load_npy(path: str | Path, what: str) -> np.ndarray:
@@ -63,13 +111,14 @@ def load_inputs(inputs: str | Path, labels: str | Path | None, input_shape: tupl
     return x, y
 
 
-def save_inputs(out: str | Path, x: np.ndarray | None, y: np.ndarray | None) -> None:
-    """Keep a run's inputs (x [T, N, ...], written as [N, T, ...]) and labels [N] as ``inputs.npy`` /
-    ``labels.npy`` in the run folder ``out`` (atomic, no pickle)."""
+def save_inputs(out: str | Path, x: np.ndarray | None, y: np.ndarray | None,
+                names: tuple[str, str] = (INPUTS, LABELS)) -> None:
+    """Keep samples (x [T, N, ...], written as [N, T, ...]) and labels [N] as ``names`` (default
+    ``inputs.npy`` / ``labels.npy``) in the run folder ``out`` (atomic, no pickle)."""
     if x is not None:
-        fileio.write_npy(Path(out) / INPUTS, np.ascontiguousarray(np.swapaxes(x, 0, 1)))
+        fileio.write_npy(Path(out) / names[0], np.ascontiguousarray(np.swapaxes(x, 0, 1)))
     if y is not None:
-        fileio.write_npy(Path(out) / LABELS, np.asarray(y))
+        fileio.write_npy(Path(out) / names[1], np.asarray(y))
 
 
 def run_inputs(net, nir_path: str | Path, inputs: str | Path | None = None, labels: str | Path | None = None,

@@ -14,11 +14,15 @@ Pricing rules:
   ``ann_neuron_updates * neuron`` when priced, plus one weight read per MAC when the profile has a
   ``weight_memory`` model (see :func:`_weight_read_j`).
 
-Beside these per-op terms (never mixed into ``energy_j``), a profile may carry labelled
-``overhead`` terms that per-op tables leave out (idle and host power at a stated time-step rate,
-energy per step per active core; :func:`overhead_terms`) and a ``validation`` entry saying how it
-compared with a measured whole network (docs/energy_validation.md); profiles without one are
-reported "not validated". The file is checked by :mod:`spikeport.measure.profile_schema`.
+Two estimates, never mixed (``COLUMNS``): the **per-op** estimate ``energy_j`` (the per-operation
+prices alone: the core's dynamic energy) and, for a profile with labelled ``overhead`` terms that
+per-op tables leave out (idle and host power at a stated time-step rate, energy per step per active
+core; :func:`overhead_terms`), the **system** estimate ``energy_j_with_overhead``. A profile's
+``validation`` entry lists its comparisons with measured whole networks (docs/energy_validation.md),
+each marked with the estimate it checks; each estimate's status comes from its own rows
+(:func:`validation`), so "calibrated" or "validated" appears only beside the estimate whose rows say
+so. Profiles without an entry are "not validated". The file is checked by
+:mod:`spikeport.measure.profile_schema`.
 
 Worked example (784->128, T=10, 10% input rate, all 1280 neuron updates active; Davies et al. 2018 and
 Horowitz 2014 prices):
@@ -51,7 +55,11 @@ PRICE_NAMES = {"snn": ("synop", "neuron", "neuron_active", "neuron_inactive", "s
 # Terms a per-op table leaves out (see OverheadModel): power terms are W, the per-core one J/step.
 OVERHEAD_TERMS = ("static_power", "host_power", "step_energy_per_core")
 NOT_VALIDATED = {"status": "not validated", "summary": "not validated against a measured whole network",
-                 "reference": "", "ratio": None}
+                 "reference": "", "rows": []}
+# The two estimates, as energy.json labels them ("columns") and the reports head them.
+COLUMNS = {"energy_j": "per-op estimate (core dynamic): counted operations x the profile's per-operation prices",
+           "energy_j_with_overhead": "system estimate: per-op + the profile's labelled idle (static) and host power "
+                                     "x time per sample at its stated step rate (+ step energy per core if given)"}
 
 
 @dataclass(frozen=True)
@@ -139,8 +147,8 @@ def estimate_energy(counts: dict, profiles: dict | None = None, names: list[str]
         "prices": {profile: {price: {"value_j", "source", "year", "quality", "note"}}},
         "overhead_j": {profile: {term: J}}, "energy_j_with_overhead": {profile: J},
         "overhead_basis": {profile: str} (the last three only for profiles with overhead terms and
-        counts that give ``time_steps``), "validation": {profile: {"status", "summary",
-        "reference", "ratio"}}, "notes": [str]}``.
+        counts that give ``time_steps``), "columns": {"energy_j": label, "energy_j_with_overhead": label}
+        (the per-op and the system estimate), "validation": {profile: :func:`validation`}, "notes": [str]}``.
     """
     profiles = load_profiles() if profiles is None else profiles
     names = list(profiles) if names is None else list(names)
@@ -151,7 +159,7 @@ def estimate_energy(counts: dict, profiles: dict | None = None, names: list[str]
     if not isinstance(totals, dict):
         raise SpikeportError("estimate_energy: counts has no 'totals' (pass count_ops' result)")
     out = {"energy_j": {}, "breakdown": {}, "prices": {}, "overhead_j": {}, "energy_j_with_overhead": {},
-           "overhead_basis": {}, "validation": {n: dict(profiles[n].validation or NOT_VALIDATED) for n in names},
+           "overhead_basis": {}, "columns": dict(COLUMNS), "validation": {n: validation(profiles[n]) for n in names},
            "notes": _notes(counts, profiles, names)}
     for name in names:
         prof = profiles[name]
@@ -173,6 +181,21 @@ def estimate_energy(counts: dict, profiles: dict | None = None, names: list[str]
             out["energy_j_with_overhead"][name] = out["energy_j"][name] + float(sum(terms.values()))
             out["overhead_basis"][name] = basis
     return out
+
+
+def validation(prof: Profile) -> dict:
+    """A profile's validation entry with what its rows show, per estimate: ``{"status", "summary",
+    "reference", "rows": [row + "ratio", "within_2x"], "per_op": {"status", "label"}, "system": {"status",
+    "label"} or None (no overhead terms, so no system estimate)}``. The status of each estimate comes from
+    its own rows (:func:`spikeport.measure.profile_schema.column_status`), never from the profile's."""
+    entry = dict(prof.validation or NOT_VALIDATED)
+    rows = [schema.EvidenceRow(**r) for r in entry.get("rows", [])]
+    entry["rows"] = [{**r.model_dump(), "ratio": r.ratio, "within_2x": r.within_2x} for r in rows]
+    for column, key in (("per-op", "per_op"), ("system", "system")):
+        entry[key] = {"status": schema.column_status(rows, column), "label": schema.column_label(rows, column)}
+    if prof.overhead is None:
+        entry["system"] = None
+    return entry
 
 
 def overhead_terms(overhead: Overhead, steps: int, active_cores: int | None = None) -> tuple[dict, str]:

@@ -22,7 +22,10 @@ from spikeport.files.schema import StrictModel
 QUALITIES = ("silicon measurement", "pre-silicon estimate", "vendor documentation", "secondary table")
 Quality = Literal["unstated", "silicon measurement", "pre-silicon estimate", "vendor documentation",
                   "secondary table"]
-VALIDATION_STATUS = ("validated", "calibrated", "not reproduced", "not validated")
+VALIDATION_STATUS = ("validated", "calibrated", "not reproduced", "not validated")  # best first
+ESTIMATES = ("per-op", "system")  # the two estimates a row can check (EvidenceRow.estimate)
+WITHIN = (0.5, 2.0)  # "within 2x": estimate / measured in this closed range
+MIN_INDEPENDENT = 2  # measurements within 2x, none fitted, for "validated"
 
 
 def _finite_positive(value: float) -> float:
@@ -88,18 +91,106 @@ class OverheadModel(_Strict):
         return _finite_positive(float(value))
 
 
+class EvidenceRow(_Strict):
+    """One comparison of the profile's estimate with a measured whole network, J per inference (float).
+
+    ``estimate``: which estimate it checks: ``per-op`` (the per-operation prices alone: the core's dynamic
+    energy) or ``system`` (per-op plus the profile's ``overhead`` terms). ``fitted``: a term of the
+    estimate was taken from this same measurement (an in-sample fit, not an independent check).
+    """
+
+    estimate: Literal["per-op", "system"]
+    measurement: Annotated[str, Field(min_length=1)]
+    measured_j: Positive
+    estimate_j: Positive
+    fitted: bool = False
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.estimate_j / self.measured_j
+
+    @property
+    def within_2x(self) -> bool:
+        return WITHIN[0] <= self.ratio <= WITHIN[1]
+
+
 class ValidationModel(_Strict):
-    """How a profile compares with a measured whole network (docs/energy_validation.md)."""
+    """How a profile compares with measured whole networks (docs/energy_validation.md).
+
+    ``status`` is checked against ``rows`` (see :func:`derived_status`): "validated" needs at least
+    :data:`MIN_INDEPENDENT` measurements within 2x that the estimate was not fitted to, "calibrated" a
+    row within 2x on a measurement the estimate was fitted to (and not validated), "not reproduced" rows
+    and neither, "not validated" no row at all. Each of the two estimates gets its own status
+    (:func:`column_status`); the profile's is the better of the two.
+    """
 
     status: Literal["validated", "calibrated", "not reproduced", "not validated"]
     summary: Annotated[str, Field(min_length=1)]
     reference: str = ""
-    ratio: Optional[float] = None  # estimate / measurement of the row the summary quotes
+    rows: list[EvidenceRow] = []
+    ratio: Optional[float] = None  # no longer read: refused below, the ratios come from the rows
 
     @field_validator("ratio")
     @classmethod
-    def _positive_ratio(cls, value):
-        return value if value is None else _finite_positive(float(value))
+    def _ratio_from_rows(cls, value):
+        if value is None:
+            return value
+        raise ValueError("is no longer read: give the measured rows ([[profiles.NAME.validation.rows]] with "
+                         "estimate, measurement, measured_j, estimate_j); each ratio is computed from them")
+
+    @model_validator(mode="after")
+    def _status_from_rows(self):
+        derived = derived_status(self.rows)
+        if self.status != derived:
+            raise ValueError(f"status {self.status!r} is not what the rows show: {_needs(self.status)}; the "
+                             f"{len(self.rows)} row(s) give {derived!r} ({evidence_label(self.rows)})")
+        return self
+
+
+def column_status(rows: list[EvidenceRow], column: str) -> str:
+    """Status of one estimate (``per-op`` or ``system``) from its rows (see :class:`ValidationModel`)."""
+    mine = [r for r in rows if r.estimate == column]
+    within = [r for r in mine if r.within_2x]
+    independent = {r.measurement for r in within if not r.fitted}
+    if not mine:
+        return "not validated"
+    if len(independent) >= MIN_INDEPENDENT:
+        return "validated"
+    return "calibrated" if any(r.fitted for r in within) else "not reproduced"
+
+
+def derived_status(rows: list[EvidenceRow]) -> str:
+    """The profile's status: the better of its two estimates' (:data:`VALIDATION_STATUS` is best first)."""
+    return min((column_status(rows, c) for c in ESTIMATES), key=VALIDATION_STATUS.index)
+
+
+def column_label(rows: list[EvidenceRow], column: str) -> str:
+    """``status (what the rows show)`` for one estimate, e.g. ``not reproduced (1 of 6 within 2x)``."""
+    return f"{column_status(rows, column)} ({evidence_label([r for r in rows if r.estimate == column])})"
+
+
+def evidence_label(rows: list[EvidenceRow]) -> str:
+    """What rows show: ``fitted 0.912x; 1 of 2 others within 2x``, ``1 of 6 within 2x`` or ``no comparison``."""
+    if not rows:
+        return "no comparison"
+    fitted, free = [r for r in rows if r.fitted], [r for r in rows if not r.fitted]
+    parts = ["fitted " + ", ".join(f"{r.ratio:.3g}x" for r in fitted)] if fitted else []
+    if free:
+        within = [r for r in free if r.within_2x]
+        distinct = len({r.measurement for r in within})
+        parts.append(f"{len(within)} of {len(free)} {'others ' if fitted else ''}within 2x"
+                     + (f", from {distinct} measurement(s)" if distinct < len(within) else ""))
+    return "; ".join(parts)
+
+
+def _needs(status: str) -> str:
+    return {"validated": f"'validated' needs >= {MIN_INDEPENDENT} measured rows within 2x (estimate_j / measured_j "
+                         "in [0.5, 2]) from different measurements, none fitted to its measurement",
+            "calibrated": "'calibrated' needs a measured row within 2x and fewer than "
+                          f"{MIN_INDEPENDENT} independent ones",
+            "not reproduced": "'not reproduced' needs measured rows, none of which qualifies for better",
+            "not validated": "'not validated' means no measured row"}[status]
 
 
 class SnnPrices(_Strict):
@@ -154,6 +245,14 @@ class _ProfileBase(_Strict):
     description: str = ""
     overhead: Optional[OverheadModel] = None
     validation: Optional[ValidationModel] = None
+
+    @model_validator(mode="after")
+    def _system_rows_need_overhead(self):
+        if self.overhead is None and self.validation is not None and any(
+                r.estimate == "system" for r in self.validation.rows):
+            raise ValueError("validation.rows: an estimate = 'system' row needs the profile's [overhead] terms "
+                             "(the system estimate is per-op plus them)")
+        return self
 
 
 class SnnProfile(_ProfileBase):
@@ -211,4 +310,5 @@ def _what(error: dict) -> str:
         return "unknown key (not in the profile schema; see the header of profiles.toml)"
     if kind == "missing":
         return "is missing"
-    return f"{msg.removeprefix('Value error, ')} (got {error.get('input')!r})"
+    got = error.get("input")
+    return msg.removeprefix("Value error, ") + ("" if isinstance(got, (dict, list)) else f" (got {got!r})")

@@ -199,7 +199,10 @@ def _dense(block: dict, shape: tuple, flat_next: bool, path, first: bool):
     return conn, rconn, w.shape[0]
 
 
-def _conv(block: dict, in_shape: tuple, path) -> Connection:
+def _conv(block: dict, in_shape: tuple, path, max_in: int) -> Connection:
+    """A conv block's connection. Lava's Conv uses netx's kernel as it is and wraps its sum to 24 bits: held as
+    int8 ``q`` with exponent 0, or ``q`` times ``2**e`` where no sum of inputs up to ``max_in`` can wrap (an
+    int8 form NIR can hold), else as the kernel itself (``native``, int16)."""
     w = np.asarray(block.get("weight"), np.int64)
     w = w.reshape(w.shape[:4]) if w.ndim == 5 and w.shape[4] == 1 else w
     if w.ndim != 4:
@@ -207,20 +210,20 @@ def _conv(block: dict, in_shape: tuple, path) -> Connection:
     if len(in_shape) != 3:
         raise _err(path, block, f"a conv needs a (C, H, W) input, got {in_shape}")
     fit = _int8_times_pow2(w, 0)
-    if fit is None:
-        raise _err(path, block, f"conv weights up to {int(np.abs(w).max())} are not an int8 value times a power of two")
-    q, e = fit
+    bound = float(np.abs(w).reshape(w.shape[0], -1).sum(1).max(initial=0)) * max_in
+    native = fit is None or (fit[1] != 0 and bound >= loihi.STATE_MAX)
+    if native and w.size and (w.min() < -(1 << 15) or w.max() >= 1 << 15):
+        raise _err(path, block, f"conv weights up to {int(np.abs(w).max())} do not fit 16 bits")
+    q, e = (w.astype(np.int16), 0) if native else fit
     geo = {key: linear.pair(block.get(key, default)) for key, default in (("stride", 1), ("padding", 0), ("dilation", 1))}
     groups = int(np.asarray(block.get("groups", 1)).reshape(()))
     try:
-        conn = Connection(f"conv{block['index']}", q, e, kind="conv", in_shape=in_shape, groups=groups, **geo)
+        conn = Connection(f"conv{block['index']}", q, e, kind="conv", in_shape=in_shape, groups=groups, native=native,
+                          **geo)
     except ValueError as err:
         raise _err(path, block, str(err)) from None
     if groups < 1 or q.shape[1] * groups != in_shape[0] or q.shape[0] % groups or min(conn.out_shape[1:]) < 1:
         raise _err(path, block, f"weight {q.shape}, groups {groups} do not fit the input {in_shape}")
-    bound = float(np.abs(w).reshape(w.shape[0], -1).sum(1).max()) * 255
-    if e != 0 and bound >= loihi.STATE_MAX:  # netx's Conv wraps at 24 bits; spikeport's shifted conv does not
-        raise _err(path, block, f"weights {int(np.abs(w).max())} with sums up to {bound:.0f} >= 2**23")
     return conn
 
 
@@ -307,7 +310,8 @@ def _block(path, block, pos, pops, shape, flat_next, first_shape, graded, bits_i
             raise _err(path, block, "a conv block without neuron (netx needs one)")
         if "delay" in block:
             notes["ignored"].append(f"block {pos}: conv delays (netx 0.6.0 builds a Conv without them)")
-        conn, rec = _conv(block, shape, path), None
+        graded_src = bits_in > 0 and (pops[-1].graded if pops else graded)
+        conn, rec = _conv(block, shape, path, loihi.STATE_MAX if graded_src else 1), None
         size, pshape = int(np.prod(conn.out_shape)), conn.out_shape
         if declared and declared != pshape:
             raise _err(path, block, f"declared shape {declared} differs from the conv output {pshape}")

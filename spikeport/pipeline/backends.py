@@ -33,11 +33,29 @@ class BackendRun:
         return n / self.seconds if self.seconds > 0 else float("inf")
 
 
+NETX_MISSING = ("the netx backend needs lava-dl's netx loader (lava.lib.dl.netx), which is not installed: run "
+                "`make netx` (lava-dl 0.6.0 without its dependencies; `make demo` and `make test` install it too)")
+
+
+def netx_installed() -> bool:
+    """Whether lava-dl's netx loader can be imported (found without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("lava.lib.dl.netx") is not None
+    except ModuleNotFoundError:  # a parent package (lava.lib, lava.lib.dl) is missing
+        return False
+
+
 def parse_backends(spec: str) -> list[str]:
+    """``"lava,emulator"`` -> ``["lava", "emulator"]``; an unknown name, or netx without lava-dl, is refused
+    (one line naming what to run) before anything is computed."""
     names = [b.strip() for b in spec.split(",") if b.strip()]
     bad = [b for b in names if b not in BACKENDS]
     if not names or bad:
         raise SpikeportError(f"--backend must be one or more of {', '.join(BACKENDS)} (comma-separated), got {spec!r}")
+    if "netx" in names and not netx_installed():
+        raise SpikeportError(NETX_MISSING)
     return list(dict.fromkeys(names))
 
 

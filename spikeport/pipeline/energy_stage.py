@@ -109,13 +109,16 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
     source, year, quality), ``notes``; ``energy_j_per_layer`` ``{profile: {layer: J}}`` and
     ``energy_j_per_step`` ``{snn profile: [J] * T}``; ``counts`` (count_ops' totals, per_step and
     per-layer counts, each layer with its own per_step), ``loihi_mapping``, ``loihi2_mapping`` (an
-    estimate), ``validation`` ``{profile: {status, summary, reference, ratio}}`` and, for profiles
-    with labelled overhead terms, ``energy_j_with_overhead``, ``overhead_j``, ``overhead_basis``.
+    estimate), ``columns`` (the labels of the two estimates), ``validation`` ``{profile: {status, summary,
+    reference, rows, per_op: {status, label}, system: {status, label} | None}}``
+    (:func:`spikeport.measure.energy.validation`) and, for profiles with labelled overhead terms, the
+    system estimate ``energy_j_with_overhead`` beside the per-op ``energy_j``, ``overhead_j``, ``overhead_basis``.
     ``progress(done, total)`` is called after each of the :data:`STEPS`.
     """
     from spikeport.measure import count_ops, estimate_energy, load_profiles, map_to_loihi, map_to_loihi2
 
     step = progress or (lambda _done, _total: None)
+    table = load_profiles(profiles_file)  # a bad profile file is refused before anything runs
     folder = Path(target).is_dir()
     netx_run = folder and runnet.is_netx_run(target)
     nir_path = runnet.graph_file(target) if folder else Path(target)
@@ -135,7 +138,6 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
     step(2, len(STEPS))
     counts = count_ops(_op_layers(net, x_int, spikes))
     step(3, len(STEPS))
-    table = load_profiles(profiles_file)
     est = estimate_energy(counts, table, profiles)
     resources = _resources(net)
     mapping = map_to_loihi(resources)
@@ -148,7 +150,7 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
               "dense_macs": t["dense_macs"], "neuron_updates": t["neuron_updates"],
               "energy_j": est["energy_j"], "prices": est["prices"], "breakdown": est["breakdown"],
               "notes": est["notes"], "counts": counts, "loihi_mapping": mapping,
-              "loihi2_mapping": map_to_loihi2(resources), "validation": est["validation"],
+              "loihi2_mapping": map_to_loihi2(resources), "validation": est["validation"], "columns": est["columns"],
               **{k: est[k] for k in ("energy_j_with_overhead", "overhead_j", "overhead_basis")},
               "units": "per sample: operations and joules", **_energy_split(counts, table, list(est["energy_j"]))}
     fileio.write_json(Path(out) if out else nir_path.parent / runfolder.ENERGY, result)

@@ -75,9 +75,11 @@ def available_memory_bytes() -> int:
 
 
 def _sizes(net) -> tuple[int, int, int, int]:
-    """(T, inputs, neurons of all populations, widest population or input)."""
+    """(T, inputs, neurons of all populations (a graded population's int32 payloads count 4 times a
+    spike's byte), widest population or input)."""
     sizes = [int(p.size) for p in net.populations]
-    return int(net.time_steps), int(net.input_size), sum(sizes), max([int(net.input_size)] + sizes)
+    held = sum(int(p.size) * (4 if getattr(p, "graded", False) else 1) for p in net.populations)
+    return int(net.time_steps), int(net.input_size), held, max([int(net.input_size)] + sizes)
 
 
 def input_bytes(net, samples: int) -> int:
@@ -103,6 +105,8 @@ def reference_bytes(net, samples: int) -> int:
 def lava_bytes(net, samples: int) -> int:
     T, n_in, total, _ = _sizes(net)
     fixed = (2 * len(net.populations) + 4) * LAVA_PROCESS_BYTES
+    if getattr(net, "isolated_samples", False):  # one segment of lag + T steps per sample
+        T += net.lag(len(net.populations) - 1)
     return fixed + samples * T * (n_in * 20 + total * 4)
 
 

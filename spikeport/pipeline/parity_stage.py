@@ -235,11 +235,12 @@ def save_spike_sample(path: Path, names: list[str], sample: int, label: int,
 
 
 def _emulator_state(net: LoihiNet, x_int: np.ndarray, d: dict) -> dict:
-    """The emulator's integer u, v of the diverging neuron at the diverging step (Lava's state is not
-    recorded during streaming; the emulator equals Lava wherever spikes agree)."""
+    """The emulator's integer u, v (sigma-delta: sigma, act) of the diverging neuron at the diverging step
+    (Lava's state is not recorded during streaming; the emulator equals Lava wherever spikes agree)."""
     one = x_int[:, d["sample"]: d["sample"] + 1]
     run = emulator.run(net, one, record_states=True)
     u, v = run.states[d["layer_index"]]
     step, n = d["step"], d["neuron"]
-    return {"u": int(u[step, 0, n]), "v": int(v[step, 0, n]),
-            "u_prev": int(u[step - 1, 0, n]) if step else 0, "v_prev": int(v[step - 1, 0, n]) if step else 0}
+    a, b = ("sigma", "act") if net.populations[d["layer_index"]].sd is not None else ("u", "v")
+    return {a: int(u[step, 0, n]), b: int(v[step, 0, n]),
+            f"{a}_prev": int(u[step - 1, 0, n]) if step else 0, f"{b}_prev": int(v[step - 1, 0, n]) if step else 0}

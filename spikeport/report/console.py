@@ -81,11 +81,15 @@ def columns_table(table: tuple[list[str], list[list[str]]], title: str, columns:
     """Print the ``columns`` (report header -> printed header) of a report table; numbers right-aligned."""
     headers, rows = table
     keep = [headers.index(c) for c in columns]
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False,
+              padding=(0, 0))  # the box's separator alone between columns
     for i in keep:
         label, prose = columns[headers[i]], headers[i] in ("kind", "quality")
-        t.add_column(label, justify="left" if prose or i == keep[0] else "right", no_wrap=not prose,
-                     min_width=max([len(w) for w in label.split("\n")] + [min(len(r[i]), 24) for r in rows if prose]))
+        status = headers[i].endswith("status")  # a status wraps between its words ("not / reproduced")
+        width = max([len(w) for w in label.split("\n")] + [min(len(r[i]), 24) for r in rows if prose]
+                    + [max(map(len, r[i].split())) for r in rows if status])
+        t.add_column(label, justify="left" if prose or status or i == keep[0] else "right",
+                     no_wrap=not (prose or status), min_width=width, max_width=width if status else None)
     for row in rows:
         t.add_row(*[row[i] for i in keep])
     out.print(t)
@@ -115,19 +119,30 @@ def save_traceback(err: BaseException) -> Path:
     return path
 
 
-def exit_on_errors(run: Callable[[], None], gate_failure: type, bad_input: type) -> None:
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning on the command line is one line, like an error: what happened, not where in the code."""
+    print(f"spikeport: warning: {message}", file=file or sys.stderr)
+
+
+def exit_on_errors(run: Callable[[], None], gate_failure: type, bad_input: type,
+                   runtime_failure: type | None = None) -> None:
     """``run()`` with spikeport's exit codes: ``gate_failure`` 1, ``bad_input`` 2 (one line each),
+    ``runtime_failure`` 3 (one line naming its saved log: a simulator failed, nothing was measured),
     Ctrl-C / SIGTERM 130, anything else 3: a bug, one line naming the saved traceback
     (``SPIKEPORT_DEBUG=1`` raises it instead)."""
     import signal
+    import warnings
 
     signal.signal(signal.SIGTERM, _terminate)
+    warnings.showwarning = _one_line_warning
     try:
         run()
     except gate_failure as err:
         fail(f"spikeport: {err}", 1)
     except bad_input as err:
         fail(f"spikeport: error: {err}", 2)
+    except runtime_failure or () as err:
+        fail(f"spikeport: error: {err}", 3)
     except KeyboardInterrupt:
         fail("spikeport: interrupted", 130)
     except Exception as err:  # a bug: one line for the user, the traceback in a file

@@ -224,9 +224,10 @@ def _validation(e: dict | None, run_dir: Path) -> str:
     if not e:
         return _missing("energy.json", f"spikeport energy {run_dir}")
     return (f'<div class="note"><p>{_esc(md.VALIDATION_STATEMENT)}</p></div>'
-            "<p>Every profile priced above, with how well it reproduced a published whole-network "
-            "measurement. Where a profile carries labelled overhead terms (idle and host power at a stated "
-            "time-step rate) the all-in estimate is shown beside the per-op figure.</p>"
+            "<p>Every profile priced above, each of its estimates with the status its own comparisons with "
+            "published whole-network measurements give. Where a profile carries labelled overhead terms (idle "
+            "and host power at a stated time-step rate) the system estimate is shown beside the per-op figure, "
+            "with its own status.</p>"
             + f'<div class="wide">{_table(md.validation_rows(e))}</div>')
 
 

@@ -22,13 +22,22 @@ ANN_STATEMENT = ("ANN baselines price the same layers run as a dense ANN once pe
                  "compute-only (arithmetic alone, Horowitz ISSCC 2014 at 45 nm: a lower bound that "
                  "flatters the ANN) and with memory access (one weight read per MAC from an SRAM "
                  "sized to the layer, '-mem' profiles). Compare the SNN with the with-memory figures.")
-VALIDATION_STATEMENT = ("Validation: each profile's status against a measured whole network "
-                        "(docs/energy_validation.md). 'validated': an independent estimate within 2x; "
-                        "'calibrated': within 2x only with a term taken from the same measurement; "
-                        "'not reproduced': compared and off by more than 2x; 'not validated': no comparison.")
+VALIDATION_STATEMENT = ("Two estimates per profile: per-op (the per-operation prices alone: the core's dynamic "
+                        "energy) and, where a profile has labelled overhead terms, system (per-op + idle and host "
+                        "power x time at the profile's stated step rate). Each has its own status, from the profile's "
+                        "comparisons with measured whole networks (docs/energy_validation.md): 'validated': within 2x "
+                        "of at least two measurements it was not fitted to; 'calibrated': within 2x of a measurement "
+                        "one of its terms was fitted to, and not validated; 'not reproduced': compared, neither; "
+                        "'not validated': no comparison.")
+ESTIMATES_NOTE = ("per-op: the counted operations at the profile's per-operation prices (a core's dynamic energy); "
+                  "system: per-op + the profile's labelled idle and host power x time per sample. Each status comes "
+                  "from the profile's own comparisons with measured networks for that estimate; energy.json and "
+                  "the report list them (docs/energy_validation.md).")
 LOIHI2_MAP_STATEMENT = ("Loihi 2 map: an ESTIMATE from Intel's chip-level figures (128 neuron cores, 6 embedded "
                         "cores, up to 1M neurons and 120M synapses per chip); Intel publishes no per-core limit, "
                         "so the per-core limits used are assumptions, listed with the table.")
+PER_OP = "per-op (core dynamic) / sample"  # the two estimate columns (spikeport.measure.energy.COLUMNS)
+SYSTEM = "system (+ idle, host) / sample"
 Table = tuple[list[str], list[list[str]]]
 MAX_RUNS = 500  # run folders read when comparing runs
 
@@ -80,8 +89,10 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
     if p:
         rows += [("network", f"{p['network']} (T={p['time_steps']}, {p['dataset']})"),
                  ("reference", str(p.get("reference", "quantized torch forward"))),
-                 ("samples", str(p["samples"])),
-                 ("float accuracy", pct(p["float_accuracy"])),
+                 ("samples", str(p["samples"]))]
+        if p.get("labels", "given") != "given":
+            rows.append(("labels", str(p["labels"])))
+        rows += [("float accuracy", pct(p["float_accuracy"])),
                  ("reference accuracy", pct(p["reference_accuracy"]))]
         values = p.get("output_values")  # a regression output: values per step, no classes
         for c in p["comparisons"]:
@@ -110,20 +121,38 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
             d = p["deployment"]
             rows.append(("imported deployment", f"--readout {d['readout']}, --weight-bits {d['weight_bits']}"
                          + (" (two Loihi synapses per weight)" if d["weight_bits"] == 16 else "")))
+        if p.get("scored_samples"):
+            rows.append(("scored samples", samples_text(p["scored_samples"])))
         rows += finetune_rows(p)
         rows += [("graph note", note) for note in p.get("graph_notes", [])]
     if e:
         rows += [("SynOps / sample", f"{e['synops']:,.0f}"),
                  ("effective MACs / sample (graded input)", f"{e['effective_macs']:,.0f}"),
                  ("dense ANN MACs / sample", f"{e['dense_macs']:,.0f}")]
-        for name in ordered_profiles(e):
-            rows.append((f"energy {name}", fmt_j(e["energy_j"][name]) + " / sample"))
+        for name in ordered_profiles(e):  # the two estimates, each with its own status
+            v = validation_of(e, name)
+            status = lambda col: f"  ({v[col]['status']})" if v.get(col) else ""  # noqa: E731
+            rows.append((f"energy {name}, per-op", fmt_j(e["energy_j"][name]) + " / sample" + status("per_op")))
+            if name in e.get("energy_j_with_overhead", {}):
+                rows.append((f"energy {name}, system (+ idle, host)",
+                             fmt_j(e["energy_j_with_overhead"][name]) + " / sample" + status("system")))
         rows.append(("Loihi 1 cores", f"{e['loihi_mapping']['total_cores']} "
                      f"({e['loihi_mapping']['chips']} chip(s))"))
         if e.get("loihi2_mapping"):
             rows.append(("Loihi 2 cores (estimate)", f"{e['loihi2_mapping']['total_cores']} "
                          f"({e['loihi2_mapping']['chips']} chip(s))"))
     return rows
+
+
+def samples_text(s: dict) -> str:
+    """An imported run's parity.json ``scored_samples``: how many were scored, and whether any was calibrated
+    (or fine-tuned) on."""
+    text = f"{s['scored']} ({s['file']})"
+    for key, what in (("calibrated_among_scored", "calibrated on"), ("trained_among_scored", "fine-tuned on")):
+        if key in s:
+            k = s[key]
+            text += f"; {'none' if not k else k} {what}" + (" (not a held-out figure)" if k else "")
+    return text
 
 
 def train_rows(metrics: dict) -> list[tuple[str, str]]:
@@ -207,25 +236,42 @@ def parity_rows(parity: dict) -> Table:
 def validation_of(energy: dict, name: str) -> dict:
     """A profile's validation entry; an energy.json written before validation existed says so."""
     default = {"status": "not validated", "summary": "not validated (energy.json has no validation; "
-               "rerun spikeport energy)", "reference": "", "ratio": None}
+               "rerun spikeport energy)", "reference": "", "rows": []}
     return energy.get("validation", {}).get(name, default)
 
 
+def estimate_status(energy: dict, name: str, column: str) -> str:
+    """The status label of one estimate (``per_op`` or ``system``) of a profile, from its own rows; "-" where
+    the profile has no such estimate. An energy.json written before the split says to rerun."""
+    v = validation_of(energy, name)
+    if column not in v:
+        return "unknown (energy.json predates per-estimate statuses; rerun spikeport energy)"
+    return "-" if v[column] is None else v[column]["label"]
+
+
+def system_j(energy: dict, name: str) -> str:
+    full = energy.get("energy_j_with_overhead", {}).get(name)
+    return "-" if full is None else fmt_j(full)
+
+
 def validation_rows(energy: dict) -> Table:
-    """Every priced profile: validation status and its one-line summary, with the all-in estimate
-    (per-op plus the labelled overhead terms) where the profile has overhead terms."""
-    headers = ["profile", "validation", "how well", "per-op energy / sample", "with labelled overhead", "basis"]
+    """Every priced profile: each estimate with its own status, the profile's one-line summary and the basis
+    of the system estimate."""
+    headers = ["profile", PER_OP, "per-op status", SYSTEM, "system status", "how well", "basis"]
     rows = []
     for name in ordered_profiles(energy):
-        v, full = validation_of(energy, name), energy.get("energy_j_with_overhead", {}).get(name)
-        rows.append([name, v["status"], v["summary"], fmt_j(energy["energy_j"][name]),
-                     fmt_j(full) if full is not None else "-", energy.get("overhead_basis", {}).get(name, "-")])
+        v = validation_of(energy, name)
+        rows.append([name, fmt_j(energy["energy_j"][name]), estimate_status(energy, name, "per_op"),
+                     system_j(energy, name), estimate_status(energy, name, "system"), v["summary"],
+                     energy.get("overhead_basis", {}).get(name, "-")])
     return headers, rows
 
 
 def energy_rows(energy: dict) -> Table:
-    """One row per profile: kind, energy per sample, ratio to Loihi 1, source (short), quality, validation."""
-    headers = ["profile", "kind", "energy / sample", "ratio to loihi", "sources", "quality", "validation"]
+    """One row per profile: kind, the per-op and the system estimate per sample, each with its own status,
+    per-op ratio to Loihi 1, source (short), quality."""
+    headers = ["profile", "kind", PER_OP, "per-op status", SYSTEM, "system status", "ratio to loihi", "sources",
+               "quality"]
     base = energy["energy_j"].get("loihi")
     rows = []
     for name in ordered_profiles(energy):
@@ -234,16 +280,26 @@ def energy_rows(energy: dict) -> Table:
         sources = sorted({f"{p['source'].split(',')[0]} {p.get('year') or ''}".strip() for p in prices})
         quality = sorted({p.get("quality", "unstated") for p in prices})
         ratio = f"{joules / base:.3g}" if base else "-"
-        rows.append([name, profile_kind(energy, name), fmt_j(joules), ratio, "; ".join(sources), "; ".join(quality),
-                     validation_of(energy, name)["status"]])
+        rows.append([name, profile_kind(energy, name), fmt_j(joules), estimate_status(energy, name, "per_op"),
+                     system_j(energy, name), estimate_status(energy, name, "system"), ratio, "; ".join(sources),
+                     "; ".join(quality)])
     return headers, rows
+
+
+def energy_console_rows(energy: dict) -> Table:
+    """:func:`energy_rows` narrowed to fit an 80-column terminal: the two estimates, each with its status word
+    (the ratios, sources and the rows behind each status are in energy.json and the reports)."""
+    headers, rows = energy_rows(energy)
+    keep = [headers.index(h) for h in ("profile", "kind", PER_OP, "per-op status", SYSTEM, "system status")]
+    return [headers[i] for i in keep], [[r[i].split(" (")[0] if "status" in headers[i] else r[i] for i in keep]
+                                        for r in rows]
 
 
 def layer_rows(energy: dict) -> Table:
     """Counts per layer (per sample), the layer's Loihi 1 energy and cores when known."""
     headers = ["layer", "neurons", "fan-in", "nonzero weights", "SynOps", "effective MACs", "dense ANN MACs",
                "updates active", "updates inactive", "spikes routed", "firing rate", "input sparsity",
-               "Loihi 1 energy", "Loihi 1 cores"]
+               "Loihi 1 energy (per-op)", "Loihi 1 cores"]
     per_layer = energy.get("energy_j_per_layer", {}).get("loihi", {})
     cores = {m["name"]: m for m in energy.get("loihi_mapping", {}).get("layers", [])}
     rows = []
@@ -330,7 +386,7 @@ def collect_runs(parent: str | Path, include: str | Path | None = None) -> tuple
 
 
 def runs_rows(runs: list[dict]) -> Table:
-    headers = ["run", "network", "T", "dataset", "backend", "accuracy", "Loihi 1 energy", *ANN_BASELINES]
+    headers = ["run", "network", "T", "dataset", "backend", "accuracy", "Loihi 1 energy (per-op)", *ANN_BASELINES]
     rows = [[r["name"], r["network"], str(r["time_steps"]), r["dataset"], r["backend"], f"{r['accuracy']:.2%}",
              fmt_j(r["energy_j"]["loihi"]), *[fmt_j(r["energy_j"][n]) if n in r["energy_j"] else "-"
                                                 for n in ANN_BASELINES]] for r in runs]

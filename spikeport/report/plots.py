@@ -84,7 +84,7 @@ def operations(layers: list[dict], energy_per_step: list[float] | None = None) -
         axes[2].plot(steps, np.asarray(energy_per_step) * 1e9, color=KIND_COLORS["SNN"], marker=".")
         axes[2].set_xlabel("time step")
         axes[2].set_ylabel("nJ / sample")
-        axes[2].set_title("Loihi 1 energy per time step", fontsize=10)
+        axes[2].set_title("Loihi 1 per-op energy per time step", fontsize=10)
         axes[2].set_ylim(bottom=0)
     return _png(fig)
 
@@ -116,7 +116,7 @@ def activity(layers: list[dict]) -> bytes:
 
 
 def energy_by_profile(rows: list[tuple[str, str, float]]) -> bytes:
-    """Horizontal bars (log scale) of energy per sample; ``rows``: (profile, kind, joules)."""
+    """Horizontal bars (log scale) of the per-op energy estimate per sample; ``rows``: (profile, kind, joules)."""
     fig = Figure(figsize=(WIDTH_IN, 0.32 * len(rows) + 1.3), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(rows))[::-1]
@@ -131,8 +131,8 @@ def energy_by_profile(rows: list[tuple[str, str, float]]) -> bytes:
     kinds = list(dict.fromkeys(k for _, k, _ in rows))
     fig.legend(handles=[Patch(color=KIND_COLORS.get(k, "#666666"), label=k) for k in kinds], fontsize=8,
                loc="outside lower center", ncols=len(kinds), frameon=False)
-    ax.set_title("energy per sample by device profile (Loihi = Loihi 1; no public Loihi 2 per-op figures)",
-                 fontsize=10)
+    ax.set_title("per-op estimate (core dynamic) per sample by device profile (Loihi = Loihi 1; no public "
+                 "Loihi 2 per-op figures)", fontsize=10)
     return _png(fig)
 
 

@@ -9,7 +9,7 @@ run is long enough for the steps it saves to repay the one-off compile time:
     compile  <=>  a usable compiler  and  saved >= cost
 
 ``elements`` = T x batch x the neurons of the layers that run the fused op (one training step's
-neuron-steps). The constants are measured on the 2-vCPU machine (benchmarks/TRAIN_SPEED.md,
+neuron-steps). The constants are measured on the 2-vCPU machine (benchmarks/TRAIN_SPEED_HISTORY.md,
 "Compiled by default"): the compiled loops save ~1.3-1.6 ns per neuron-step over the eager ones
 (conv: ~30 ms of a 99 ms quiet step; the rate mlp: ~1 ms of 21 ms); the first step of a compiled run
 takes 30-60 s with an empty cache (C++ compilation of the forward and backward kernels) and 3-12 s

@@ -74,9 +74,10 @@ class LIFDense(nn.Module):
         self.bias = nn.Parameter(torch.zeros(spec.n_out)) if spec.bias else None
         self.surrogate_slope = float(surrogate_slope)
         self.spike_fn = fast_sigmoid(surrogate_slope)
-        # an input unit of 1 means spikes (rate / latency code, or a spiking layer): try the binary-input
-        # kernel (train.spike_input), which itself checks each batch for 0/1 values and a low density
-        self.sparse_input = self.input_unit == 1.0
+        # an input unit of 1 means spikes (rate / latency code, or a spiking layer): the binary-input kernel
+        # (train.spike_input) may run, where a batch is 0/1, sparse enough, and the kernel was measured
+        # faster than the GEMM on this machine; False: always the GEMM; "always": the kernel wherever it applies
+        self.sparse_input: bool | str = self.input_unit == 1.0
 
     # --- hooks ------------------------------------------------------------------------------------
     def float_params(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -115,10 +116,10 @@ class LIFDense(nn.Module):
 
     def project(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Weighted input of all steps: x [T, B, n_in] float, w the float weight -> [T, B, n_out]
-        (one GEMM; ``train.layers`` overrides this for convolutions). A binary x below
-        ``spike_input.SPARSE_MAX_DENSITY`` takes gathers of w's columns instead (``sparse_input``)."""
+        (one GEMM; ``train.layers`` overrides this for convolutions). A sparse binary x takes gathers of
+        w's columns instead where they were measured faster (``sparse_input``, ``train.spike_input``)."""
         if self.sparse_input:
-            y = spike_linear(x.reshape(-1, x.shape[-1]), w)
+            y = spike_linear(x.reshape(-1, x.shape[-1]), w, choose=self.sparse_input != "always")
             if y is not None:
                 return y.reshape(*x.shape[:-1], y.shape[-1])
         return x @ w.t()

@@ -9,8 +9,9 @@ K inputs) in a float dtype. With a(r) = {j : x[r, j] = 1} the active inputs of r
 
 With density d the forward and weight gradient do d*M*K*N adds each where the dense product does
 M*K*N multiply-adds; the dense GEMM is several times more efficient per operation (FMA, cache
-blocking), so the sparse form wins only below a crossover density, measured in
-``benchmarks/sparse_input.py`` (table in ``benchmarks/TRAIN_SPEED.md``, section "Spike-input kernel").
+blocking), so the sparse form wins only below a crossover density that depends on the machine
+(``benchmarks/sparse_input.py``, tables in ``benchmarks/TRAIN_SPEED.md``): which path runs is measured
+on the user's machine (below).
 
 Kernels (numba, ``prange``; float32 and float64):
 
@@ -29,10 +30,17 @@ Kernels (numba, ``prange``; float32 and float64):
 
 Determinism: every sum runs in a fixed order given (x, W, g), so the same batch gives the same bits
 on every call; it is not the dense GEMM's order (results differ from ``x @ W.t()`` by float rounding,
-the tests bound it). Whether a batch takes this path depends only on the batch and the layer (x all
-0 / 1, its density against :data:`SPARSE_MAX_DENSITY` or, when x requires grad,
-:data:`SPARSE_MAX_DENSITY_GRAD`, the width against :data:`SPARSE_MIN_OUT`), never on a timing, so a
-resumed run takes the same path for the same batch.
+the tests bound it).
+
+Which path runs is measured, not set: the kernel is faster than the GEMM below a crossover density
+that depends on the CPU, the threads, numba's threading layer and the shape (on one 2-core machine
+the kernel took 0.4-0.8x the GEMM's time at 28 % density, on another 1.2x). A batch that could take
+the kernel (x all 0 / 1, CPU float32 / float64, density at most :data:`SPARSE_MAX_DENSITY`, or
+:data:`SPARSE_MAX_DENSITY_GRAD` when x requires grad) asks :class:`spikeport.files.fastest.Chooser`,
+which times both paths on this layer's shapes (forward, and backward when gradients are on) a few
+times and keeps the faster, cached per machine and key (shape, dtype, gradients, density rounded to
+5 %) in ``$XDG_CACHE_HOME/spikeport/fastest.json``: a few tenths of a second once per layer and
+density band, then none; a resumed run on the same machine takes the same path for the same batch.
 """
 from __future__ import annotations
 
@@ -41,23 +49,16 @@ import os
 import numpy as np
 import torch
 
-# Largest input density (fraction of ones in x) for which the sparse path is used, for an input that
-# needs no gradient (the data) and for one that does (a spiking hidden layer: its input gradient
-# stays a dense GEMM, so less is saved); and the smallest output width (narrow rows of W^T gather
-# badly). Constants, not a calibration at run time: the path must not depend on a timing, or a resumed
-# run could take another path for the same batch. Measured with benchmarks/sparse_input.py (3200 rows,
-# float32, 1 thread, 2026-12-03, AMD EPYC 2 vCPUs with AVX-512, shared: load average 5-6; torch 2.14.1,
-# numba 0.68.1), process CPU ms dense / sparse of forward + backward:
-#   784 -> 256, no input gradient, densities 5 / 10 / 28 / 35 / 40 / 50 / 60 / 70 %:
-#     29.0/11.4, 29.3/16.5, 31.2/23.2, 30.2/26.6, 29.8/25.7, 28.9/25.2, 29.3/29.7, 29.3/30.7 (crossover ~60 %)
-#   784 -> 128, no input gradient, 5 / 28 / 45 %: 15.0/7.0, 14.9/11.6, 14.7/14.0
-#   with the input gradient, 5 / 10 / 20 / 28 / 40 %: 256 -> 256: 17.8/11.0, 16.9/11.9, 15.0/11.8,
-#     16.9/13.3, 15.5/15.4;  256 -> 128: 8.3/6.6, 8.5/8.1, 8.7/8.7, 8.4/8.9, 8.5/10.2;
-#     256 -> 64: 4.4/4.4, 4.7/5.5, 4.8/5.6, 4.4/5.1, 4.2/5.1 (never faster)
-# The constants sit below the measured crossovers: on a quiet machine the GEMM may gain more (not measured).
-SPARSE_MAX_DENSITY = 0.4
-SPARSE_MAX_DENSITY_GRAD = 0.15
-SPARSE_MIN_OUT = 128
+from spikeport.files import fastest
+
+# Largest input density (fraction of ones in x) at which the kernel is timed against the GEMM at all, for
+# an input that needs no gradient (the data) and for one that does (a spiking hidden layer: its input
+# gradient stays a dense GEMM, so less is saved); above them the GEMM runs without a measurement. Set
+# above every crossover measured with benchmarks/sparse_input.py (3200 x 784 -> 256 float32: ~60 %
+# without the input gradient, ~40 % with it, 2026-12-03, AMD EPYC, 2 vCPUs); below them the timing decides.
+SPARSE_MAX_DENSITY = 0.6
+SPARSE_MAX_DENSITY_GRAD = 0.4
+DENSITY_BAND = 0.05  # the density part of a timing's key: batches within one band share the choice
 GW_BLOCKS = 4  # fixed row blocks of the weight gradient (partial sums added in block order)
 # The weight gradient by tables (``_table_blocks``) at and above this density, by scatter-adds below;
 # rows per table group. Measured (1 thread, CPU ms, 3200 x 784 -> 256, float32, load average ~5):
@@ -251,22 +252,84 @@ class SpikeLinear(torch.autograd.Function):
         return gx, gw, None, None
 
 
-def spike_linear(x: torch.Tensor, w: torch.Tensor, max_density: float | None = None) -> torch.Tensor | None:
-    """``x @ w.t()`` through :class:`SpikeLinear` for x [M, K] and w [N, K], or None where the sparse
-    path does not apply and the caller runs the dense product (which reports a shape mismatch itself):
-    numba missing, shapes that do not match, not a CPU float32 / float64 pair of one dtype,
-    N < ``SPARSE_MIN_OUT``, x not all 0 / 1, or its density above
-    ``max_density`` (default ``SPARSE_MAX_DENSITY``, or ``SPARSE_MAX_DENSITY_GRAD`` when x requires
-    grad). The decision reads x, whether it requires grad, and constants: deterministic per batch."""
+_CHOOSER: list[fastest.Chooser] = []  # the process's chooser, made at the first timed batch
+
+
+def chooser() -> fastest.Chooser:
+    """The chooser :func:`spike_linear` asks by default (cache file under the user's cache folder)."""
+    if not _CHOOSER:
+        _CHOOSER.append(fastest.Chooser(fastest.cache_path()))
+    return _CHOOSER[0]
+
+
+def _ones(x: torch.Tensor) -> float:
+    """The number of ones in a 0/1 x [M, K], estimated from at most ~512 evenly spaced rows (their sum):
+    enough for the density cap and the 5 % bands, and 10-20x cheaper than counting every entry
+    (``torch.count_nonzero`` of a 3200 x 784 batch took 8 ms of CPU, a quarter of the GEMM it may skip).
+    Not exact for other input, which the index pass refuses anyway."""
+    rows = x[:: max(1, x.shape[0] // 512)]
+    return float(rows.sum()) * x.shape[0] / rows.shape[0]
+
+
+def _candidates(x: torch.Tensor, w: torch.Tensor, ones: float) -> tuple[str, dict]:
+    """The key of this product (x [M, K] holding ``ones`` ones) and its two paths, each one call of
+    forward (+ backward when gradients are on) on detached copies of x and w: the caller's tensors and
+    autograd graph are untouched. Nothing is allocated unless a path runs."""
+    grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+    xd, wd = x.detach(), w.detach()
+    g = []
+    density = ones / x.numel()
+    key = (f"spike_linear {x.shape[0]}x{x.shape[1]}->{w.shape[0]} {str(x.dtype)[6:]} "
+           f"{'backward' + (' with input gradient' if x.requires_grad else '') if grad else 'forward only'} "
+           f"density {round(density / DENSITY_BAND) * DENSITY_BAND:.2f}")
+
+    def leaves():
+        return (xd.detach().requires_grad_(grad and x.requires_grad),
+                wd.detach().requires_grad_(grad and w.requires_grad))
+
+    def backward(y):
+        if grad:
+            if not g:
+                g.append(torch.full(tuple(y.shape), 1e-3, dtype=y.dtype))
+            y.backward(g[0])
+
+    def dense():
+        xa, wa = leaves()
+        backward(xa @ wa.t())
+
+    def sparse():
+        xa, wa = leaves()
+        backward(SpikeLinear.apply(xa, wa, *active_index(xd)))
+    return key, {"dense": dense, "sparse": sparse}
+
+
+def spike_linear(x: torch.Tensor, w: torch.Tensor, max_density: float | None = None,
+                 choose: fastest.Chooser | None | bool = True) -> torch.Tensor | None:
+    """``x @ w.t()`` through :class:`SpikeLinear` for x [M, K] and w [N, K], or None where the dense
+    product is to run (the caller runs it; it reports a shape mismatch itself): numba missing, shapes
+    that do not match, not a CPU float32 / float64 pair of one dtype, x not all 0 / 1, its density
+    above ``max_density`` (default ``SPARSE_MAX_DENSITY``, or ``SPARSE_MAX_DENSITY_GRAD`` when x
+    requires grad), or the GEMM measured faster for this key (module docstring). ``choose``: True asks
+    :func:`chooser`, a ``Chooser`` asks that one, False takes the kernel wherever it applies."""
     if max_density is None:
         max_density = SPARSE_MAX_DENSITY_GRAD if x.requires_grad else SPARSE_MAX_DENSITY
     if (numba is None or x.dim() != 2 or w.dim() != 2 or x.shape[1] != w.shape[1]
             or x.device.type != "cpu" or w.device.type != "cpu"
-            or x.dtype not in (torch.float32, torch.float64) or w.dtype != x.dtype or w.shape[0] < SPARSE_MIN_OUT
+            or x.dtype not in (torch.float32, torch.float64) or w.dtype != x.dtype
             or x.shape[0] == 0 or not x.is_contiguous()):
         return None
-    limit = max_density * x.shape[0] * x.shape[1]
-    if int(torch.count_nonzero(x)) > limit:  # too dense (or not binary either way): no index pass
+    ones = _ones(x)
+    if not ones <= max_density * x.shape[0] * x.shape[1]:  # too dense (or not binary either way): no index pass
         return None
+    ch = None if choose is False else chooser() if choose is True else choose
+    if ch is not None:
+        key, paths = _candidates(x, w, ones)
+        decided = ch.known(key, paths)
+        if decided == "dense":  # known: no index pass
+            return None
     found = active_index(x)
-    return None if found is None else SpikeLinear.apply(x, w, *found)
+    if found is None:
+        return None
+    if ch is not None and decided is None and ch.choose(key, paths) == "dense":
+        return None
+    return SpikeLinear.apply(x, w, *found)

@@ -7,11 +7,15 @@ Lava's compiler imports every file beside a custom process). The package itself 
 
 Faults: "hang" / "silent-hang" block the child with / without heartbeat, "raise" / "crash" fail it
 before Lava starts, "model-raise" / "model-hang" make the first dense connection's process model
-raise / block inside Lava.
+raise / block inside Lava; "eof" raises ``EOFError: Ran out of input`` (what a broken Lava pipe
+gives) in every child, "eof-once" in the first child of a run only; "split-read" deschedules the
+actor watcher between the length header and the payload of every message it reads from a Lava
+actor's exception pipe (and makes it look every 10 ms), which is how Lava's own reader and the
+watcher split a message on a busy machine.
 """
 from __future__ import annotations
 
-FAULTS = ("hang", "silent-hang", "raise", "crash", "model-raise", "model-hang")
+FAULTS = ("hang", "silent-hang", "raise", "crash", "model-raise", "model-hang", "eof", "eof-once", "split-read")
 
 
 def child_args(fault: str) -> tuple[str, ...]:

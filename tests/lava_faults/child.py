@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import sys
+import threading
 import time
+from pathlib import Path
 
 from spikeport.deploy import lava_backend, lava_child
 
 
-def _fail_before_lava(fault: str):
-    def run_network(*_args, **_kwargs):
+def _fail_before_lava(fault: str, work: Path):
+    run_network_ok, run_file_ok = lava_backend.run_network, _netx().run_file
+
+    def run_network(*args, **kwargs):
+        if fault == "eof-once":
+            marker = work / "eof-once.done"  # the work folder is the same for the supervisor's retry
+            if marker.exists():
+                return (run_file_ok if isinstance(args[0], Path) else run_network_ok)(*args, **kwargs)
+            marker.touch()
+        if fault in ("eof", "eof-once"):
+            raise EOFError("Ran out of input")
         if fault in ("hang", "silent-hang"):
             time.sleep(10**6)
         if fault == "raise":
@@ -35,14 +47,38 @@ def _faulty_first_dense(mode: str):
     return connection_process
 
 
+def _netx():
+    from spikeport.deploy import netx_backend
+
+    return netx_backend
+
+
+def _split_reads() -> None:
+    """The watcher thread pauses 0.15 s between a message's length header and its payload (a thread
+    descheduled there); every other reader runs as usual."""
+    from multiprocessing.connection import Connection
+
+    recv_bytes = Connection._recv_bytes
+
+    def paused(self, maxsize=None):
+        if threading.current_thread().name != "lava-actor-watcher":
+            return recv_bytes(self, maxsize)
+        size, = struct.unpack("!i", self._recv(4).getvalue())  # small messages: no 64-bit length
+        time.sleep(0.15)
+        return self._recv(size)
+
+    Connection._recv_bytes = paused
+    lava_child.WATCH_INTERVAL_S = 0.01
+
+
 def main(argv: list[str]) -> int:
     fault, rest = argv[0], argv[1:]
     if fault.startswith("model-"):
         lava_backend._connection_process = _faulty_first_dense(fault[len("model-"):])
+    elif fault == "split-read":
+        _split_reads()
     else:  # whichever network the child runs: spikeport's (lava_backend) or a netx file (netx_backend)
-        from spikeport.deploy import netx_backend
-
-        lava_backend.run_network = netx_backend.run_file = _fail_before_lava(fault)
+        lava_backend.run_network = _netx().run_file = _fail_before_lava(fault, Path(rest[0]))
     if fault == "silent-hang":  # the parent watch stays, the heartbeat file is never written
         beat = lava_child._heartbeat
         lava_child._heartbeat = lambda path, stop, parent: beat(path.with_name("no-heartbeat"), stop, parent)
