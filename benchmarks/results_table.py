@@ -1,4 +1,5 @@
-"""The per-method results table of docs/results.md, from run folders that benchmarks/fmnist_pipeline.sh made.
+"""The per-method results table of docs/results.md, from run folders that benchmarks/fmnist_pipeline.sh made
+(sigma-delta runs: benchmarks/sdnn_pipeline.sh, whose test_metrics.json holds their test-set accuracies).
 
 Each row reads only what the commands wrote: config.json and metrics.json (training), parity_lava.json
 (Lava and emulator against the quantized reference on 200 test samples), parity_emulator.json (emulator
@@ -34,9 +35,27 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
 
+def _sigma_delta(cfg: dict, met: dict, lava: dict) -> tuple[dict, list[str]]:
+    """A sigma-delta run (benchmarks/sdnn_pipeline.sh): its test-set accuracies (test_metrics.json; metrics.json
+    scored the validation split) and notes: the split, netx parity, integer widths, CPU time under load."""
+    notes = [f"hyper-parameters on a {100 * cfg['validation']:.0f}% validation split of the training set "
+             f"(seed {cfg['seed']}, 1 run)"] if cfg.get("validation") else [f"seed {cfg.get('seed')}, 1 run"]
+    netx = next((c for c in lava.get("comparisons", []) if c.get("pair") == "reference-netx"), None)
+    if netx:
+        notes.append(f"netx on Lava: {netx.get('spike_mismatches')} payload mismatches")
+    notes.append(f"weight bits {met.get('weight_bits')}, payload bits {met.get('payload_bits')}")
+    if "train_cpu_seconds" in met:
+        notes.append(f"{met['train_cpu_seconds'] / 60:.1f} CPU min (1 thread; load {met.get('machine_load')})")
+    return met, notes
+
+
 def row(run: Path) -> str:
     cfg, met = _load(run, "config.json"), _load(run, "metrics.json")
     cfg = cfg.get("config", cfg)
+    sd_notes = []
+    if cfg.get("neuron") == "sigma-delta":
+        tested = _load(run, "test_metrics.json")
+        met, sd_notes = _sigma_delta(cfg, {**met, **tested}, _load(run, "parity_lava.json"))
     lava, emu, en = _load(run, "parity_lava.json"), _load(run, "parity_emulator.json"), _load(run, "energy.json")
     src = (run / "source_config.txt").read_text().strip() if (run / "source_config.txt").exists() else "?"
     lava_cmp = next((c for c in lava.get("comparisons", []) if c.get("pair") == "reference-lava"), {})
@@ -58,13 +77,19 @@ def row(run: Path) -> str:
         extra.append("training images " + " and ".join(
             (["mirrored"] if cfg.get("augment_flip") else [])
             + ([f"shifted by up to {cfg['augment_shift']} px"] if cfg.get("augment_shift") else [])))
-    extra.append(f"fire {met.get('fire_intensity', 0):.3f}")
-    return (f"| {cfg.get('method')} | {_arch(cfg)}, T={cfg.get('time_steps')}, {cfg.get('encoder')} | "
+    extra += sd_notes or [f"fire {met.get('fire_intensity', 0):.3f}"]
+    method = "sigma-delta" if sd_notes else cfg.get("method")
+    synops = en.get("synops", 0)
+    if sd_notes:  # a sigma-delta message is a graded payload: NeuroBench counts it as an effective MAC
+        synops += en.get("effective_macs", 0)
+        extra.append("SynOps: nonzero graded messages (the input's and every layer's) x nonzero fan-out")
+    script = "sdnn_pipeline.sh" if sd_notes else "fmnist_pipeline.sh"
+    return (f"| {method} | {_arch(cfg)}, T={cfg.get('time_steps')}, {cfg.get('encoder')} | "
             f"{cfg.get('epochs')} | {_pct(met.get('float_accuracy'))} | {_pct(met.get('qat_accuracy'))} | "
             f"{_pct(met.get('quantized_accuracy'))} | "
             f"{lava_cell} | {emu_cell} | {met.get('train_seconds', 0) / 60:.1f} | "
-            f"{en.get('synops', 0):,.0f} | {'-' if loihi is None else f'{loihi * 1e6:.2f}'} | {'; '.join(extra)} | "
-            f"`benchmarks/fmnist_pipeline.sh {src} {run}` |")
+            f"{synops:,.0f} | {'-' if loihi is None else f'{loihi * 1e6:.2f}'} | {'; '.join(extra)} | "
+            f"`benchmarks/{script} {src} {run}` |")
 
 
 HEADER = ("| method | network | epochs | float acc %, unquantized | float acc %, QAT forward | Loihi-integer acc % (10k) | Lava acc % (samples, spike "

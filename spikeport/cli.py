@@ -54,11 +54,14 @@ def train(
     epochs: Optional[int] = typer.Option(None, min=1, help="training epochs"),
     out_dir: Path = typer.Option(..., "--out", help="run folder to write (model.safetensors, config.json, metrics.json)"),
     method: Optional[str] = typer.Option(None, help="training method (lif, ...)"),
+    neuron: Optional[str] = typer.Option(None, help="lif (default) | sigma-delta (Loihi 2 SDNN: ReLU layers sending "
+                                         "thresholded changes; sd_* fields via --config)"),
     arch: Optional[str] = typer.Option(None, help="network architecture: fc | conv | rfc (conv geometry via --config)"),
     hidden: Optional[str] = typer.Option(None, help="hidden layer sizes, comma-separated, e.g. 256,128"),
     time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1, help="time steps per sample"),
-    encoder: Optional[str] = typer.Option(None, help="input encoder: direct | rate | latency | events (the counts "
-                                          "of a temporal dataset)"),
+    encoder: Optional[str] = typer.Option(None, help="input encoder: direct | rate | latency | moving (the image "
+                                          "moving by up to 1 px per step) | events (the counts of a temporal "
+                                          "dataset)"),
     batch_size: Optional[int] = typer.Option(None, min=1),
     lr: Optional[float] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
@@ -109,7 +112,7 @@ def train(
         cfg = TrainConfig.from_dict(resume_state.read_state(out_dir)[0]["config"], str(out_dir / resume_state.STATE))
     else:
         cfg = TrainConfig()
-    given = {"data": data, "epochs": epochs, "method": method,
+    given = {"data": data, "epochs": epochs, "method": method, "neuron": neuron,
              "arch": arch, "time_steps": time_steps, "encoder": encoder, "batch_size": batch_size, "lr": lr,
              "seed": seed, "limit": limit, "data_dir": data_dir, "population": population, "compile": compile,
              "readout": readout}
@@ -147,6 +150,12 @@ def export(run_dir: Path = typer.Argument(..., help="run folder written by `spik
         if (out_path, onnx, netx) != (None, False, False):
             raise SpikeportError("--xylo writes RUN/model.xylo.json alone (no --out, --onnx or --netx)")
         out.print(f"wrote {export_xylo(run_dir)}")
+        return
+    from spikeport.export.sd_export import export_lines, is_sigma_delta
+
+    if is_sigma_delta(run_dir):  # no NIR node: the netx file is the run's graph
+        for line in export_lines(run_dir, out_path, netx=netx, onnx=onnx):
+            out.print(line)
         return
     notes = []
     imported = runfolder.is_imported(run_dir)

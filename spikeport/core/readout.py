@@ -17,13 +17,18 @@ Readouts (graph metadata ``spikeport.readout``):
   reads); ties go to the lowest index. With dv = 0, v[T-1] = sum_t (u[t] + bias): the output's synaptic
   current summed over the sample (``spikeport import --readout current_sum`` deploys this way), plus T
   times its voltage bias. The backends return v per step as the network's ``values`` [T, B, N].
+* ``last_value`` - class = argmax_n value[T-1, b, n]: the output population's value at the last step, for a
+  network whose output is a value per step: a ``sigma`` population's payload (its running sum: the logits of
+  a trained sigma-delta network), or the values a backend records. Ties go to the lowest index. The same
+  rule as ``membrane``; the name says which output it reads.
 """
 from __future__ import annotations
 
 import numpy as np
 
 DIST_DECIMALS = 9
-READOUTS = ("spike_count", "spike_sequence", "membrane")
+READOUTS = ("spike_count", "spike_sequence", "membrane", "last_value")
+VALUE_READOUTS = ("membrane", "last_value")  # read the output's value at the last step, not its spikes
 # graphs written before the readout ran on the chip: their output population spikes and spikeport summed its
 # current on the host
 CURRENT_SUM_GONE = ("a graph whose output current spikeport summed on the host (imports before the readout ran "
@@ -63,8 +68,9 @@ def sequence_distances(output_spikes: np.ndarray, targets: np.ndarray, alpha: fl
 
 
 def reads_values(meta: dict) -> bool:
-    """True when the class is read from the output population's voltage (``membrane``), not its spikes."""
-    return _text(meta.get("readout", "spike_count")) == "membrane"
+    """True when the class is read from the output's value at the last step (``membrane``: a non-spiking
+    integrator's voltage; ``last_value``: a sigma output's running sum), not from its spikes."""
+    return _text(meta.get("readout", "spike_count")) in VALUE_READOUTS
 
 
 def classifies(net) -> bool:
@@ -90,14 +96,17 @@ def _grouped(values: np.ndarray, meta: dict) -> np.ndarray:
 
 
 def predict(output_spikes: np.ndarray, meta: dict, values: np.ndarray | None = None) -> np.ndarray:
-    """output_spikes [T, B, N] bool -> predicted class [B] int, by ``meta["readout"]`` (default spike_count);
+    """output_spikes [T, B, N] -> predicted class [B] int, by ``meta["readout"]`` (default spike_count);
     ``membrane`` reads ``values`` [T, B, N] (the output's voltage per step; Loihi integers, or a float
-    model's voltages) instead."""
+    model's voltages) instead; ``last_value`` reads ``values`` or, without them, ``output_spikes`` (a sigma
+    population's payloads)."""
     readout = _text(meta.get("readout", "spike_count"))
-    if readout == "membrane":
+    if readout == "last_value" and values is None:
+        values = output_spikes
+    if readout in VALUE_READOUTS:
         if values is None or np.ndim(values) != 3 or np.shape(values)[0] < 1:
-            raise ValueError("readout membrane needs the output population's voltage per step [T, B, N]")
-        return _grouped(np.asarray(values)[-1], meta).argmax(axis=1)  # integers, or a float model's v
+            raise ValueError(f"readout {readout} needs the output's value per step [T, B, N]")
+        return _grouped(np.asarray(values)[-1], meta).argmax(axis=1)  # integers, or a float model's values
     if readout == "current_sum":
         raise ValueError(f"readout current_sum: {CURRENT_SUM_GONE}")
     if readout == "spike_count":

@@ -181,7 +181,8 @@ def run_file(path: str | Path, x: np.ndarray, message_bits: int | None = None, s
     block, [T, B, N] (spikes bool, sigma-delta payloads int32; N flat, C-major), aligned to spikeport's
     sample windows, and with ``with_values`` also the regression output's value per step [T, B, N] int64
     (None for a classifier). ``message_bits``: of the input (default: the file's ``input_message_bits``
-    attribute, else 0); ``spike_exp``: netx's ``Network(spike_exp=...)`` (default 6); ``output``: the last
+    attribute, else 0); ``spike_exp``: netx's ``Network(spike_exp=...)`` (default: the file's ``spike_exp``
+attribute, else netx's 6); ``output``: the last
     block's spikes or values (:func:`spikeport.nirfmt.netx_net.read`). A file whose ``sparse_fc_layer``
     attribute is true runs with Lava Sparse synapses."""
     import tempfile
@@ -194,7 +195,8 @@ def run_file(path: str | Path, x: np.ndarray, message_bits: int | None = None, s
     with h5py.File(path, "r") as fh:
         message_bits = int(fh.attrs.get("input_message_bits", 0)) if message_bits is None else message_bits
         sparse_fc = bool(fh.attrs.get("sparse_fc_layer", False))
-    spike_exp = rules.SPIKE_EXP if spike_exp is None else int(spike_exp)
+        file_exp = int(fh.attrs.get("spike_exp", rules.SPIKE_EXP))  # written by spikeport for a trained SDNN
+    spike_exp = file_exp if spike_exp is None else int(spike_exp)
     T, B = x.shape[:2]
     net, _ = read(path, T, graded=message_bits > 0 or None,
                   input_shape=tuple(int(s) for s in x.shape[2:]) if x.ndim == 5 else None, spike_exp=spike_exp,

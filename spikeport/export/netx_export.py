@@ -14,10 +14,19 @@ not a multiple of 64 (netx fixes ``bias_exp = 6``), a conv whose 24-bit output w
 spikeport's, a pool that does not tile before a conv, recurrent convolutions. Runs trained with
 ``TrainConfig.target = "netx"`` (the default; ``core.quant``) have no shift and only 64-multiple biases.
 
+Sigma-delta populations (Loihi 2, trained by ``spikeport train --neuron sigma-delta``) become ``SDNN``
+blocks as lava-dl's netx builds them: the ``delta`` input encoder is the ``input`` block's neuron
+(``vThMant``), a ``sigma_delta`` population a conv / dense block with an ``SDNN`` neuron (``vThMant``,
+``activation`` relu) and its ``bias``, a ``sigma`` population the last block, its neuron marked
+``sigma_output``. Refused: a spike or state exponent other than netx's (6 and 6), an identity activation
+(netx builds ReLU), a bias on a sigma output (Lava's Sigma takes none), LIF and sigma-delta mixed.
+
 Root attributes (ignored by netx, read by spikeport): ``producer``, ``time_steps``,
-``input_message_bits`` (8 for a graded first layer: pass it to ``netx.hdf5.Network``), ``input_shape``,
+``input_message_bits`` (8 for a graded first layer: pass it to ``netx.hdf5.Network``), ``spike_exp`` (a
+sigma-delta network: pass it to ``netx.hdf5.Network(spike_exp=...)``; netx's default is 6), ``input_shape``,
 ``sparse_fc_layer`` (a pruned layer: pass ``sparse_fc_layer=True``, netx then makes every dense synapse
-a Lava Sparse).
+a Lava Sparse), and the ``attrs`` a caller adds (a trained sigma-delta run: ``readout``, ``encoder``,
+``dataset``; :func:`spikeport.nirfmt.netx_net.read_written` reads them back).
 """
 from __future__ import annotations
 
@@ -27,6 +36,7 @@ import numpy as np
 
 from spikeport import __version__
 from spikeport.core import linear, loihi
+from spikeport.core import sigma_delta as sd_core
 from spikeport.core.net import Connection, LoihiNet, Population
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio
@@ -115,7 +125,34 @@ def _conv_block(pop: Population, graded: bool, path) -> dict:
             "inChannels": np.array(conn.in_shape[0]), "outChannels": np.array(pop.tensor_shape[0])}
 
 
+def _sd_neuron(pop: Population, block: dict, path) -> None:
+    """The SDNN neuron group (and bias) of a sigma_delta or sigma population's block."""
+    p = pop.sd
+    if int(p.state_exp) != sd_core.STATE_EXP:
+        raise _fail(path, pop, f"state_exp {p.state_exp}: netx builds SDNN neurons with {sd_core.STATE_EXP}")
+    if p.kind == "sigma":
+        block["neuron"] = {"type": rules.SDNN, "sigma_output": True}
+        return
+    if not p.relu:
+        raise _fail(path, pop, "an identity activation (netx builds SigmaDelta neurons with ReLU)")
+    block["neuron"] = {"type": rules.SDNN, "activation": "relu", "vThMant": int(p.vth)}
+    bias = np.broadcast_to(np.asarray(p.bias, np.int64), (pop.size,))
+    if np.any(bias):
+        block["bias"] = _spatial_bias(bias, block, pop)
+
+
+def _spatial_bias(bias: np.ndarray, block: dict, pop: Population) -> np.ndarray:
+    """A per-neuron bias [N] (C-major) as netx takes it: per channel when it is, else per neuron in (W, H, C)."""
+    if block["type"] != "conv":
+        return bias
+    per_ch = bias.reshape(pop.tensor_shape[0], -1)
+    same = bool(np.all(per_ch == per_ch[:, :1]))
+    return per_ch[:, 0] if same else bias.reshape(pop.tensor_shape).transpose(2, 1, 0)
+
+
 def _neuron(pop: Population, block: dict, path) -> None:
+    if pop.sd is not None:
+        return _sd_neuron(pop, block, path)
     lif = pop.lif
     if lif.floor_v:
         raise _fail(path, pop, "KLIF's v floor (v = max(v, 0)) has no netx neuron")
@@ -126,20 +163,27 @@ def _neuron(pop: Population, block: dict, path) -> None:
         raise _fail(path, pop, f"{err}; {RETRAIN}") from None
     if bias.min() < loihi.BIAS_MANT_MIN or bias.max() > loihi.BIAS_MANT_MAX:
         raise _fail(path, pop, f"bias {int(np.abs(bias).max())} << 6 leaves the 13-bit mantissa")
-    if np.any(bias):
-        if block["type"] == "conv":  # netx broadcasts a per-channel bias or takes one per neuron in (W, H, C)
-            per_ch = bias.reshape(pop.tensor_shape[0], -1)
-            same = bool(np.all(per_ch == per_ch[:, :1]))
-            bias = per_ch[:, 0] if same else bias.reshape(pop.tensor_shape).transpose(2, 1, 0)
-        block["bias"] = bias
+    if np.any(bias):  # netx broadcasts a per-channel bias or takes one per neuron in (W, H, C)
+        block["bias"] = _spatial_bias(bias, block, pop)
 
 
 def netx_blocks(net: LoihiNet, path: str | Path = "model.net") -> list[dict]:
     """The file's blocks (dicts of arrays and the ``neuron`` sub-dict), in order. Raises SpikeportError."""
     blocks: list[dict] = [{"type": "input", "shape": np.array(net.input_shape)}]
     spatial = len(net.input_shape) == 3
+    if len({p.sd is None for p in net.populations}) > 1:
+        raise _fail(path, net.populations[-1], "LIF and sigma-delta populations in one network (spikeport writes "
+                                               "either kind)")
+    if len({p.sd.spike_exp for p in net.populations if p.sd is not None and p.kind != "sigma"}) > 1:
+        raise _fail(path, net.populations[-1], "sigma-delta populations with different spike_exp (netx gives a "
+                                               "network one)")
     for idx, pop in enumerate(net.populations):
-        graded = idx == 0 and net.graded_input
+        if pop.encoder == "a_in":  # the SDNN input block's Delta neuron, fed the frames
+            blocks[0]["neuron"] = {"type": rules.SDNN, "vThMant": int(pop.sd.vth)}
+            continue
+        if pop.encoder is not None:
+            raise _fail(path, pop, "a bias-driven LIF encoder (spikeport writes a_in encoders of sigma-delta nets)")
+        graded = net.graded_input if idx == 0 else net.populations[idx - 1].graded
         if any(c is not None and c.wide for c in (pop.input, pop.recurrent, pop.bias_line)):
             raise _fail(path, pop, "its 16-bit weights (two Loihi synapses each, import --weight-bits 16) have no "
                                    "netx block: netx gives a weight one 8-bit synapse")
@@ -159,6 +203,12 @@ def netx_blocks(net: LoihiNet, path: str | Path = "model.net") -> list[dict]:
     return blocks
 
 
+def spike_exp_of(net: LoihiNet) -> int | None:
+    """The spike_exp netx must be given (``Network(spike_exp=...)``) for a sigma-delta net, else None."""
+    exps = {int(p.sd.spike_exp) for p in net.populations if p.sd is not None and p.kind != "sigma"}
+    return exps.pop() if exps else None
+
+
 def _write_group(group, block: dict) -> None:
     for key, val in block.items():
         if key == "type":
@@ -172,9 +222,9 @@ def _write_group(group, block: dict) -> None:
             group.create_dataset(key, data=arr.astype(np.int64) if arr.dtype.kind in "iub" else arr)
 
 
-def write_netx(net: LoihiNet, path: str | Path) -> Path:
-    """Write ``net`` as a netx HDF5 file at ``path`` (atomic). Raises SpikeportError where netx cannot
-    compute the same integers (see the module docstring)."""
+def write_netx(net: LoihiNet, path: str | Path, attrs: dict | None = None) -> Path:
+    """Write ``net`` as a netx HDF5 file at ``path`` (atomic), with ``attrs`` (str / int values) added to the
+    root attributes. Raises SpikeportError where netx cannot compute the same integers (module docstring)."""
     import h5py
 
     path = Path(path)
@@ -186,7 +236,12 @@ def write_netx(net: LoihiNet, path: str | Path) -> Path:
             fh.attrs["time_steps"] = int(net.time_steps)
             fh.attrs["input_message_bits"] = rules.GRADED_MESSAGE_BITS if net.graded_input else 0
             fh.attrs["input_shape"] = np.asarray(net.input_shape, np.int64)
-            fh.attrs["sparse_fc_layer"] = any(p.input.sparse for p in net.populations)
+            fh.attrs["sparse_fc_layer"] = any(p.input.sparse for p in net.populations if p.input is not None)
+            spike_exp = spike_exp_of(net)
+            if spike_exp is not None:  # netx's Network(spike_exp=...): not in the file format, so an attribute
+                fh.attrs["spike_exp"] = spike_exp
+            for key, val in (attrs or {}).items():
+                fh.attrs[key] = val
             layer = fh.create_group("layer")
             for i, block in enumerate(blocks):
                 _write_group(layer.create_group(str(i)), block)

@@ -87,6 +87,10 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if cfg.target == "xylo-audio2":
         raise SpikeportError(f"{run_dir}: trained for Xylo Audio 2; export its hardware specification with "
                              f"`spikeport export {run_dir} --xylo`")
+    if cfg.neuron == "sigma-delta":
+        from spikeport.export.sd_export import NO_NIR
+
+        raise SpikeportError(f"{run_dir}: {NO_NIR}")
     misfits = weight_misfits(model)
     if misfits:
         raise SpikeportError(f"{run_dir}: values do not fit Loihi's integers after scaling and would be clipped: "

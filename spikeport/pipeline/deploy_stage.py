@@ -12,7 +12,6 @@ from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.measure import parity as parity_mod
 from spikeport.nirfmt import runnet
-from spikeport.nirfmt.load import load_nir
 from spikeport.pipeline import limits, streaming
 from spikeport.pipeline.backends import BackendRun, parse_backends, run_backend
 from spikeport.pipeline.inputs import graph_inputs
@@ -23,13 +22,14 @@ def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, back
            inputs: str | Path | None = None, labels: str | Path | None = None, timeout_s: float | None = None,
            max_memory_gb: float | None = None, max_steps: int | None = None,
            progress: Callable[[int, int], None] | None = None) -> dict:
-    """Run ``model.nir`` (or a run folder imported from a netx file) alone on a backend over the test split
+    """Run ``model.nir`` (or a run folder: imported from a netx file, or a trained sigma-delta run and its
+    ``model.net``) alone on a backend over the test split
     (or ``inputs``); write deploy.json (+ predictions.npz). Without labels ``accuracy`` is None; a
     regression output's values per step go to predictions.npz (``values`` [N, T, n_out]). Samples run in
     chunks sized to the memory budget (:mod:`spikeport.pipeline.limits`); a network over budget is
     refused before it runs. ``progress(done, total)`` is called after each chunk of samples."""
     netx_run = Path(nir_path).is_dir() and runnet.is_netx_run(nir_path)
-    net = runnet.load_run(nir_path) if netx_run else load_nir(nir_path)
+    net = runnet.load_run(nir_path) if netx_run else runnet.load_graph(nir_path)
     b, budget = parse_backends(backend)[0], limits.Budget.make(max_memory_gb, max_steps)
     check = lambda n: limits.plan_chunk(net, n, [b], budget, "deploy")  # noqa: E731  (before encoding)
     netx_options = None
@@ -41,7 +41,8 @@ def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, back
         netx_file, netx_options = Path(nir_path) / runfolder.NETX_SOURCE, ref.options
     else:
         x_int, y, _ = graph_inputs(net, nir_path, data, data_dir, samples, seed, inputs, labels, check)
-        netx_file = Path(nir_path).with_name(runfolder.MODEL_NETX)  # the netx backend runs the export beside the graph
+        graph = runnet.graph_file(nir_path) if Path(nir_path).is_dir() else Path(nir_path)
+        netx_file = graph.with_name(runfolder.MODEL_NETX)  # the netx backend runs the export beside the graph
     chunk = check(x_int.shape[1])
     if b == "netx" and not netx_file.is_file():
         raise SpikeportError(f"{netx_file}: file not found (the netx backend runs `spikeport export RUN --netx`'s file)")
@@ -60,8 +61,8 @@ def deploy(nir_path: str | Path, *, data: str, data_dir: str | None = None, back
     pred = predict_net(net, run.spikes, all_values) if classify else np.zeros(x_int.shape[1], np.int64)
     result = {"backend": backend, "graph": str(nir_path), "network": net.describe(), "samples": int(len(pred)),
               "accuracy": None if y is None or not classify else parity_mod.accuracy(pred, y),
-              "output": ("classes (membrane readout: the output integrator's voltage at the last step; "
-                         "predictions.npz 'values')" if net.regression else "classes") if classify
+              "output": ((f"classes ({net.meta.get('readout')} readout: the output's value at the last step; "
+                          "predictions.npz 'values')") if net.regression else "classes") if classify
               else "values per step (predictions.npz 'values')",
               "samples_per_s": round(run.samples_per_s, 2), "seconds": round(run.seconds, 3)}
     if out:

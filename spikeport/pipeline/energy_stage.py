@@ -11,7 +11,7 @@ from spikeport.core.net import LoihiNet
 from spikeport.deploy import emulator
 from spikeport.files import fileio, runfolder
 from spikeport.nirfmt import runnet
-from spikeport.nirfmt.load import load_nir, meta_value
+from spikeport.nirfmt.load import meta_value
 from spikeport.pipeline import limits
 from spikeport.pipeline.inputs import graph_inputs
 
@@ -119,9 +119,10 @@ def energy(target: str | Path, *, profiles: list[str] | None = None, profiles_fi
 
     step = progress or (lambda _done, _total: None)
     table = load_profiles(profiles_file)  # a bad profile file is refused before anything runs
-    netx_run = Path(target).is_dir() and runnet.is_netx_run(target)
-    nir_path = Path(target) / runfolder.NETX_SOURCE if netx_run else runfolder.model_nir(target)
-    net = runnet.load_run(target) if netx_run else load_nir(nir_path)
+    folder = Path(target).is_dir()
+    netx_run = folder and runnet.is_netx_run(target)
+    nir_path = runnet.graph_file(target) if folder else Path(target)
+    net = runnet.load_graph(target)
     budget = limits.Budget.make(max_memory_gb, max_steps)
     check = lambda n: limits.check_whole(net, n, ["emulator"], budget, "energy")  # noqa: E731  (before encoding)
     if netx_run:

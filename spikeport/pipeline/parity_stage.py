@@ -31,9 +31,6 @@ from spikeport.pipeline.inputs import check_samples
 from spikeport.pipeline.reference import Reference, for_run
 
 NO_LABELS = "no labels: agreement only"
-OUTPUT_KINDS = {(True, False): "values per step (regression)",  # (net.regression, classifies)
-                (True, True): "the output integrator's voltage at the last step (membrane readout, classes)",
-                (False, True): "spikes (classes)"}
 Progress = Callable[[str, int, int], None]  # (side: "reference" or a backend, samples done, samples in all)
 
 
@@ -148,7 +145,7 @@ def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends
         "samples_per_s": {c["backend"]: c["samples_per_s"] for c in comparisons if "backend" in c},
         "comparisons": comparisons, "max_mismatches": max_mismatches, "shards": shards, **ref.report(),
         "graph_notes": graph_notes(net),
-        "output": OUTPUT_KINDS[(net.regression, classify)],
+        "output": _output_kind(net),
         "payload_mismatches": int(sum(r.get("payload_mismatches", 0) for c in measured for r in c["per_layer"])),
     }
     if not classify:
@@ -171,6 +168,17 @@ def _result(net: LoihiNet, ref: Reference, cp: streaming.ChunkedParity, backends
         passed = passed and (need is None or agreement >= need)
     result["passed"] = bool(passed)
     return result
+
+
+def _output_kind(net: LoihiNet) -> str:
+    """What the network's output is, as parity.json and the report say it."""
+    if not net.regression:
+        return "spikes (classes)"
+    if not classifies(net):
+        return "values per step (regression)"
+    if net.meta.get("readout") == "last_value":
+        return "the sigma output's value at the last step (last_value readout, classes)"
+    return "the output integrator's voltage at the last step (membrane readout, classes)"
 
 
 def save_outputs(path: Path, cp: streaming.ChunkedParity, y) -> None:

@@ -50,19 +50,38 @@ class CheckpointReference(Reference):
 
         from spikeport.data import float_view
 
+        if self.cfg.neuron == "sigma-delta":
+            return self._run_sigma_delta(x_int)
         with torch.no_grad():
             ref = [s.numpy() for s in self.model.forward_int(torch.from_numpy(x_int.astype(np.int64)))]
             xf = torch.from_numpy(float_view(x_int, self.cfg.encoder))
             float_out = self.model(xf, qat=False)[-1].numpy()
-        if [s.shape[2] for s in ref] != [p.size for p in self.net.populations]:
-            raise SpikeportError(f"{self.run_dir / runfolder.MODEL_NIR} does not match the checkpoint's layers; "
-                                 f"run `spikeport export {self.run_dir}` again")
+        self._check_layers(ref)
         if self.net.regression:  # a membrane readout: the output integrator's voltage, it never spikes
             values, ref[-1] = ref[-1], np.zeros(ref[-1].shape, bool)
             return RefChunk(ref, predict(ref[-1], self.net.meta, values), predict(float_out > 0, self.net.meta, float_out),
                             {"reference": values[-1], "float": float_out[-1]}, values=values)
         return RefChunk(ref, predict(ref[-1], self.net.meta), predict(float_out > 0, self.net.meta),
                         {"reference": ref[-1].sum(axis=0), "float": (float_out > 0).sum(axis=0)})
+
+    def _run_sigma_delta(self, x_int) -> RefChunk:
+        """A sigma-delta checkpoint: every population's payloads (the input's first) and the output's values
+        per step from its integer forward; classes by the graph's readout (the float model's: its logits at
+        the last step)."""
+        import torch
+
+        from spikeport.data import float_view
+
+        with torch.no_grad():
+            ref = [s.numpy() for s in self.model.forward_int(torch.from_numpy(x_int.astype(np.int64)))]
+            logits = self.model(torch.from_numpy(float_view(x_int, self.cfg.encoder)), qat=False).logits[-1]
+        self._check_layers(ref)
+        return RefChunk(ref, predict(ref[-1], self.net.meta), logits.argmax(dim=1).numpy(), {}, values=ref[-1])
+
+    def _check_layers(self, ref: list) -> None:
+        if [s.shape[2] for s in ref] != [p.size for p in self.net.populations]:
+            raise SpikeportError(f"{self.run_dir}: the graph does not match the checkpoint's layers; run `spikeport "
+                                 f"export {self.run_dir}` again")
 
 
 class NetxReference(Reference):

@@ -131,10 +131,15 @@ def parity_chunks(net, x_int: np.ndarray, reference: Callable, backends: list[st
         else:
             preds["reference"].append(np.asarray(ref.pred))
             preds["float"].append(np.asarray(ref.float_pred))
-            ours = {b: np.asarray(values[b])[-1] if regression else np.count_nonzero(sides[b][-1], axis=0)
-                    for b in backends}  # a membrane readout's voltage at the last step, or spike counts
-            for side, out in {**ref.outputs, **ours}.items():
-                outputs.setdefault(side, []).append(np.asarray(out))
+            if regression and not ref.outputs:  # a sigma output read as classes: its values per step
+                for side, val in values.items():
+                    if val is not None:
+                        outputs.setdefault(side, []).append(np.asarray(val).transpose(1, 0, 2))
+            else:
+                ours = {b: np.asarray(values[b])[-1] if regression else np.count_nonzero(sides[b][-1], axis=0)
+                        for b in backends}  # a membrane readout's voltage at the last step, or spike counts
+                for side, out in {**ref.outputs, **ours}.items():
+                    outputs.setdefault(side, []).append(np.asarray(out))
             for b in backends:
                 preds[b].append(predict_net(net, sides[b], values[b]))
         if lo == 0:

@@ -39,8 +39,16 @@ def layer_specs(cfg: TrainConfig, n_in: int, n_classes: int) -> list[LayerSpec]:
 
 
 def build_model(cfg: TrainConfig, n_in: int, n_classes: int, input_shape: tuple[int, ...] | None = None) -> SpikingMLP:
-    """The network ``cfg`` describes, with the layer class of its training method. ``input_shape``
-    (C, H, W) of one sample is needed by ``arch="conv"``."""
+    """The network ``cfg`` describes, with the layer class of its training method (a sigma-delta network for
+    ``neuron = "sigma-delta"``, :mod:`spikeport.train.sigma_delta`). ``input_shape`` (C, H, W) of one sample
+    is needed by ``arch="conv"``."""
+    if cfg.neuron == "sigma-delta":
+        from spikeport.train import sigma_delta
+
+        shape = tuple(input_shape or (n_in,))
+        if int(np.prod(shape)) != n_in:
+            raise SpikeportError(f"input shape {shape} does not hold {n_in} values")
+        return sigma_delta.build(cfg, shape, n_classes, INPUT_LEVELS)
     method = methods.get(cfg.method)
     n_classes = n_classes * cfg.population  # output neurons: ``population`` per class
     if cfg.target == "xylo-audio2":
@@ -177,4 +185,11 @@ def _check_size(cfg: TrainConfig, raw: dict, stored: int, src: str) -> None:
 
 
 def dataset_for(cfg: TrainConfig):
-    return load_dataset(cfg.data, cfg.data_dir, seed=cfg.seed, n_bins=cfg.time_steps, limit=cfg.limit)
+    """The dataset a run trains and scores on: with ``cfg.validation`` > 0, its training set split into the
+    samples trained on and a held-out validation split scored as the test set (``data.split``)."""
+    ds = load_dataset(cfg.data, cfg.data_dir, seed=cfg.seed, n_bins=cfg.time_steps, limit=cfg.limit)
+    if cfg.validation > 0:
+        from spikeport.data.split import validation_split
+
+        ds = validation_split(ds, cfg.validation, cfg.seed)
+    return ds

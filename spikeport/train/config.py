@@ -20,6 +20,7 @@ from spikeport.files.schema import FieldError, Invalid, StrictModel, error_line
 
 METHODS = ("lif", "klif", "bpsrm", "spikeseq", "hnsg", "firate")  # implemented in spikeport.train.methods
 ARCHS = ("fc", "conv", "rfc")  # dense MLP; conv + pool + dense (train.layers); recurrent hidden layers
+NEURONS = ("lif", "sigma-delta")  # CUBA LIF (train.model, the methods) or sigma-delta ReLU (train.sigma_delta)
 ARCH_METHODS = {  # methods whose layers train.layers extends, per non-fc arch
     "conv": ("lif", "klif", "bpsrm", "spikeseq", "firate"),  # bpsrm: TCN per feature map
     "rfc": ("lif", "klif", "spikeseq", "firate"),  # (TCN would not normalize the recurrent input)
@@ -40,6 +41,8 @@ class TrainConfig(StrictModel):
     data: Literal[DATASETS] = "digits"
     data_dir: str | None = None  # folder of IDX / N-MNIST files (None: the default data folder)
     method: Literal[METHODS] = "lif"
+    # "sigma-delta": ReLU layers sending thresholded deltas (Loihi 2 SDNN, train.sigma_delta; the sd_* fields)
+    neuron: Literal[NEURONS] = "lif"
     arch: Literal[ARCHS] = "fc"
     hidden: list[LayerSize] = Field(default_factory=lambda: [128])  # hidden layer sizes
     time_steps: Count = 16
@@ -107,6 +110,18 @@ class TrainConfig(StrictModel):
     # firate: softplus width gamma of the smoothed f-I curve (rheobase units)
     firate_smooth: Annotated[float, Field(gt=0.0, le=10.0)] = 0.1
 
+    # sigma-delta: hidden layers send a change once it reaches this fraction of the layer's calibrated activation
+    # range (0: every change); the input layer once a pixel changed by this fraction of full scale
+    sd_threshold: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    sd_input_threshold: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    # sigma-delta: weight of the loss term on messages (the L1 size of every layer's activation changes)
+    sd_message_penalty: Annotated[float, Field(ge=0.0, le=1e3)] = 0.0
+    # sigma-delta: dropout probability on the input of every dense layer while training (0: off)
+    sd_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    # fraction of the training set held out (seeded, stratified) as the test split: a run that selects
+    # hyper-parameters scores them on data it never trains on, and never on the test set (0: off)
+    validation: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+
     def __init__(self, **fields: Any):
         """Keyword construction checks every field (pydantic also validates through here)."""
         try:
@@ -126,6 +141,8 @@ class TrainConfig(StrictModel):
         if self.target == "xylo-audio2" and self.encoder == "direct":
             raise FieldError("encoder", "xylo-audio2 takes input events (at most 15 per channel per step): use an "
                                         "events, rate or latency encoder")
+        if self.neuron == "sigma-delta":
+            return self._sigma_delta()
         if self.arch != "fc" and self.method not in ARCH_METHODS[self.arch]:
             raise FieldError("method", f"arch {self.arch!r} trains with methods {', '.join(ARCH_METHODS[self.arch])}, "
                                        f"got {self.method!r}")
@@ -144,6 +161,23 @@ class TrainConfig(StrictModel):
             raise FieldError("beta_syn", "must be below 1 for bpsrm (TCN's centring divides by 1 - beta_syn)")
         if self.method == "firate" and not (self.beta_syn < 1.0 and self.beta_mem > 0.0):
             raise FieldError("beta_syn", "firate needs beta_syn < 1 and beta_mem > 0 (a finite, smooth f-I curve)")
+        return self
+
+    def _sigma_delta(self) -> "TrainConfig":
+        """What a sigma-delta network trains with (raises FieldError)."""
+        rules = (("method", self.method == "lif", "must be 'lif' (the default) for neuron sigma-delta: the LIF "
+                                                  "training methods do not apply"),
+                 ("arch", self.arch in ("fc", "conv"), "neuron sigma-delta trains arch fc or conv"),
+                 ("encoder", self.encoder in ("direct", "moving"), "neuron sigma-delta reads graded frames: "
+                                                                   "encoder direct or moving"),
+                 ("population", self.population == 1, "must be 1 for neuron sigma-delta (one output per class)"),
+                 ("readout", self.readout == "spike_count", "neuron sigma-delta reads its sigma output's value at "
+                                                            "the last step (readout last_value): leave readout unset"),
+                 ("target", self.target == "netx", "must be 'netx' for neuron sigma-delta (it deploys as netx "
+                                                   "SDNN blocks)"))
+        for name, ok, why in rules:
+            if not ok:
+                raise FieldError(name, why)
         return self
 
     def validate(self, source: str = "config") -> "TrainConfig":  # type: ignore[override]

@@ -76,6 +76,12 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     DistributedDataParallel (same global batch as one process); only rank 0 writes files.
     """
     cfg.validate()
+    if cfg.neuron == "sigma-delta":  # its own loop (train.sd_loop); CPU, one process
+        if device != "cpu" or use_distributed:
+            raise SpikeportError("neuron sigma-delta trains on the CPU in one process (no --device / --distributed)")
+        from spikeport.train.sd_loop import train_sd
+
+        return train_sd(cfg, out, progress, resume=resume)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SpikeportError(f"--device {device}: no CUDA device is available")
     world = distributed.init(device) if use_distributed else distributed.World(device=device)
