@@ -55,6 +55,34 @@ def test_validation_split_is_stratified_and_never_the_test_set():
     assert np.array_equal(validation_split(ds, 0.2, seed=1).y_test, val.y_test)
 
 
+
+def test_validation_as_a_count_of_samples_and_bad_values_refused():
+    """``validation`` takes a fraction or a whole number of samples (the membrane examples hold out 5000)."""
+    ds = load_dataset("digits")
+    val = validation_split(ds, 300, seed=1)
+    assert abs(len(val.y_test) - 300) <= 10 and len(val.x_train) + len(val.x_test) == len(ds.x_train)
+    assert TrainConfig(validation=5000).validation == 5000 and TrainConfig(validation=0.1).validation == 0.1
+    for bad in (0.7, 2.5):
+        with pytest.raises((Invalid, SpikeportError)):
+            TrainConfig(validation=bad)
+
+
+def test_lif_run_with_a_validation_split_trains_and_scores_that_split(tmp_path):
+    """A LIF run with ``validation`` (the merge of the two split features once split twice and crashed):
+    metrics.json scores the held-out split, never the test set, and says so."""
+    proc = cli("train", "--data", "digits", "--limit", "400", "--epochs", "1", "--out", str(tmp_path / "r"),
+               "--quiet", "--no-compile", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[train]\ndata = \"digits\"\nlimit = 400\nepochs = 1\nvalidation = 0.25\ncompile = false\n")
+    proc = cli("train", "--config", str(cfg), "--out", str(tmp_path / "v"), "--quiet", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    met = json.loads((tmp_path / "v" / "metrics.json").read_text())
+    plain = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert met["scored_on"] == "validation split" and plain["scored_on"] == "test split"
+    assert met["test_samples"] == met["validation"]["samples"] == 100 and met["train_samples"] == 300
+    assert plain["test_samples"] == len(load_dataset("digits").y_test[:400])
+
 def test_float_delta_encoder_by_hand():
     """Activations 10, 10, 12, 13, 9 with threshold 3: sent 10, 0, 0, 3 (the residue 2 plus 1), -4, so the
     receiver holds 10, 10, 10, 13, 9; floored to a unit of 4: 8, 8, 8, 8 (3 floors to 0), 4 (-4 -> -4);
