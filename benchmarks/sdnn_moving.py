@@ -208,10 +208,12 @@ def table_rows(folder: Path) -> tuple[list[str], dict]:
             _test_acc(run), _parity(run), f"{c['messages']:,.0f}", c["synops"],
             f"thresholds: input {k['sd_input_threshold']} of full scale, hidden {k['sd_threshold']} of a_max; "
             f"penalty {k['sd_message_penalty']}; {c['uj']:.2f} uJ/sample (Loihi 1 prices)", _command(run))
-    ml = _load(lif, "metrics.json")
+    ml, k = _load(lif, "metrics.json"), json.loads((lif / "config.json").read_text())["config"]
     row("CUBA LIF (fc 784-256-10)", "spikes; the frame as input current every step",
         f"{_pct(ml.get('quantized_accuracy'))} ({ml.get('test_samples', 0):,})", _test_acc(lif), _parity(lif),
-        f"{cl['messages']:,.0f}", cl["synops"], f"{cl['uj']:.2f} uJ/sample (Loihi 1 prices)", _command(lif))
+        f"{cl['messages']:,.0f}", cl["synops"], f"integers for target {k['target']}; test float QAT forward "
+        f"{_pct(_load(lif, 'test_metrics.json').get('qat_accuracy'))}; {cl['uj']:.2f} uJ/sample (Loihi 1 prices)",
+        _command(lif))
     return rows, {"ann": ca, "sdnn": cs, "lif": cl, "selection": sel}
 
 
@@ -231,9 +233,11 @@ def provenance(folder: Path) -> str:
         run = Path(sel[name]["run"])
         cfg, met = json.loads((run / "config.json").read_text())["config"], _load(run, "metrics.json")
         load = met.get("machine_load", met.get("load_average"))
+        load = " to ".join(map(str, load)) if isinstance(load, list) else load  # a LIF run: at start and end
         lines.append(f"{name} ({run.name}): seed {cfg['seed']}, 1 run; trained on {met.get('train_samples', 0):,} "
-                     f"images ({cfg.get('limit') or 'all'} of the training set, validation {cfg['validation']} of "
-                     f"them held out), {cfg['epochs']} epochs, {met.get('train_seconds', 0) / 60:.1f} min "
+                     f"images (the first {cfg.get('limit') or 'all'} of the training set, validation "
+                     f"{cfg['validation']} of them held out), {cfg['epochs']} epochs, "
+                     f"{met.get('train_seconds', 0) / 60:.1f} min "
                      f"({met.get('train_cpu_seconds', 0) / 60:.1f} CPU min; 1-min load {load})")
     vers = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "lava-nc", "lava-dl"))
     lines.append(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other jobs; {vers}.")
