@@ -205,7 +205,7 @@ def test_trained_sdnn_deploys_exactly_on_netx_lava_and_emulator(sd_run):
     assert res["spike_mismatches"] == 0 and res["payload_mismatches"] == 0 and res["value_mismatches"] == 0
     assert len(res["spike_pairs"]) == 4  # reference-netx, -lava, -emulator, netx-lava
     assert all(r["spikes_a"] > 0 for r in res["per_layer"]), res["per_layer"]  # every layer sends
-    assert res["backend_accuracy"] is not None and res["output"].startswith("values per step, read as classes")
+    assert res["backend_accuracy"] is not None and res["output"].startswith("the sigma output's value at the last step")
 
 
 def test_netx_file_reads_back_as_the_checkpoints_network(sd_run):
