@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -93,6 +94,11 @@ def sweep(run: Path) -> dict:
     return res
 
 
+# what a copied run leaves behind: its training state and what export / parity / energy wrote (model.safetensors,
+# the weights, goes with it)
+_EXPORTS = shutil.ignore_patterns("checkpoint", "model.nir", "model.net", "model.onnx", "parity*", "energy*")
+
+
 def select(ann: Path, sds: list[Path], lifs: list[Path], out: Path, tolerance: float) -> dict:
     from spikeport.train import checkpoint
 
@@ -111,10 +117,10 @@ def select(ann: Path, sds: list[Path], lifs: list[Path], out: Path, tolerance: f
     checkpoint.save(out / "sdnn", model, cfg, int(np.prod(model.input_shape)), model.layers[-1].geom.channels,
                     model.input_shape)
     shutil.copy(Path(best_run) / "metrics.json", out / "sdnn" / "metrics.json")
-    shutil.copytree(ann, out / "ann", ignore=shutil.ignore_patterns("checkpoint", "model.*", "parity*", "energy*"))
+    shutil.copytree(ann, out / "ann", ignore=_EXPORTS)
     lif_acc = {str(r): json.loads((r / "metrics.json").read_text())["quantized_accuracy"] for r in lifs}
     best_lif = max(lif_acc, key=lif_acc.get)
-    shutil.copytree(best_lif, out / "lif", ignore=shutil.ignore_patterns("checkpoint", "model.*", "parity*", "energy*"))
+    shutil.copytree(best_lif, out / "lif", ignore=_EXPORTS)
     res = {"rule": f"sigma-delta: fewest SynOps per frame with validation accuracy >= ANN's - {tolerance} points "
                    f"(ANN {100 * base['accuracy']:.2f}%); LIF: best validation accuracy (integer forward)",
            "ann": {"run": str(ann), **base}, "sdnn": {"run": best_run, **best},
@@ -143,13 +149,36 @@ def _costs(energy: dict) -> dict:
             "uj": energy["energy_j"].get("loihi", float("nan")) * 1e6}
 
 
-def _acc(run: Path) -> tuple[str, str]:
-    """(test accuracy % on Loihi integers with the sample count, Lava/netx parity cell) from parity files."""
-    emu, lava = _load(run, "parity_emulator.json"), _load(run, "parity_lava.json")
-    acc = f"{100 * emu['reference_accuracy']:.2f} ({emu['samples']})" if emu else "-"
-    pairs = ", ".join(f"{c['pair'].split('-', 1)[1]} {c['spike_mismatches']}" for c in lava.get("comparisons", [])
-                      if c.get("pair", "").startswith("reference-"))
-    return acc, (f"{lava['samples']} images: {pairs} mismatches" if lava else "-")
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def _test_acc(run: Path) -> str:
+    """'float / Loihi integers (images)' on the test set: test_metrics.json's float forward (every test image)
+    and parity_emulator.json's integer reference (the images parity ran)."""
+    emu, tm = _load(run, "parity_emulator.json"), _load(run, "test_metrics.json")
+    ints = f"{_pct(emu['reference_accuracy'])} ({emu['samples']:,})" if emu else "-"
+    return f"{_pct(tm.get('float_accuracy'))} / {ints}"
+
+
+def _parity(run: Path) -> str:
+    """Lava / netx on Lava (parity_lava.json, few images) and the emulator (parity_emulator.json) against the
+    integer reference: mismatching payloads or spikes."""
+    cells = []
+    for name in ("parity_lava.json", "parity_emulator.json"):
+        p = _load(run, name)
+        pairs = [c for c in p.get("comparisons", []) if c.get("pair", "").startswith("reference-")
+                 and not (name == "parity_lava.json" and c["pair"] == "reference-emulator")]
+        cells += [f"{c['pair'].split('-', 1)[1]} {c['spike_mismatches']} ({p['samples']:,} img.)" for c in pairs]
+    return ", ".join(cells) or "-"
+
+
+def _command(run: Path) -> str:
+    """The training command: the run's config file with the flags that reduced it (limit, epochs)."""
+    src = (run / "source_config.txt").read_text().strip() if (run / "source_config.txt").exists() else "?"
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    return f"`spikeport train --config {src} --limit {cfg['limit']} --epochs {cfg['epochs']}`" \
+        if cfg.get("limit") else f"`spikeport train --config {src} --epochs {cfg['epochs']}`"
 
 
 def table_rows(folder: Path) -> tuple[list[str], dict]:
@@ -157,31 +186,62 @@ def table_rows(folder: Path) -> tuple[list[str], dict]:
     ann, sdnn, lif = (folder / n for n in ("ann", "sdnn", "lif"))
     ca, cs, cl = (_costs(_load(r, "energy.json")) for r in (ann, sdnn, lif))
     dense = ca["dense_macs"]
-    float_ann = _load(ann, "parity_emulator.json").get("float_accuracy")
     rows = []
 
-    def row(name, sent, acc, parity, cost, msgs, note, cmd):
-        rows.append(f"| {name} | {sent} | {acc} | {parity} | {msgs} | {cost:,.0f} | {cost / dense:.3f} | {note} | {cmd} |")
+    def row(name, sent, val, test, parity, msgs, cost, note, cmd):
+        rows.append(f"| {name} | {sent} | {val} | {test} | {parity} | {msgs} | {cost:,.0f} | {cost / dense:.3f} | "
+                    f"{note} | {cmd} |")
 
-    neurons = sum(p for p in (784, 256, 10))
-    row("dense ANN (fc 784-256-10, ReLU)", "every activation, every frame",
-        "-" if float_ann is None else f"{100 * float_ann:.2f} (float)", "-", dense, f"{neurons:,}",
-        "the ANN run's weights in float, each frame computed densely", "`examples/sdnn_moving_ann_fmnist.toml`")
-    for run, c, name, cfg in ((ann, ca, "SDNN, no thresholds (the ANN's weights)", "examples/sdnn_moving_ann_fmnist.toml"),
-                              (sdnn, cs, "SDNN, thresholds + message penalty", "examples/sdnn_moving_fmnist.toml")):
-        acc, par = _acc(run)
+    k = json.loads((ann / "config.json").read_text())["config"]
+    neurons = int(np.prod(json.loads((ann / "config.json").read_text()).get("input_shape", [784]))) \
+        + sum(k["hidden"]) + 10
+    ma = _load(ann, "metrics.json")
+    row(f"dense ANN (fc 784-{'-'.join(map(str, k['hidden']))}-10, ReLU)", "every activation, every frame",
+        f"{_pct(ma.get('float_accuracy'))} (float; {ma.get('test_samples', 0):,})",
+        f"{_pct(_load(ann, 'test_metrics.json').get('float_accuracy'))} / -", "-", f"{neurons:,}", dense,
+        "the ANN run's float weights, every frame computed densely (dense MACs)", _command(ann))
+    for run, c, name, key in ((ann, ca, "SDNN, no thresholds (the ANN's weights)", "ann"),
+                              (sdnn, cs, "SDNN, thresholds + message penalty", "sdnn")):
         k = json.loads((run / "config.json").read_text())["config"]
-        row(name, "changes only (graded deltas)", acc, par, c["synops"], f"{c['messages']:,.0f}",
-            f"thresholds: input {k['sd_input_threshold']}, hidden {k['sd_threshold']} of a_max; penalty "
-            f"{k['sd_message_penalty']}; {c['uj']:.2f} uJ/sample (Loihi 1 prices)", f"`{cfg}`")
-    acc, par = _acc(lif)
-    row("CUBA LIF (fc 784-256-10)", "spikes; the frame as input current every step", acc, par, cl["synops"],
-        f"{cl['messages']:,.0f}", f"{cl['uj']:.2f} uJ/sample (Loihi 1 prices)", "`examples/lif_moving_fmnist.toml`")
+        n_val = int(_load(Path(sel[key]["run"]), "metrics.json").get("test_samples", 0))
+        row(name, "changes only (graded deltas)", f"{_pct(sel[key]['accuracy'])} ({min(n_val, SWEEP_IMAGES):,})",
+            _test_acc(run), _parity(run), f"{c['messages']:,.0f}", c["synops"],
+            f"thresholds: input {k['sd_input_threshold']} of full scale, hidden {k['sd_threshold']} of a_max; "
+            f"penalty {k['sd_message_penalty']}; {c['uj']:.2f} uJ/sample (Loihi 1 prices)", _command(run))
+    ml, k = _load(lif, "metrics.json"), json.loads((lif / "config.json").read_text())["config"]
+    row("CUBA LIF (fc 784-256-10)", "spikes; the frame as input current every step",
+        f"{_pct(ml.get('quantized_accuracy'))} ({ml.get('test_samples', 0):,})", _test_acc(lif), _parity(lif),
+        f"{cl['messages']:,.0f}", cl["synops"], f"integers for target {k['target']}; test float QAT forward "
+        f"{_pct(_load(lif, 'test_metrics.json').get('qat_accuracy'))}; {cl['uj']:.2f} uJ/sample (Loihi 1 prices)",
+        _command(lif))
     return rows, {"ann": ca, "sdnn": cs, "lif": cl, "selection": sel}
 
 
-HEADER = ("| network | what is sent | accuracy % (test, Loihi integers; images) | parity vs integer reference | "
-          "messages per frame | SynOps per frame | x dense ANN | notes | config |\n|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| network | what is sent | validation acc % (Loihi integers; images) | test acc % float / Loihi integers "
+          "(images) | vs integer reference: mismatches | messages per frame | SynOps per frame | x dense ANN | notes | "
+          "command |\n|---|---|---|---|---|---|---|---|---|---|")
+
+
+def provenance(folder: Path) -> str:
+    """Seeds, data used, training time and machine load of each run, the selection rule, the machine."""
+    import platform
+    from importlib import metadata
+
+    sel = json.loads((folder / "selection.json").read_text())
+    lines = [f"Selection (validation split only): {sel['rule']}."]
+    for name in ("ann", "sdnn", "lif"):
+        run = Path(sel[name]["run"])
+        cfg, met = json.loads((run / "config.json").read_text())["config"], _load(run, "metrics.json")
+        load = met.get("machine_load", met.get("load_average"))
+        load = " to ".join(map(str, load)) if isinstance(load, list) else load  # a LIF run: at start and end
+        lines.append(f"{name} ({run.name}): seed {cfg['seed']}, 1 run; trained on {met.get('train_samples', 0):,} "
+                     f"images (the first {cfg.get('limit') or 'all'} of the training set, validation "
+                     f"{cfg['validation']} of them held out), {cfg['epochs']} epochs, "
+                     f"{met.get('train_seconds', 0) / 60:.1f} min "
+                     f"({met.get('train_cpu_seconds', 0) / 60:.1f} CPU min; 1-min load {load})")
+    vers = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "lava-nc", "lava-dl"))
+    lines.append(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other jobs; {vers}.")
+    return "\n".join(f"- {line}" for line in lines)
 
 
 def plot(folder: Path, costs: dict, out: Path) -> None:
@@ -216,7 +276,7 @@ def plot(folder: Path, costs: dict, out: Path) -> None:
 
 def write_table(folder: Path, doc: Path | None) -> None:
     rows, costs = table_rows(folder)
-    table = HEADER + "\n" + "\n".join(rows)
+    table = HEADER + "\n" + "\n".join(rows) + "\n\n" + provenance(folder)
     print(table)
     if doc is None:
         return

@@ -35,10 +35,11 @@ def is_graded(method: str) -> bool:
 
 
 def input_unit(method: str) -> float:
-    """Float value of one integer input unit: 1 / INPUT_LEVELS for ``direct`` (pixel 1.0 = 255), 1 for spikes and
-    for ``events`` (a count of events is its own float value, as :func:`float_view` gives it)."""
+    """Float value of one integer input unit: 1 / INPUT_LEVELS for the frames of ``direct`` and ``moving`` (pixel
+    1.0 = 255), 1 for spikes and for ``events`` (a count of events is its own float value), as :func:`float_view`
+    gives them to training."""
     _check_method(method)
-    return 1.0 / INPUT_LEVELS if method == "direct" else 1.0
+    return 1.0 / INPUT_LEVELS if method in ("direct", "moving") else 1.0
 
 
 def quantize_input(x: np.ndarray) -> np.ndarray:

@@ -17,9 +17,13 @@ SPLIT_SEED = 0x5A11D  # mixed with the run's seed: the held-out samples depend o
 def validation_split(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
     """``ds`` with its training samples split: round(fraction * n_c) samples of every class c held out
     (chosen by a generator seeded with ``seed``) as ``x_test`` / ``y_test``, the others (in their original
-    order) as ``x_train`` / ``y_train``. ``fraction`` in (0, 0.5]; ``name`` gets a ``+validation`` suffix."""
+    order) as ``x_train`` / ``y_train``. ``fraction`` in (0, 0.5], or a whole number >= 1 of samples (held out
+    as the fraction count / N of every class, so about that many); ``name`` gets a ``+validation`` suffix."""
+    if fraction >= 1 and fraction == int(fraction):
+        fraction = fraction / max(len(ds.y_train), 1)
     if not 0.0 < fraction <= 0.5:
-        raise SpikeportError(f"validation fraction must be in (0, 0.5], got {fraction}")
+        raise SpikeportError(f"validation must be a fraction in (0, 0.5] or at most half the training samples, "
+                             f"got {fraction}")
     rng = np.random.default_rng([int(seed), SPLIT_SEED])
     y = np.asarray(ds.y_train)
     held = np.zeros(len(y), bool)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeport.data import input_unit, is_graded, load_dataset
+from spikeport.data import INPUT_LEVELS, input_unit, is_graded, load_dataset
 from spikeport.errors import SpikeportError
 from spikeport.files import fileio, runfolder
 from spikeport.train import methods

@@ -73,9 +73,6 @@ class TrainConfig(StrictModel):
     # is a non-spiking integrator, no voltage leak, read once at the last step: argmax of its voltage; the loss
     # is on that voltage; core.readout)
     readout: Literal["spike_count", "membrane"] = "spike_count"
-    # training samples held out as a validation split (a fixed draw, the same for every seed and config): never
-    # trained on, scored at the end (metrics.json "validation"), to choose hyper-parameters without the test set
-    validation: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     augment_flip: bool = False  # training batches: mirror each image left-right with probability 1/2 (data.augment)
     # training batches: shift each image by up to this many pixels, zero-filled (0: off)
     augment_shift: Annotated[int, Field(ge=0, le=8)] = 0
@@ -118,9 +115,10 @@ class TrainConfig(StrictModel):
     sd_message_penalty: Annotated[float, Field(ge=0.0, le=1e3)] = 0.0
     # sigma-delta: dropout probability on the input of every dense layer while training (0: off)
     sd_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    # fraction of the training set held out (seeded, stratified) as the test split: a run that selects
-    # hyper-parameters scores them on data it never trains on, and never on the test set (0: off)
-    validation: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    # training samples held out (seeded, stratified; data.split) and scored instead of the test set (metrics.json,
+    # "scored_on"), so hyper-parameters are chosen on data never trained on and never on the test set: a fraction
+    # of the training set in (0, 0.5], or a whole number >= 1 of samples (0: off)
+    validation: Annotated[float, Field(ge=0.0, le=1_000_000)] = 0.0
 
     def __init__(self, **fields: Any):
         """Keyword construction checks every field (pydantic also validates through here)."""
@@ -132,6 +130,9 @@ class TrainConfig(StrictModel):
     @model_validator(mode="after")
     def _combinations(self) -> "TrainConfig":
         """Field combinations a method or an architecture cannot train (raises FieldError)."""
+        if 0.5 < self.validation < 1 or (self.validation >= 1 and self.validation != int(self.validation)):
+            raise FieldError("validation", f"{self.validation} is neither a fraction in (0, 0.5] nor a whole number "
+                             "of samples")
         if (self.data in TEMPORAL) != (self.encoder == EVENTS):
             raise FieldError("encoder", f"dataset {self.data!r} needs encoder " + (f"{EVENTS!r} (its event counts)" if
                              self.data in TEMPORAL else f"one of {', '.join(ENCODERS)} (it is static)"))
