@@ -290,8 +290,8 @@ def test_encoders_properties(values, T):
 
 
 def test_graded_and_bad_arguments():
-    assert ENCODERS == ("direct", "rate", "latency")
-    assert [is_graded(m) for m in ("direct", "rate", "latency", "events")] == [True, False, False, True]
+    assert ENCODERS == ("direct", "rate", "latency", "moving")
+    assert [is_graded(m) for m in ("direct", "rate", "latency", "moving", "events")] == [True, False, False, True, True]
     x = np.zeros((2, 3), dtype=np.float32)
     with pytest.raises(SpikeportError, match="unknown encoder 'poisson'"):
         encode(x, 4, "poisson")

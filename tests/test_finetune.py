@@ -155,7 +155,8 @@ def epoch_scores(run, tmp_path, epochs: int, **kw) -> list[float]:
     for folder in folders:
         net = load_nir(folder / "model.nir")
         xi = np.rint(x).astype(np.int64).reshape(x.shape[0], x.shape[1], -1)
-        scores.append(float(np.mean(predict_net(net, xi, emulator.run(net, xi).spikes) == theirs)))
+        run = emulator.run(net, xi)
+        scores.append(float(np.mean(predict_net(net, run.spikes, run.values) == theirs)))
     return scores
 
 

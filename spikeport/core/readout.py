@@ -105,7 +105,8 @@ def predict(output_spikes: np.ndarray, meta: dict, values: np.ndarray | None = N
         values = output_spikes
     if readout in VALUE_READOUTS:
         if values is None or np.ndim(values) != 3 or np.shape(values)[0] < 1:
-            raise ValueError(f"readout {readout} needs the output's value per step [T, B, N]")
+            what = "voltage" if readout == "membrane" else "value"
+            raise ValueError(f"readout {readout} needs the output population's {what} per step [T, B, N]")
         return _grouped(np.asarray(values)[-1], meta).argmax(axis=1)  # integers, or a float model's values
     if readout == "current_sum":
         raise ValueError(f"readout current_sum: {CURRENT_SUM_GONE}")
