@@ -188,3 +188,20 @@ def test_rate_coded_training_takes_sparse_path_and_resumes_bit_identical(tmp_pat
     train(TrainConfig(**cfg), tmp_path / "cut", resume=True)
     a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("full", "cut"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_path_can_be_fixed_for_reproducible_figures(monkeypatch):
+    """SPIKEPORT_SPIKE_INPUT=dense always leaves the product to the GEMM, kernel takes the kernel without
+    timing (a chooser that would pick dense is not asked), anything else is a one-line error."""
+    from spikeport.errors import SpikeportError
+
+    x = (torch.rand(64, 32, generator=torch.Generator().manual_seed(0)) < 0.1).float()
+    w = torch.randn(8, 32, generator=torch.Generator().manual_seed(1))
+    monkeypatch.setenv("SPIKEPORT_SPIKE_INPUT", "dense")
+    assert spike_linear(x, w) is None
+    monkeypatch.setenv("SPIKEPORT_SPIKE_INPUT", "kernel")
+    got = spike_linear(x, w)
+    assert got is not None and torch.allclose(got, x @ w.t(), atol=1e-5)
+    monkeypatch.setenv("SPIKEPORT_SPIKE_INPUT", "fastest")
+    with pytest.raises(SpikeportError, match="SPIKEPORT_SPIKE_INPUT='fastest'"):
+        spike_linear(x, w)

@@ -176,15 +176,15 @@ def runnable_copy(path: str | Path, folder: str) -> Path:
 
 
 def run_file(path: str | Path, x: np.ndarray, message_bits: int | None = None, spike_exp: int | None = None,
-             with_values: bool = False, output: str | None = None):
+             with_values: bool = False, output: str | None = None, reset_recurrent: bool = True):
     """Run samples x [T, B, ...] (integers) through the netx file on Lava fixed_pt. Returns outputs per
     block, [T, B, N] (spikes bool, sigma-delta payloads int32; N flat, C-major), aligned to spikeport's
     sample windows, and with ``with_values`` also the regression output's value per step [T, B, N] int64
     (None for a classifier). ``message_bits``: of the input (default: the file's ``input_message_bits``
     attribute, else 0); ``spike_exp``: netx's ``Network(spike_exp=...)`` (default: the file's ``spike_exp``
-attribute, else netx's 6); ``output``: the last
-    block's spikes or values (:func:`spikeport.nirfmt.netx_net.read`). A file whose ``sparse_fc_layer``
-    attribute is true runs with Lava Sparse synapses."""
+    attribute, else netx's 6); ``output``: the last block's spikes or values (:func:`spikeport.nirfmt.netx_net.read`). A file whose ``sparse_fc_layer``
+    attribute is true runs with Lava Sparse synapses. ``reset_recurrent=False`` (streaming runs only) leaves
+    the recurrent buffers uncleared between samples, to measure what the reset changes (:func:`run_windows`)."""
     import tempfile
 
     import h5py
@@ -207,7 +207,8 @@ attribute, else netx's 6); ``output``: the last
         if net.isolated_samples:
             outs = _run_per_sample(path, net, x, tmp, message_bits, sparse_fc, spike_exp, value_of_last)
         else:
-            outs = _run_streaming(path, net, x, tmp, message_bits, sparse_fc, spike_exp, value_of_last)
+            outs = _run_streaming(path, net, x, tmp, message_bits, sparse_fc, spike_exp, value_of_last,
+                                  reset_recurrent)
     spikes = [outs[i] for i in range(len(net.populations))]
     values = None
     if with_values and net.regression:
@@ -215,7 +216,8 @@ attribute, else netx's 6); ``output``: the last
     return (spikes, values) if with_values else spikes
 
 
-def _run_streaming(path, net, x, tmp, message_bits, sparse_fc, spike_exp, value_of_last) -> dict:
+def _run_streaming(path, net, x, tmp, message_bits, sparse_fc, spike_exp, value_of_last,
+                   reset_recurrent: bool = True) -> dict:
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     from spikeport.deploy.lava_procs.process import FrameSource
@@ -228,7 +230,8 @@ def _run_streaming(path, net, x, tmp, message_bits, sparse_fc, spike_exp, value_
     _into(source.s_out, tuple(network.layers[0].inp.shape)).connect(network.inp)
     recorded = _recorders(network, tmp, steps, [p.graded for p in net.populations], value_of_last)
     try:
-        run_windows(network, T, B, Loihi2SimCfg(select_tag="fixed_pt"), runner=source)
+        run_windows(network, T, B, Loihi2SimCfg(select_tag="fixed_pt"), runner=source,
+                    reset_recurrent=reset_recurrent)
         raw = _read(recorded, network)
     finally:
         source.stop()

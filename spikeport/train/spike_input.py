@@ -41,6 +41,9 @@ which times both paths on this layer's shapes (forward, and backward when gradie
 times and keeps the faster, cached per machine and key (shape, dtype, gradients, density rounded to
 5 %) in ``$XDG_CACHE_HOME/spikeport/fastest.json``: a few tenths of a second once per layer and
 density band, then none; a resumed run on the same machine takes the same path for the same batch.
+Since the two paths round differently, a figure that must come out the same on any machine (``make
+verify``, benchmarks/claims.py) fixes the path: ``SPIKEPORT_SPIKE_INPUT=dense`` (always the GEMM) or
+``kernel`` (the kernel wherever it applies); unset or ``measure``: timed as above.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ import os
 import numpy as np
 import torch
 
+from spikeport.errors import SpikeportError
 from spikeport.files import fastest
 
 # Largest input density (fraction of ones in x) at which the kernel is timed against the GEMM at all, for
@@ -58,6 +62,8 @@ from spikeport.files import fastest
 # without the input gradient, ~40 % with it, 2026-12-03, AMD EPYC, 2 vCPUs); below them the timing decides.
 SPARSE_MAX_DENSITY = 0.6
 SPARSE_MAX_DENSITY_GRAD = 0.4
+PATH_ENV = "SPIKEPORT_SPIKE_INPUT"  # dense | kernel | measure (the default): module docstring
+PATHS = ("dense", "kernel", "measure")
 DENSITY_BAND = 0.05  # the density part of a timing's key: batches within one band share the choice
 GW_BLOCKS = 4  # fixed row blocks of the weight gradient (partial sums added in block order)
 # The weight gradient by tables (``_table_blocks``) at and above this density, by scatter-adds below;
@@ -311,6 +317,13 @@ def spike_linear(x: torch.Tensor, w: torch.Tensor, max_density: float | None = N
     above ``max_density`` (default ``SPARSE_MAX_DENSITY``, or ``SPARSE_MAX_DENSITY_GRAD`` when x
     requires grad), or the GEMM measured faster for this key (module docstring). ``choose``: True asks
     :func:`chooser`, a ``Chooser`` asks that one, False takes the kernel wherever it applies."""
+    forced = os.environ.get(PATH_ENV, "measure")
+    if forced not in PATHS:
+        raise SpikeportError(f"{PATH_ENV}={forced!r}: must be one of {', '.join(PATHS)}")
+    if forced == "dense":
+        return None
+    if forced == "kernel" and choose is True:
+        choose = False
     if max_density is None:
         max_density = SPARSE_MAX_DENSITY_GRAD if x.requires_grad else SPARSE_MAX_DENSITY
     if (numba is None or x.dim() != 2 or w.dim() != 2 or x.shape[1] != w.shape[1]
