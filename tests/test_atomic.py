@@ -129,6 +129,7 @@ def kill_campaign(tiny_run: Path, tmp_path: Path, kills: dict, seed: int) -> lis
     return report
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_sigkill_at_random_points_leaves_only_valid_outputs(tiny_run, tmp_path):
     report = kill_campaign(tiny_run, tmp_path, KILLS, seed=2024)
     assert sum(code is None for _, code, _ in report) >= len(report) // 2  # most runs were really killed

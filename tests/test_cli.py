@@ -146,8 +146,10 @@ def _in_terminal(*args: str, timeout: float = 240) -> tuple[int, str]:
 
 @pytest.mark.parametrize("args, bar", [
     (("parity", "{run}", "--backend", "emulator", "--samples", "300"), "parity: emulator"),
-    (("energy", "{run}", "--samples", "300", "--profile", "loihi"), "energy (steps)"),
-    (("deploy", "{run}/model.nir", "--backend", "emulator", "--samples", "300"), "emulator (samples)"),
+    pytest.param(("energy", "{run}", "--samples", "300", "--profile", "loihi"), "energy (steps)",
+                 marks=pytest.mark.slow),  # one bar in make test (10 minutes on 2 cores); the rest in test-slow
+    pytest.param(("deploy", "{run}/model.nir", "--backend", "emulator", "--samples", "300"), "emulator (samples)",
+                 marks=pytest.mark.slow),
 ])
 def test_long_commands_show_progress_in_a_terminal_only(tiny_run, tmp_path, args, bar):
     run = tmp_path / "run"

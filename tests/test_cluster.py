@@ -51,6 +51,7 @@ def _outputs(run: Path) -> dict:
         return {k: f[k] for k in f.files}
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_cluster_parity_equals_the_one_process_run(tiny_run, tmp_path, cluster):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

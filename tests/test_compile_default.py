@@ -143,6 +143,7 @@ def test_compiled_training_follows_eager_and_deploys_exactly(tmp_path, monkeypat
     assert res["prediction_agreement"] == 1.0
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_cli_no_compile_flag(tmp_path):
     from tests.conftest import cli
 

@@ -58,6 +58,7 @@ def test_convert_refuses_bad_state_dicts(pt_files, tmp_path, name, why):
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_pickle_anywhere_is_refused_with_the_conversion_hint(pt_files, tiny_run, tmp_path):
     pt = pt_files["dir"] / "ddp.pt"
     disguised = tmp_path / "model.nir"  # a pickle under another name is recognised by its bytes

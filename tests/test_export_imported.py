@@ -14,6 +14,7 @@ from tests.test_finetune import sinabs_style_cnn
 from tests.test_import import SnnMLP, _export_snn, digits  # noqa: F401  (digits: the module's fixture)
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_export_imported_run_to_netx_and_onnx(tmp_path):
     import onnxruntime as ort
 
@@ -40,6 +41,7 @@ def test_export_imported_run_to_netx_and_onnx(tmp_path):
     assert bad.returncode == 2 and "--out does not apply" in bad.stderr
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_import_for_netx_exports_and_runs_on_netx(digits, tmp_path):
     """``import --netx``: snnTorch's CUBA MLP (tiny_run's float weights) with Linear biases. The default import
     makes the biases exact lines, which netx refuses; --netx needs --allow-approx for them (voltage biases)

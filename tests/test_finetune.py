@@ -203,6 +203,7 @@ def sinabs_style_cnn(path):
     return path
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_conv_finetune_distils_without_labels_and_continues_from_its_checkpoint(tmp_path):
     graph = sinabs_style_cnn(tmp_path / "cnn.nir")
     x = (np.random.default_rng(0).random((120, 8, 1, 8, 8)) < 0.3).astype(np.float32)

@@ -143,6 +143,7 @@ def test_bad_arguments():
         cuba_lif_multistep(torch.zeros(3), 0.0, 0.9, 1.0)
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_compile_flag_same_result_or_clean_fallback():
     """compile=True gives the eager result (compiled or, with a warning, the eager fallback)."""
     cur, b, params, w = _inputs(6, 4, 8, seed=11, bias=True, slope="scalar", scale="scalar", dtype=torch.float32)

@@ -252,6 +252,7 @@ def base(tiny_run, tmp_path_factory) -> Base:
     return Base(run=tiny_run, work=tmp_path_factory.mktemp("fuzz"))
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 @pytest.mark.parametrize("target", sorted(FAST))
 def test_fuzz_in_process(target, base):
     res = run_target(target, range(FAST[target]), base)
@@ -311,6 +312,7 @@ def _cli_case(i: int, base: Base) -> tuple[list[str], Path]:
     return ["train", "--data", "mnist", "--data-dir", str(tmp / "idx"), "--epochs", "1", "--out", str(tmp / "r")], tmp
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_fuzz_through_the_cli(base):
     """~20 corrupted inputs through the real CLI: success, or exit 2 with exactly one stderr line."""
     def one(i):

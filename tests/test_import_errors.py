@@ -184,6 +184,7 @@ def test_inputs_are_validated(bad, tmp_path):
     _one_line(e.value, "npy")
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_cli_import_then_deploy_parity_energy_report(tmp_path):
     """The imported run folder works with every stage (emulator backend here; Lava in test_import)."""
     from spikeport import pipeline as workflow

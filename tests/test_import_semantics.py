@@ -339,6 +339,7 @@ def test_bias_line_in_the_nir_format(tmp_path):
     assert energy["synops"] == 8.0 and energy["loihi_mapping"]["total_cores"] >= 1
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_cli_reset_timing(braille, tmp_path):
     """`spikeport import --reset-timing`: the default refuses the braille graph naming the option (exit 2,
     one line); same-step imports it exactly and prints the timing; a bad value, or next-step for a

@@ -66,6 +66,7 @@ def test_hand_built_nets_equal_netx_on_lava(tmp_path, build):
     assert _compare(net, _random_input(net, rng, 12), path) == [0] * len(net.populations)
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_demo_like_run_exports_and_equals_netx_on_lava(tmp_path):
     """``spikeport export RUN --netx`` on the demo's network (digits, direct encoding, CUBA-LIF MLP, the
     default target "netx"): written as trained, netx on Lava equals the emulator spike for spike."""

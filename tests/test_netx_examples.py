@@ -50,6 +50,7 @@ def test_examples_are_all_covered():
     assert len(names) >= 11 and {"lif_fmnist", "bpsrm_fmnist", "klif_fmnist", "lif_conv_fmnist"} <= names
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_bpsrm_example_equals_netx_on_lava(tmp_path):
     """bpsrm folds its normalization into biases: netx's bias_exp 6 grid, trained for (16 samples)."""
     _check(tmp_path, next(p for p in EXAMPLES if p.stem == "bpsrm_fmnist"), 16)

@@ -8,6 +8,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import torch
 
 from spikeport import pipeline
@@ -77,6 +78,7 @@ def test_trained_run_outputs_match_the_checkpoint(tiny_run, tmp_path):
     assert np.array_equal(out["reference"], ints.sum(axis=0)) and np.array_equal(out["emulator"], out["reference"])
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_netx_backend_and_netx_import_are_held_against_netx(tmp_path):
     """export --netx, then parity --backend netx,emulator; the model.net imported again (spikeport import
     MODEL.net) is parity-checked with netx itself as the reference."""

@@ -3,6 +3,7 @@ PyTorch forward."""
 import json
 
 import numpy as np
+import pytest
 
 from spikeport import pipeline as workflow
 from spikeport.nirfmt.load import load_nir
@@ -63,6 +64,7 @@ def test_energy_counts_match_a_direct_count(tiny_run):
         assert price["source"]
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_sharded_parity_merges_exactly(tiny_run):
     """Two Lava children and two emulator workers give the same spikes as one run."""
     from spikeport.deploy import emulator

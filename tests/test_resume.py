@@ -95,6 +95,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "spikeport.cli", *args]
 
 
+@pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_sigkill_then_cli_resume_matches_uninterrupted(tmp_path):
     """SIGKILL `spikeport train` after its first finished epoch, then `spikeport train --out RUN --resume`
     (no other option: the configuration comes from the state file)."""
