@@ -75,11 +75,9 @@ def markdown(values: dict[str, float]) -> str:
 
 
 def write_doc(table: str, path: Path = DOC) -> None:
-    from spikeport.files.fileio import write_text
+    from spikeport.files.fileio import replace_between
 
-    doc = path.read_text()
-    head, rest = doc.split(BEGIN, 1)
-    write_text(path, f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}")
+    replace_between(path, BEGIN, END, table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,15 +28,16 @@ claims = _claims()
 
 def edit_by_10_percent(claim, text: str) -> str:
     """``text`` (whitespace runs read as one space, as claims.py reads it) with every occurrence of the
-    claim's figure raised by 10 %, printed like the original (decimals, thousands commas); a whole number
-    that 10 % does not change (0, 1..4) is raised by one."""
+    claim's figure raised by 10 %, or by twice its tolerance where that is more (a small figure with an
+    absolute tolerance: a 10 % edit of 10.00 % within 1.5 points is not stale), printed like the original
+    (decimals, thousands commas); a whole number that the raise does not change (0, 1..4) is raised by one."""
     flat = re.sub(r"\s+", " ", text)
 
     def bump(m: re.Match) -> str:
         old = m.group(1)
         value = float(old.replace(",", ""))
         decimals = len(old.split(".")[1]) if "." in old else 0
-        new = value * 1.1 if value else 1.0
+        new = max(value * 1.1, value + 2 * claim.allowed(value)) if value else 1.0
         if decimals == 0 and round(new) == value:
             new = value + 1
         out = f"{new:,.{decimals}f}" if "," in old else f"{new:.{decimals}f}"

@@ -51,6 +51,16 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def replace_between(path: str | os.PathLike, begin: str, end: str, text: str) -> None:
+    """Replace what lies between the marker lines ``begin`` and ``end`` of a text file (a generated table in
+    a document), atomically; a file without both markers is an error naming it."""
+    doc = Path(path).read_text()
+    if begin not in doc or end not in doc.split(begin, 1)[1]:
+        raise SpikeportError(f"{path}: the markers {begin!r} ... {end!r} are missing")
+    head, rest = doc.split(begin, 1)
+    write_text(path, f"{head}{begin}\n{text}\n{end}{rest.split(end, 1)[1]}")
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Strict JSON (no NaN / Infinity), written atomically; a value JSON cannot hold is an error naming the file."""
     try:
