@@ -121,7 +121,8 @@ def save_traceback(err: BaseException) -> Path:
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning on the command line is one line, like an error: what happened, not where in the code."""
-    print(f"spikeport: warning: {message}", file=file or sys.stderr)
+    first = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    print(f"spikeport: warning: {first}", file=file or sys.stderr)
 
 
 def exit_on_errors(run: Callable[[], None], gate_failure: type, bad_input: type,

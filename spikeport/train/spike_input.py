@@ -274,7 +274,7 @@ def _ones(x: torch.Tensor) -> float:
     (``torch.count_nonzero`` of a 3200 x 784 batch took 8 ms of CPU, a quarter of the GEMM it may skip).
     Not exact for other input, which the index pass refuses anyway."""
     rows = x[:: max(1, x.shape[0] // 512)]
-    return float(rows.sum()) * x.shape[0] / rows.shape[0]
+    return float(rows.detach().sum()) * x.shape[0] / rows.shape[0]
 
 
 def _candidates(x: torch.Tensor, w: torch.Tensor, ones: float) -> tuple[str, dict]:
