@@ -139,7 +139,7 @@ def _fuzz_claims() -> list[Claim]:
     trained bytes, so error and ok may move by a few cases between machines (rel 3 %); other must be 0."""
     out = []
     for target in ("deploy-nir-bytes", "deploy-nir-struct", "parity-nir", "import-nir", "export-checkpoint",
-                   "convert-pt", "data-idx", "data-nmnist", "config-toml", "profiles-toml", "inputs-npy"):
+                   "convert-pt", "data-idx", "data-nmnist", "config-toml", "profiles-toml", "inputs-npy", "import-netx"):
         row = rf"\| {re.escape(target)} \| [^|]* \| ([\d,]+) / ([\d,]+) / ([\d,]+) / ([\d,]+),"
         for i, field in enumerate(("cases", "error", "ok", "other")):
             out.append(Claim(f"fuzz.{target}.{field}", REL, _nth_group(row, i), "fuzz", f"{target}.{field}",
