@@ -48,9 +48,6 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-# training's spike-input path is timed per machine (spikeport.train.spike_input), and the two paths round
-# differently: the regenerated figures take the GEMM everywhere, so they come out the same on any machine
-os.environ.setdefault("SPIKEPORT_SPIKE_INPUT", "dense")
 
 
 @dataclass(frozen=True)
@@ -308,4 +305,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # training's spike-input path is timed per machine (spikeport.train.spike_input), and the two paths round
+    # differently: the regenerated figures take the GEMM everywhere, so they come out the same on any machine
+    os.environ.setdefault("SPIKEPORT_SPIKE_INPUT", "dense")
     sys.exit(main())
