@@ -262,7 +262,8 @@ def export_netx(nir_path: str | Path, out: str | Path | None = None) -> Path:
 def written_accuracy(run_dir: str | Path) -> str:
     """One line on the accuracy of the network a ``model.net`` exported from ``run_dir`` holds: it is the
     checkpoint's own integer network (``write_netx`` changes no integer, it refuses), so its accuracy is
-    ``metrics.json``'s ``quantized_accuracy`` (the integer forward on the test set)."""
+    ``metrics.json``'s ``quantized_accuracy`` (the integer forward on the test set, or on the validation split
+    of a run trained with one: ``scored_on``)."""
     from spikeport.files import runfolder
 
     path = Path(run_dir) / runfolder.METRICS
@@ -272,5 +273,6 @@ def written_accuracy(run_dir: str | Path) -> str:
     acc, n = metrics.get("quantized_accuracy"), metrics.get("test_samples")
     if not (isinstance(acc, (int, float)) and 0 <= acc <= 1 and isinstance(n, int) and n > 0):
         raise SpikeportError(f"{path}: fields 'quantized_accuracy' (0..1) and 'test_samples' (> 0) are required")
-    return (f"model.net holds the checkpoint's integers unchanged: accuracy {100 * acc:.2f}% on {n} test samples "
-            f"(Loihi integer forward, {path.name})")
+    split = "validation" if metrics.get("scored_on") == "validation split" else "test"  # a run with a validation split
+    return (f"model.net holds the checkpoint's integers unchanged: accuracy {100 * acc:.2f}% on {n} {split} "
+            f"samples (Loihi integer forward, {path.name})")
