@@ -16,6 +16,7 @@ import typer
 
 from spikeport.errors import LavaRuntimeError, ParityFailure, SpikeportError
 from spikeport.files import runfolder
+from spikeport.report import command_rows
 from spikeport.report import markdown as md
 from spikeport.report.console import Bars, exit_on_errors, out
 from spikeport.report.console import columns_table as _table
@@ -126,7 +127,7 @@ def train(
                             device=device, use_distributed=distributed, resume=resume)
     if not metrics:  # a non-zero rank of a distributed run: rank 0 reports
         return
-    _summary(md.train_rows(metrics) + [("run folder", str(out_dir))], "trained")
+    _summary(command_rows.train_rows(metrics) + [("run folder", str(out_dir))], "trained")
 
 
 @app.command()
@@ -270,7 +271,7 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
             bars.callback(f"importing {graph}")
             res = import_netx(graph, out_dir, time_steps=time_steps, inputs=inputs, labels=labels, spike_exp=spike_exp,
                               input_bits=input_bits, output=output)
-        _summary(md.netx_import_rows(res) + [("run folder", str(out_dir))], "imported")
+        _summary(command_rows.netx_import_rows(res) + [("run folder", str(out_dir))], "imported")
         return
     if dt is None:
         raise SpikeportError("--dt is required for a NIR graph (seconds per step; NIR stores none)")
@@ -292,7 +293,7 @@ def import_(graph: Path = typer.Argument(..., help="a peer's .nir file, or a lav
                            allow_approx=allow_approx, weight_bits=weight_bits, readout=readout, netx=netx,
                            inputs=inputs, labels=labels, time_steps=time_steps, calibration=calibration,
                            progress=bars.update)
-    _summary(md.import_rows(res) + [("run folder", str(out_dir))], "imported")
+    _summary(command_rows.import_rows(res) + [("run folder", str(out_dir))], "imported")
     if finetune:
         _finetune(out_dir, out_dir, quiet, epochs=finetune, target=target, holdout=holdout, schedule=lr_schedule,
                   keep=keep)
@@ -304,7 +305,7 @@ def _finetune(run_dir: Path, out_dir: Path, quiet: bool, **kw) -> None:
 
     with Bars(quiet) as bars:
         res = finetune_run(run_dir, out=out_dir, progress=bars.update, **kw)
-    _summary(md.finetune_result_rows(res) + [("run folder", str(out_dir))], "fine-tuned")
+    _summary(command_rows.finetune_result_rows(res) + [("run folder", str(out_dir))], "fine-tuned")
 
 
 @app.command()
