@@ -52,10 +52,17 @@ def _sigma_delta(cfg: dict, met: dict, lava: dict) -> tuple[dict, list[str]]:
 def row(run: Path) -> str:
     cfg, met = _load(run, "config.json"), _load(run, "metrics.json")
     cfg = cfg.get("config", cfg)
-    sd_notes = []
+    sd_notes, split_notes = [], []
     if cfg.get("neuron") == "sigma-delta":
         tested = _load(run, "test_metrics.json")
         met, sd_notes = _sigma_delta(cfg, {**met, **tested}, _load(run, "parity_lava.json"))
+    elif cfg.get("validation"):  # metrics.json scored the held-out split; the test set is in test_metrics.json
+        met = {**met, **_load(run, "test_metrics.json")}
+        val = met.get("validation", {})
+        split_notes.append(f"hyper-parameters on a validation split of {val.get('samples', 0):,} training images "
+                           f"(Loihi {_pct(val.get('quantized_accuracy'))}%; seed {cfg.get('seed')}, 1 run)")
+    if cfg.get("readout") == "membrane":
+        split_notes.append("membrane readout (the output integrator's voltage at the last step)")
     lava, emu, en = _load(run, "parity_lava.json"), _load(run, "parity_emulator.json"), _load(run, "energy.json")
     src = (run / "source_config.txt").read_text().strip() if (run / "source_config.txt").exists() else "?"
     lava_cmp = next((c for c in lava.get("comparisons", []) if c.get("pair") == "reference-lava"), {})
@@ -77,13 +84,13 @@ def row(run: Path) -> str:
         extra.append("training images " + " and ".join(
             (["mirrored"] if cfg.get("augment_flip") else [])
             + ([f"shifted by up to {cfg['augment_shift']} px"] if cfg.get("augment_shift") else [])))
-    extra += sd_notes or [f"fire {met.get('fire_intensity', 0):.3f}"]
+    extra += split_notes + (sd_notes or [f"fire {met.get('fire_intensity', 0):.3f}"])
     method = "sigma-delta" if sd_notes else cfg.get("method")
     synops = en.get("synops", 0)
     if sd_notes:  # a sigma-delta message is a graded payload: NeuroBench counts it as an effective MAC
         synops += en.get("effective_macs", 0)
         extra.append("SynOps: nonzero graded messages (the input's and every layer's) x nonzero fan-out")
-    script = "sdnn_pipeline.sh" if sd_notes else "fmnist_pipeline.sh"
+    script = "sdnn_pipeline.sh" if sd_notes or cfg.get("validation") else "fmnist_pipeline.sh"
     return (f"| {method} | {_arch(cfg)}, T={cfg.get('time_steps')}, {cfg.get('encoder')} | "
             f"{cfg.get('epochs')} | {_pct(met.get('float_accuracy'))} | {_pct(met.get('qat_accuracy'))} | "
             f"{_pct(met.get('quantized_accuracy'))} | "
@@ -118,9 +125,15 @@ def _checks(parity: dict, pair: str) -> str:
 
 
 def target_row(run: Path) -> str:
-    """A row of the targets table (seed, validation split, readout, float -> Loihi gap, CPU time)."""
+    """A row of the targets table (seed, validation split, readout, float -> Loihi gap, CPU time). A run trained
+    with a validation split scored that split in metrics.json: its test accuracies come from test_metrics.json
+    (benchmarks/sdnn_test_metrics.py), and a row without them says so instead of showing the split's."""
     cfg, met = _load(run, "config.json"), _load(run, "metrics.json")
     cfg = cfg.get("config", cfg)
+    if cfg.get("validation"):
+        tested = _load(run, "test_metrics.json")
+        met = {**met, **{k: tested.get(k) for k in ("float_accuracy", "qat_accuracy", "quantized_accuracy")}}
+    sd = cfg.get("neuron") == "sigma-delta"
     lava, emu, en = _load(run, "parity_lava.json"), _load(run, "parity_emulator.json"), _load(run, "energy.json")
     src = (run / "source_config.txt").read_text().strip() if (run / "source_config.txt").exists() else "?"
     val = met.get("validation")
@@ -129,11 +142,14 @@ def target_row(run: Path) -> str:
     gap_cell = "-" if None in gap else f"{100 * (gap[0] - gap[2]):+.2f} / {100 * (gap[1] - gap[2]):+.2f}"
     loihi = en.get("energy_j", {}).get("loihi")
     lava_pair = f"{_checks(lava, 'reference-lava')}; emulator {_checks(lava, 'reference-emulator')}"
-    return (f"| {cfg.get('method')}, {cfg.get('readout', 'spike_count')} | {_arch(cfg)}, T={cfg.get('time_steps')} | "
+    synops = en.get("synops", 0) + (en.get("effective_macs", 0) if sd else 0)  # graded messages x fan-out
+    script = "sdnn_pipeline.sh" if sd or cfg.get("validation") else "fmnist_pipeline.sh"
+    kind = "sigma-delta, last value" if sd else f"{cfg.get('method')}, {cfg.get('readout', 'spike_count')}"
+    return (f"| {kind} | {_arch(cfg)}, T={cfg.get('time_steps')} | "
             f"{cfg.get('epochs')} | {cfg.get('seed')} | {val_cell} | {_pct(met.get('float_accuracy'))} | "
             f"{_pct(met.get('qat_accuracy'))} | {_pct(met.get('quantized_accuracy'))} | {gap_cell} | {lava_pair} | "
-            f"{_checks(emu, 'reference-emulator')} | {_minutes(met)} | {en.get('synops', 0):,.0f} | "
-            f"{'-' if loihi is None else f'{loihi * 1e6:.2f}'} | `benchmarks/fmnist_pipeline.sh {src} {run}` |")
+            f"{_checks(emu, 'reference-emulator')} | {_minutes(met)} | {synops:,.0f} | "
+            f"{'-' if loihi is None else f'{loihi * 1e6:.2f}'} | `benchmarks/{script} {src} {run}` |")
 
 
 TARGET_HEADER = ("| method, readout | network | epochs | seed | validation split (held out of train: Loihi acc %) | "

@@ -2,6 +2,7 @@
 bias on the bias_exp 6 grid, recurrent exponent 0), checked on hand-computed layers; checkpoints saved
 before the field keep spikeport's own integers ("lava")."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -74,3 +75,30 @@ def test_checkpoint_without_target_keeps_spikeports_integers(tmp_path, saved, ex
     loaded, cfg2, _ = checkpoint.load(tmp_path)
     assert cfg2.target == expect and all(layer.netx == (expect == "netx") for layer in loaded.layers)
     assert (loaded.quant()[0].weight_exp < 0) == (expect == "lava")  # graded first layer: shifted only by "lava"
+
+
+def _fmnist_model(target: str, encoder: str = "direct"):
+    cfg = TrainConfig(data="fashion-mnist", arch="fc", hidden=[64], encoder=encoder, method="bpsrm", target=target)
+    return checkpoint.build_model(cfg, 784, 10, (1, 28, 28)), cfg
+
+
+def test_training_warns_where_netx_rounds_a_graded_layer_to_zero():
+    """Direct-encoded pixels (up to 255) into 784 inputs: netx's unshifted weights must stay within the
+    threshold's current bound, and every initial weight of the first layer rounds to 0 (what made bpsrm fc
+    with a membrane readout diverge); target lava shifts the sum instead, and spikes (max input 1) are fine."""
+    from spikeport.train.loop import warn_vanishing_netx_weights
+
+    model, cfg = _fmnist_model("netx")
+    with pytest.warns(RuntimeWarning, match="target = 'lava'"):
+        fractions = warn_vanishing_netx_weights(model, cfg)
+    w, b = model.layers[0].float_params(None)
+    assert np.count_nonzero(model.layers[0].quantize(w.detach(), b).weight) == 0
+    assert fractions == [0.0]
+    for target, encoder in (("lava", "direct"), ("netx", "rate")):
+        model, cfg = _fmnist_model(target, encoder)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warn_vanishing_netx_weights(model, cfg)
+        w, b = model.layers[0].float_params(None)
+        q = model.layers[0].quantize(w.detach(), b).weight
+        assert np.count_nonzero(q) > 0.9 * q.size

@@ -64,3 +64,28 @@ def test_targets_table_row_and_its_own_markers(tmp_path):
     results_table.main(["--write", str(doc), "--table", "targets", str(run)])
     text = doc.read_text()
     assert "| old |" in text and "| stale |" not in text and row in text and text.endswith(f"{end}\nafter\n")
+
+
+def test_a_validation_run_shows_its_test_accuracies_never_the_splits(tmp_path):
+    """A run trained with a validation split scored that split in metrics.json: the targets row and the
+    per-method row take the test accuracies from test_metrics.json, and without that file show none."""
+    import json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": {
+        "method": "bpsrm", "readout": "membrane", "arch": "fc", "hidden": [1024], "time_steps": 8, "epochs": 15,
+        "seed": 0, "validation": 5000}}))
+    (run / "metrics.json").write_text(json.dumps({
+        "float_accuracy": 0.9111, "qat_accuracy": 0.9122, "quantized_accuracy": 0.9133,
+        "validation": {"samples": 5000, "of_train_samples": 60000, "quantized_accuracy": 0.9133}}))
+    (run / "source_config.txt").write_text("examples/x.toml")
+    assert "91.33" in results_table.target_row(run).split("| 0 |", 1)[1].split("|")[0]  # the split's own cell
+    row = results_table.target_row(run)
+    assert "91.11" not in row and "91.22" not in row and "| - | - | - | - |" in row
+    (run / "test_metrics.json").write_text(json.dumps({
+        "float_accuracy": 0.9001, "qat_accuracy": 0.9012, "quantized_accuracy": 0.9004}))
+    row = results_table.target_row(run)
+    assert "| 90.01 | 90.12 | 90.04 | +0.08 / -0.03 |" in row and "sdnn_pipeline.sh examples/x.toml" in row
+    wide = results_table.row(run)
+    assert "| 90.01 | 90.12 | 90.04 |" in wide and "validation split of 5,000 training images (Loihi 91.33%" in wide

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -91,6 +92,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     x_train, y_train = ds.x_train, ds.y_train
     n_in = int(np.prod(ds.input_shape))
     model = checkpoint.build_model(cfg, n_in, ds.n_classes, tuple(ds.input_shape)).to(world.device)
+    warn_vanishing_netx_weights(model, cfg)
     net = distributed.wrap(model, world)
     method = methods.get(cfg.method)
     opt = torch.optim.Adam(method.param_groups(model, cfg), lr=cfg.lr)
@@ -169,6 +171,32 @@ def train(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, *
     fileio.write_json(out / runfolder.METRICS, metrics)
     distributed.finish(world)
     return metrics
+
+
+def warn_vanishing_netx_weights(model: SpikingMLP, cfg: TrainConfig, min_nonzero: float = 0.05) -> list[float]:
+    """Fraction of nonzero integer weights of each layer with graded input (``max_input_int`` > 1) as the
+    netx quantizer writes them; warn (one line) where it is below ``min_nonzero``. netx writes no weight
+    exponent, so a layer whose inputs reach 255 (direct-encoded pixels) needs weights near 1 / 255 of the
+    threshold. bpsrm and hnsg on fc 784-512 start with every first-layer weight at 0 (lif, klif: about half
+    nonzero), and QAT then trains on a few levels a sign (measured: bpsrm fc with a membrane readout diverged,
+    842 of 401,408 first-layer weights nonzero after 15 epochs; with target lava it trained to 89.7 %)."""
+    if cfg.target != "netx" or cfg.neuron != "lif":
+        return []
+    fractions = []
+    with torch.no_grad():
+        for i, layer in enumerate(model.layers):
+            if layer.max_input_int() <= 1:
+                continue
+            w, b = layer.float_params(None)
+            frac = float(np.count_nonzero(layer.quantize(w, b).weight)) / max(1, w.numel())
+            fractions.append(frac)
+            if frac < min_nonzero:
+                warnings.warn(
+                    f"target 'netx': layer {i + 1} takes graded input up to {layer.max_input_int()} and netx "
+                    f"writes no weight exponent, so {frac:.1%} of its initial weights are nonzero integers "
+                    "and training may not converge; train with target = 'lava' (Lava and the emulator, no "
+                    "netx file) or a spiking encoder", RuntimeWarning, stacklevel=2)
+    return fractions
 
 
 def _load_average() -> float | None:
