@@ -45,7 +45,7 @@ def _sigma_delta(cfg: dict, met: dict, lava: dict) -> tuple[dict, list[str]]:
         notes.append(f"netx on Lava: {netx.get('spike_mismatches')} payload mismatches")
     notes.append(f"weight bits {met.get('weight_bits')}, payload bits {met.get('payload_bits')}")
     if "train_cpu_seconds" in met:
-        notes.append(f"{met['train_cpu_seconds'] / 60:.1f} CPU min (1 thread; load {met.get('machine_load')})")
+        notes.append(f"{met['train_cpu_seconds'] / 60:.1f} CPU min (load {met.get('machine_load')})")
     return met, notes
 
 
@@ -109,8 +109,9 @@ def _minutes(met: dict) -> str:
     wall = f"{met.get('train_seconds', 0) / 60:.1f}"
     if "train_cpu_seconds" not in met:
         return wall
-    load = [x for x in met.get("load_average", []) if x is not None]
-    return (f"{wall} ({met['train_cpu_seconds'] / 60:.1f} CPU min on {met.get('threads')} threads"
+    load = [x for x in met.get("load_average", [met.get("machine_load")]) if x is not None]
+    threads = f" on {met['threads']} threads" if met.get("threads") else ""  # sd_loop records no count
+    return (f"{wall} ({met['train_cpu_seconds'] / 60:.1f} CPU min{threads}"
             + (f"; load {min(load):.0f}-{max(load):.0f}" if load else "") + ")")
 
 
@@ -130,13 +131,16 @@ def target_row(run: Path) -> str:
     (benchmarks/sdnn_test_metrics.py), and a row without them says so instead of showing the split's."""
     cfg, met = _load(run, "config.json"), _load(run, "metrics.json")
     cfg = cfg.get("config", cfg)
+    val = met.get("validation")
+    if val is None and cfg.get("validation") and met.get("scored_on") == "validation split":  # sd_loop's metrics
+        val = {"samples": met.get("test_samples", 0), "quantized_accuracy": met.get("quantized_accuracy"),
+               "of_train_samples": met.get("train_samples", 0) + met.get("test_samples", 0)}
     if cfg.get("validation"):
         tested = _load(run, "test_metrics.json")
         met = {**met, **{k: tested.get(k) for k in ("float_accuracy", "qat_accuracy", "quantized_accuracy")}}
     sd = cfg.get("neuron") == "sigma-delta"
     lava, emu, en = _load(run, "parity_lava.json"), _load(run, "parity_emulator.json"), _load(run, "energy.json")
     src = (run / "source_config.txt").read_text().strip() if (run / "source_config.txt").exists() else "?"
-    val = met.get("validation")
     val_cell = f"{val['samples']:,} of {val['of_train_samples']:,}: {_pct(val['quantized_accuracy'])}" if val else "none"
     gap = [met.get(k) for k in ("qat_accuracy", "float_accuracy", "quantized_accuracy")]
     gap_cell = "-" if None in gap else f"{100 * (gap[0] - gap[2]):+.2f} / {100 * (gap[1] - gap[2]):+.2f}"
