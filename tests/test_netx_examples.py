@@ -25,8 +25,6 @@ def _elsewhere(toml: Path) -> str | None:
         return "tests/test_xylo_pipeline.py (not a netx network)"
     if cfg.readout == "membrane":
         return "tests/test_membrane_readout.py (its output integrator never spikes: values are compared)"
-    if cfg.target == "lava":
-        return "tests/test_netx.py::test_lava_target_run_is_refused_with_its_right_shift"
     if cfg.encoder == "events":
         return "tests/test_xylo_pipeline.py (temporal data, not retrainable on digits images)"
     return None
@@ -71,7 +69,7 @@ def _check(tmp_path: Path, toml: Path, samples: int) -> None:
 def test_examples_are_all_covered():
     """Every example is checked here or names the test that covers it."""
     names = {p.stem for p in EXAMPLES}
-    assert len(names) >= 9 and {"lif_fmnist", "klif_fmnist", "lif_conv_fmnist"} <= names
+    assert len(names) >= 11 and {"lif_fmnist", "bpsrm_fmnist", "hnsg_fmnist", "lif_conv_fmnist"} <= names
     others = {p.stem: _elsewhere(p) for p in ALL_EXAMPLES if p.stem not in names}
     assert {"sdnn_conv_fmnist", "xylo_digits_rows", "bpsrm_membrane_fmnist"} <= set(others)
     for reason in others.values():
@@ -81,7 +79,7 @@ def test_examples_are_all_covered():
 @pytest.mark.slow  # make test stays under 10 minutes on 2 cores; make test-slow runs it
 def test_bpsrm_example_equals_netx_on_lava(tmp_path):
     """bpsrm folds its normalization into biases: netx's bias_exp 6 grid, trained for (16 samples)."""
-    _check(tmp_path, next(p for p in ALL_EXAMPLES if p.stem == "bpsrm_fmnist"), 16)
+    _check(tmp_path, next(p for p in EXAMPLES if p.stem == "bpsrm_fmnist"), 16)
 
 
 @pytest.mark.slow
