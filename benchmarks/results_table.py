@@ -49,6 +49,20 @@ def _sigma_delta(cfg: dict, met: dict, lava: dict) -> tuple[dict, list[str]]:
     return met, notes
 
 
+def _test_accuracies(run: Path, cfg: dict, met: dict) -> dict:
+    """``met`` with the test-set accuracies of a run trained with a validation split (its metrics.json scored the
+    split): test_metrics.json's (benchmarks/sdnn_test_metrics.py), None where that file is missing."""
+    if not cfg.get("validation"):
+        return met
+    tested = _load(run, "test_metrics.json")
+    return {**met, **{k: tested.get(k) for k in ("float_accuracy", "qat_accuracy", "quantized_accuracy")}}
+
+
+def _pipeline(cfg: dict) -> str:
+    """The script that made the run folder: sigma-delta and validation-split runs also score the test set."""
+    return "sdnn_pipeline.sh" if cfg.get("neuron") == "sigma-delta" or cfg.get("validation") else "fmnist_pipeline.sh"
+
+
 def row(run: Path) -> str:
     cfg, met = _load(run, "config.json"), _load(run, "metrics.json")
     cfg = cfg.get("config", cfg)
@@ -57,7 +71,7 @@ def row(run: Path) -> str:
         tested = _load(run, "test_metrics.json")
         met, sd_notes = _sigma_delta(cfg, {**met, **tested}, _load(run, "parity_lava.json"))
     elif cfg.get("validation"):  # metrics.json scored the held-out split; the test set is in test_metrics.json
-        met = {**met, **_load(run, "test_metrics.json")}
+        met = _test_accuracies(run, cfg, met)
         val = met.get("validation", {})
         split_notes.append(f"hyper-parameters on a validation split of {val.get('samples', 0):,} training images "
                            f"(Loihi {_pct(val.get('quantized_accuracy'))}%; seed {cfg.get('seed')}, 1 run)")
@@ -90,7 +104,7 @@ def row(run: Path) -> str:
     if sd_notes:  # a sigma-delta message is a graded payload: NeuroBench counts it as an effective MAC
         synops += en.get("effective_macs", 0)
         extra.append("SynOps: nonzero graded messages (the input's and every layer's) x nonzero fan-out")
-    script = "sdnn_pipeline.sh" if sd_notes or cfg.get("validation") else "fmnist_pipeline.sh"
+    script = _pipeline(cfg)
     return (f"| {method} | {_arch(cfg)}, T={cfg.get('time_steps')}, {cfg.get('encoder')} | "
             f"{cfg.get('epochs')} | {_pct(met.get('float_accuracy'))} | {_pct(met.get('qat_accuracy'))} | "
             f"{_pct(met.get('quantized_accuracy'))} | "
@@ -135,9 +149,7 @@ def target_row(run: Path) -> str:
     if val is None and cfg.get("validation") and met.get("scored_on") == "validation split":  # sd_loop's metrics
         val = {"samples": met.get("test_samples", 0), "quantized_accuracy": met.get("quantized_accuracy"),
                "of_train_samples": met.get("train_samples", 0) + met.get("test_samples", 0)}
-    if cfg.get("validation"):
-        tested = _load(run, "test_metrics.json")
-        met = {**met, **{k: tested.get(k) for k in ("float_accuracy", "qat_accuracy", "quantized_accuracy")}}
+    met = _test_accuracies(run, cfg, met)
     sd = cfg.get("neuron") == "sigma-delta"
     lava, emu, en = _load(run, "parity_lava.json"), _load(run, "parity_emulator.json"), _load(run, "energy.json")
     src = (run / "source_config.txt").read_text().strip() if (run / "source_config.txt").exists() else "?"
@@ -147,7 +159,7 @@ def target_row(run: Path) -> str:
     loihi = en.get("energy_j", {}).get("loihi")
     lava_pair = f"{_checks(lava, 'reference-lava')}; emulator {_checks(lava, 'reference-emulator')}"
     synops = en.get("synops", 0) + (en.get("effective_macs", 0) if sd else 0)  # graded messages x fan-out
-    script = "sdnn_pipeline.sh" if sd or cfg.get("validation") else "fmnist_pipeline.sh"
+    script = _pipeline(cfg)
     kind = "sigma-delta, last value" if sd else f"{cfg.get('method')}, {cfg.get('readout', 'spike_count')}"
     return (f"| {kind} | {_arch(cfg)}, T={cfg.get('time_steps')} | "
             f"{cfg.get('epochs')} | {cfg.get('seed')} | {val_cell} | {_pct(met.get('float_accuracy'))} | "
